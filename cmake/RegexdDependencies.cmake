@@ -1,0 +1,29 @@
+# Every third-party dependency, found once, as imported targets.
+# All come from Debian 12 packages; scripts/setup-deps.sh installs them.
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+
+set(REGEXD_HS_FLAVOR "auto" CACHE STRING "Regex engine flavor: auto, hyperscan or vectorscan")
+set_property(CACHE REGEXD_HS_FLAVOR PROPERTY STRINGS auto hyperscan vectorscan)
+find_package(Hyperscan REQUIRED)
+if(REGEXD_HS_FLAVOR STREQUAL "auto")
+  set(REGEXD_HS_FLAVOR_EFFECTIVE ${Hyperscan_DETECTED_FLAVOR})
+elseif(REGEXD_HS_FLAVOR MATCHES "^(hyperscan|vectorscan)$")
+  if(NOT REGEXD_HS_FLAVOR STREQUAL Hyperscan_DETECTED_FLAVOR)
+    message(FATAL_ERROR "REGEXD_HS_FLAVOR=${REGEXD_HS_FLAVOR} but the libhs found at "
+      "${Hyperscan_LIBRARY} is ${Hyperscan_DETECTED_FLAVOR}; install the matching -dev package "
+      "or point CMAKE_PREFIX_PATH/PKG_CONFIG_LIBDIR at it (scripts/setup-deps.sh --flavor ...)")
+  endif()
+  set(REGEXD_HS_FLAVOR_EFFECTIVE ${REGEXD_HS_FLAVOR})
+else()
+  message(FATAL_ERROR "REGEXD_HS_FLAVOR must be auto, hyperscan or vectorscan (got ${REGEXD_HS_FLAVOR})")
+endif()
+message(STATUS "regexd: engine flavor ${REGEXD_HS_FLAVOR_EFFECTIVE} ${Hyperscan_VERSION} (${Hyperscan_LIBRARY})")
+
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
+if(REGEXD_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()

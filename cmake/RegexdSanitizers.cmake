@@ -1,0 +1,7 @@
+# REGEXD_SANITIZE=address;undefined (any of address, undefined, thread)
+set(REGEXD_SANITIZE "" CACHE STRING "Sanitizers to build with: address;undefined or thread")
+if(REGEXD_SANITIZE)
+  list(JOIN REGEXD_SANITIZE "," _regexd_san)
+  add_compile_options(-fsanitize=${_regexd_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${_regexd_san})
+endif()

@@ -1,0 +1,82 @@
+// The compiled form of a rule set: what the scanner runs and what the cache
+// layer serializes.  Exposed (rather than hidden in engine/src) because
+// regexd::cache writes and reads it; other code should treat it as opaque and
+// go through Scanner.
+//
+// Ownership: a CompiledSet owns its Hyperscan databases and PCRE2 programs
+// through the RAII handles below; it is immutable once handed to a Scanner,
+// apart from PCRE2 programs, which are compiled lazily on first use behind a
+// std::once_flag (safe from any thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "regexd/engine/engine.h"
+
+struct hs_database;
+struct hs_scratch;
+struct pcre2_real_code_8;
+
+namespace regexd::engine {
+
+struct HsDatabaseDeleter { void operator()(hs_database* db) const; };
+struct HsScratchDeleter { void operator()(hs_scratch* s) const; };
+struct Pcre2CodeDeleter { void operator()(pcre2_real_code_8* c) const; };
+using HsDatabasePtr = std::unique_ptr<hs_database, HsDatabaseDeleter>;
+using HsScratchPtr = std::unique_ptr<hs_scratch, HsScratchDeleter>;
+using Pcre2CodePtr = std::unique_ptr<pcre2_real_code_8, Pcre2CodeDeleter>;
+
+// A rule's PCRE2 program, compiled (and JIT-compiled unless the rule has the
+// O flag) on first use.  Compilation cannot fail for a rule that reached a
+// CompiledSet, because compile() rejects patterns PCRE2 refuses; a failure
+// anyway (e.g. out of memory) leaves code null and the rule reported as limited.
+class LazyPcre2 {
+ public:
+  const pcre2_real_code_8* get(const Rule& rule) const;
+
+ private:
+  mutable std::once_flag once_;
+  mutable Pcre2CodePtr code_;
+};
+
+struct CompiledRule {
+  Rule rule;
+  Tier tier = Tier::kPcre2;
+  std::uint32_t class_index = 0;
+};
+
+// One class: up to two Hyperscan databases.  Hyperscan ids are indices into
+// CompiledSet::rules.  UTF-8 rules get their own database because Hyperscan's
+// UTF-8 mode is undefined on invalid UTF-8: when a buffer is not valid UTF-8,
+// those rules are answered by PCRE2 instead.
+struct ClassDatabases {
+  std::string cls;
+  HsDatabasePtr bytes_db;            // may be null (no byte-mode hs rules)
+  HsDatabasePtr utf8_db;             // may be null (no UTF-8 hs rules)
+  std::vector<std::uint32_t> bytes_rules;  // rules compiled into bytes_db
+  std::vector<std::uint32_t> utf8_rules;   // rules compiled into utf8_db
+  std::vector<std::uint32_t> pcre2_rules;  // pcre2 tier: run on every buffer
+  double compile_ms = 0;
+};
+
+struct CompiledSet {
+  std::vector<CompiledRule> rules;     // in RuleSet order (rejected rules omitted)
+  std::vector<ClassDatabases> classes;  // sorted by cls
+  std::unique_ptr<LazyPcre2[]> pcre2;  // one per rule
+  std::uint32_t pcre2_match_limit = 1'000'000;
+  std::uint32_t pcre2_depth_limit = 10'000;
+
+  // Allocates the per-rule PCRE2 slots; call after `rules` is final.
+  void init_pcre2_slots() { pcre2 = std::make_unique<LazyPcre2[]>(rules.size()); }
+};
+
+// Hyperscan compile flags and the expression text for a rule (the x flag has
+// no hs flag, so it becomes a (?x) prefix).  Exposed for the cache key.
+unsigned hs_flags_for(const Rule& rule, Tier tier);
+std::string hs_expression_for(const Rule& rule);
+
+}  // namespace regexd::engine

@@ -1,0 +1,132 @@
+// regexd::engine: compile a RuleSet into one Hyperscan/Vectorscan database per
+// class and scan buffers with answers equal to PCRE2's.
+//
+// Tiers.  Every rule that PCRE2 accepts lands in exactly one tier:
+//   native    - in the class's Hyperscan database; a Hyperscan match is final.
+//   prefilter - in the database with HS_FLAG_PREFILTER; a Hyperscan match is
+//               a candidate, confirmed by PCRE2 on the whole buffer.
+//   pcre2     - PCRE2 (JIT) alone, run on every buffer of its class.
+// Rules that PCRE2 rejects are not compiled; they are listed in the report.
+//
+// Correctness contract: for every rule and buffer, Scanner reports the rule as
+// matched exactly when pcre2_match() of the rule's pattern and flags matches
+// the buffer.  A rule whose PCRE2 run hits the match or depth limit is
+// reported in ScanResult::limited, never silently dropped.
+//
+// Hit counts: ScanResult::hits[id] is the number of non-overlapping PCRE2
+// matches (the loop Perl's //g makes), capped at the rule's max_hits or
+// ScanOptions::max_hits.  A cap of 1 costs nothing beyond the match itself.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "regexd/engine/result.h"
+#include "regexd/engine/rule.h"
+
+namespace regexd::engine {
+
+enum class Tier : std::uint8_t { kNative = 0, kPrefilter = 1, kPcre2 = 2 };
+std::string_view tier_name(Tier tier);
+
+// Facts about the Hyperscan-compatible library this process runs with.
+struct EngineInfo {
+  std::string flavor;           // "hyperscan" or "vectorscan" (build-time choice)
+  std::string runtime_version;  // hs_version() of the library actually loaded
+  std::string arch;             // "x86_64", "aarch64", ...
+  std::string pcre2_version;
+};
+const EngineInfo& engine_info();
+
+struct CompileOptions {
+  // Threads for compiling class databases; 0 = std::thread::hardware_concurrency().
+  unsigned threads = 0;
+  // Wall-clock bound for classifying one pattern.  The probe runs in a forked
+  // child, so a pattern that makes Hyperscan's analysis explode is killed
+  // after this and lands in the pcre2 tier.  (Rspamd's own probe allows 1 s.)
+  std::chrono::milliseconds probe_timeout{1000};
+  // PCRE2 limits applied when scanning (pcre2_set_match_limit / depth_limit).
+  std::uint32_t pcre2_match_limit = 1'000'000;
+  std::uint32_t pcre2_depth_limit = 10'000;
+};
+
+struct ClassReport {
+  std::string cls;
+  std::size_t native = 0, prefilter = 0, pcre2 = 0;
+  double compile_ms = 0;
+  std::size_t database_bytes = 0;  // sum of hs_database_size() of the class's databases
+};
+
+struct CompileReport {
+  std::vector<ClassReport> classes;  // sorted by class name
+  std::vector<RuleError> rejected;   // parse errors + rules PCRE2 or Hyperscan refused
+  std::map<std::string, std::size_t> skipped;
+  // Rules demoted from a higher tier, with the reason (id -> reason).
+  std::vector<std::pair<std::string, std::string>> demoted;
+  double classify_ms = 0;
+  double total_ms = 0;
+  std::size_t rules_total = 0;  // rules compiled into some tier
+};
+
+struct ScanOptions {
+  // Default cap on hit counts (rules with their own max_hits use theirs).
+  unsigned max_hits = 100;
+};
+
+struct ScanResult {
+  // (rule id, hits), sorted by rule id.
+  std::vector<std::pair<std::string, unsigned>> hits;
+  // Rules whose PCRE2 run stopped on a resource limit (answer unknown).
+  std::vector<std::string> limited;
+};
+
+struct CompiledSet;  // see regexd/engine/compiled_set.h
+
+// A compiled rule set, immutable once built.
+//
+// Thread safety: a Scanner is safe to use from any number of threads at once.
+// Each thread gets its own Hyperscan scratch and PCRE2 match state (cloned on
+// the thread's first scan with hs_clone_scratch and kept in thread-local
+// storage), so the scan path takes no locks.
+class Scanner {
+ public:
+  // Compiles `rules`.  Fails only when nothing usable could be built at all
+  // (e.g. Hyperscan failed to allocate); individual bad rules are reported
+  // in `report` and the rest still compile.
+  static Result<std::shared_ptr<const Scanner>> compile(const RuleSet& rules,
+                                                        const CompileOptions& options,
+                                                        CompileReport* report);
+
+  // Rebuilds a scanner from parts produced by serialize_parts() (the cache
+  // layer's job; see regexd/engine/serialize.h).
+  static Result<std::shared_ptr<const Scanner>> from_compiled(std::unique_ptr<CompiledSet> set);
+
+  ~Scanner();
+  Scanner(const Scanner&) = delete;
+  Scanner& operator=(const Scanner&) = delete;
+
+  // Scans `data` with the rules of class `cls`.  An unknown class is an error
+  // (kUnknownClass); a class with rules that all failed is an empty result.
+  Result<ScanResult> scan(std::string_view cls, std::string_view data,
+                          const ScanOptions& options = {}) const;
+
+  // Classes with at least one compiled rule, sorted.
+  std::vector<std::string> classes() const;
+  std::size_t rule_count() const;
+  // The tier each compiled rule landed in, in rule order.
+  std::vector<std::pair<std::string, Tier>> tiers() const;
+  const CompiledSet& compiled() const { return *set_; }
+
+ private:
+  explicit Scanner(std::unique_ptr<CompiledSet> set);
+  std::unique_ptr<CompiledSet> set_;
+  std::uint64_t uid_;  // identifies this scanner's thread-local scratch
+};
+
+}  // namespace regexd::engine

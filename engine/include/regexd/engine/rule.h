@@ -1,0 +1,128 @@
+// regexd::engine rule model and rule-set parsers.
+//
+// A RuleSet is plain data: a list of rules (id, class, pattern, flags) plus
+// the list of rules that were rejected while reading, each with a one-line
+// reason naming the source and line.  Parsers never throw on bad input: a
+// bad line becomes a RuleError and parsing continues, so one typo never costs
+// the rest of the set.
+//
+// Thread safety: all types here are values; parsers are pure functions and
+// may be called concurrently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace regexd::engine {
+
+// Rule flags, named after Rspamd's regexp flag letters.
+enum RuleFlag : std::uint32_t {
+  kCaseless = 1u << 0,   // i
+  kMultiline = 1u << 1,  // m
+  kDotall = 1u << 2,     // s
+  kExtended = 1u << 3,   // x
+  kUtf8 = 1u << 4,       // u: UTF-8 + Unicode properties; default is bytes
+  kLeftmost = 1u << 5,   // L: leftmost start of match (HS_FLAG_SOM_LEFTMOST)
+  kNoOpt = 1u << 6,      // O: no optimisation: PCRE2 without JIT
+  kRaw = 1u << 7,        // r: raw bytes (the default; clears u)
+};
+
+// Parses Rspamd flag letters ("imsxuLOr").  Returns the flag set, or nullopt
+// and sets *bad to the first unknown letter.
+std::optional<std::uint32_t> parse_flags(std::string_view letters, char* bad);
+// The canonical letter string of a flag set, in the order "imsxuLOr".
+std::string flags_to_string(std::uint32_t flags);
+
+struct Rule {
+  std::string id;       // [A-Za-z0-9_.:-]+, unique within a RuleSet
+  std::string cls;      // class label: body, rawbody, full, url, header:Subject, ...
+  std::string pattern;  // PCRE syntax, without delimiters
+  std::uint32_t flags = 0;
+  // Where the rule came from, for error messages.
+  std::string source;
+  unsigned line = 0;
+  // What kind of rule the importer saw ("native", "body", "rawbody", "full",
+  // "uri", "header", "map").  Not part of the rule's identity.
+  std::string kind = "native";
+  // Maximum hit count reported for this rule (0 = use the scan default).
+  // SpamAssassin's "tflags NAME multiple maxhits=N" sets it.
+  unsigned max_hits = 0;
+};
+
+// One rejected rule or line.  to_string() gives "source:line: rule ID: message".
+struct RuleError {
+  std::string source;
+  unsigned line = 0;
+  std::string rule_id;  // may be empty when the line had no recognisable id
+  std::string message;
+  std::string to_string() const;
+};
+
+struct RuleSet {
+  std::vector<Rule> rules;
+  std::vector<RuleError> rejected;
+  // Lines that were understood but are not regex rules (meta, eval, ...),
+  // counted by kind.  Only importers fill this.
+  std::map<std::string, std::size_t> skipped;
+
+  enum class OnDuplicate {
+    kReject,     // the later rule is rejected, naming the first definition (native format)
+    kLaterWins,  // the later rule replaces the earlier in place (SpamAssassin's semantics
+                 // across its .cf files)
+  };
+  // Appends `other` (rules, rejected, skipped), handling an id present in
+  // both as `policy` says.
+  void merge(RuleSet other, OnDuplicate policy = OnDuplicate::kReject);
+};
+
+// Which input syntax a rules file uses.
+enum class RuleFormat { kNative, kSpamAssassin, kRspamdMap };
+std::optional<RuleFormat> parse_rule_format(std::string_view name);
+std::string_view rule_format_name(RuleFormat format);
+
+// Native format, one rule per line:
+//   # comment
+//   <rule-id> <class> /<pattern>/<flags>
+// The pattern runs from the first '/' after the class to the last '/' on the
+// line; flags follow the last '/'.  Duplicate ids are rejected.
+RuleSet parse_native(std::string_view text, std::string_view source);
+
+struct SpamAssassinOptions {
+  // When set, every body/rawbody/full/uri rule lands in this class instead of
+  // the class named after its kind (body, rawbody, full, url).
+  std::optional<std::string> force_class;
+  // Include "header NAME Hdr =~ /re/" rules (class "header:Hdr").
+  bool include_headers = true;
+};
+
+// SpamAssassin .cf syntax: body, rawbody, full, uri and header rules with
+// /re/ or m{re} style delimiters.  meta, eval and other rule kinds are counted
+// in RuleSet::skipped.  A name defined twice keeps the later definition, as
+// SpamAssassin does.
+RuleSet parse_spamassassin(std::string_view text, std::string_view source,
+                           const SpamAssassinOptions& options = {});
+
+// Rspamd regexp map: one "/re/flags" per line (an optional value may follow
+// after whitespace), '#' comments.  Rule ids are "<stem>:<line>" where stem is
+// the source's file name without directory and extension.
+RuleSet parse_rspamd_map(std::string_view text, std::string_view source,
+                         std::string_view cls);
+
+// Reads `path` and parses it in `format`.  `cls` is the class for Rspamd maps
+// and the forced class for SpamAssassin files (empty: per-kind classes).
+// A file that cannot be read yields one RuleError naming the file.
+// To load several files, merge() them in order with
+// duplicate_policy_for(format).
+RuleSet load_rules_file(const std::string& path, RuleFormat format,
+                        std::string_view cls = {});
+
+// How ids repeated across files of one format are treated: SpamAssassin
+// lets a later file redefine a rule; the other formats reject the repeat.
+RuleSet::OnDuplicate duplicate_policy_for(RuleFormat format);
+
+}  // namespace regexd::engine

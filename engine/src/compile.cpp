@@ -1,0 +1,237 @@
+// Rule set -> CompiledSet: validate with PCRE2, classify with the probe,
+// compile one database per class in parallel, demoting any pattern the real
+// compile refuses.
+#include <hs.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+#include <tuple>
+#include <unordered_set>
+
+#include "pcre2_util.h"
+#include "probe.h"
+#include "regexd/engine/compiled_set.h"
+
+namespace regexd::engine {
+
+void HsDatabaseDeleter::operator()(hs_database* db) const { hs_free_database(db); }
+void HsScratchDeleter::operator()(hs_scratch* s) const { hs_free_scratch(s); }
+
+std::string_view tier_name(Tier tier) {
+  switch (tier) {
+    case Tier::kNative: return "native";
+    case Tier::kPrefilter: return "prefilter";
+    case Tier::kPcre2: return "pcre2";
+  }
+  return "?";
+}
+
+unsigned hs_flags_for(const Rule& rule, Tier tier) {
+  unsigned f = 0;
+  if (rule.flags & kCaseless) f |= HS_FLAG_CASELESS;
+  if (rule.flags & kMultiline) f |= HS_FLAG_MULTILINE;
+  if (rule.flags & kDotall) f |= HS_FLAG_DOTALL;
+  if (rule.flags & kUtf8) f |= HS_FLAG_UTF8 | HS_FLAG_UCP;
+  // The scanner only needs "did it match" from Hyperscan (hit counts come from
+  // PCRE2), so one report per pattern is enough and is Hyperscan's fastest
+  // mode.  SOM_LEFTMOST cannot be combined with SINGLEMATCH; it is kept for
+  // rules that ask for it (L) so the database matches Rspamd's.
+  if (rule.flags & kLeftmost)
+    f |= HS_FLAG_SOM_LEFTMOST;
+  else
+    f |= HS_FLAG_SINGLEMATCH;
+  if (tier == Tier::kPrefilter) f |= HS_FLAG_PREFILTER;
+  return f;
+}
+
+std::string hs_expression_for(const Rule& rule) {
+  // Hyperscan has no compile flag for extended syntax, but understands (?x).
+  return (rule.flags & kExtended) ? "(?x)" + rule.pattern : rule.pattern;
+}
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct DbBuild {
+  std::vector<std::uint32_t> ids;  // rule indices
+};
+
+// Compiles `ids` into one block-mode database.  A pattern the compile refuses
+// is removed (and reported through `demote`) and the rest compiled again; a
+// failure that names no pattern demotes them all.
+HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids,
+                         std::vector<std::pair<std::uint32_t, std::string>>& demote) {
+  std::vector<std::string> exprs;
+  std::vector<unsigned> flags;
+  std::vector<bool> no_som(set.rules.size(), false);
+  while (!ids.empty()) {
+    exprs.clear();
+    flags.clear();
+    for (auto id : ids) {
+      const CompiledRule& cr = set.rules[id];
+      exprs.push_back(hs_expression_for(cr.rule));
+      unsigned f = hs_flags_for(cr.rule, cr.tier);
+      if (no_som[id]) f = (f & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
+      flags.push_back(f);
+    }
+    std::vector<const char*> ptrs;
+    for (auto& e : exprs) ptrs.push_back(e.c_str());
+    hs_database_t* db = nullptr;
+    hs_compile_error_t* err = nullptr;
+    hs_error_t rc = hs_compile_multi(ptrs.data(), flags.data(), ids.data(), static_cast<unsigned>(ids.size()),
+                                     HS_MODE_BLOCK, nullptr, &db, &err);
+    if (rc == HS_SUCCESS) return HsDatabasePtr(db);
+    std::string msg = err && err->message ? err->message : "unknown error";
+    int which = err ? err->expression : -1;
+    hs_free_compile_error(err);
+    if (which >= 0 && static_cast<std::size_t>(which) < ids.size()) {
+      std::uint32_t id = ids[static_cast<std::size_t>(which)];
+      // Leftmost start-of-match tracking is optional for regexd's answers;
+      // drop it before giving up on Hyperscan for this pattern.
+      if ((flags[static_cast<std::size_t>(which)] & HS_FLAG_SOM_LEFTMOST) && !no_som[id]) {
+        no_som[id] = true;
+        continue;
+      }
+      demote.emplace_back(id, "hyperscan compile: " + msg);
+      ids.erase(ids.begin() + which);
+    } else {
+      for (auto id : ids) demote.emplace_back(id, "hyperscan compile of the class failed: " + msg);
+      ids.clear();
+    }
+  }
+  return nullptr;
+}
+
+void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint32_t> members,
+                   std::vector<std::pair<std::uint32_t, std::string>>& demoted) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::uint32_t> bytes_ids, utf8_ids;
+  for (auto id : members) {
+    const CompiledRule& cr = set.rules[id];
+    if (cr.tier == Tier::kPcre2) continue;
+    ((cr.rule.flags & kUtf8) ? utf8_ids : bytes_ids).push_back(id);
+  }
+  std::vector<std::pair<std::uint32_t, std::string>> demote;
+  cdb.bytes_db = compile_db(set, bytes_ids, demote);
+  cdb.utf8_db = compile_db(set, utf8_ids, demote);
+  for (auto& [id, why] : demote) set.rules[id].tier = Tier::kPcre2;
+  cdb.bytes_rules = std::move(bytes_ids);
+  cdb.utf8_rules = std::move(utf8_ids);
+  for (auto id : members)
+    if (set.rules[id].tier == Tier::kPcre2) cdb.pcre2_rules.push_back(id);
+  demoted = std::move(demote);
+  cdb.compile_ms = ms_since(t0);
+}
+
+std::size_t db_size(const HsDatabasePtr& db) {
+  std::size_t n = 0;
+  if (db && hs_database_size(db.get(), &n) == HS_SUCCESS) return n;
+  return 0;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, const CompileOptions& options,
+                                                        CompileReport* report) {
+  auto t_start = std::chrono::steady_clock::now();
+  CompileReport local;
+  CompileReport& rep = report ? *report : local;
+  rep = CompileReport{};
+  rep.rejected = rules.rejected;
+  rep.skipped = rules.skipped;
+
+  auto set = std::make_unique<CompiledSet>();
+  set->pcre2_match_limit = options.pcre2_match_limit;
+  set->pcre2_depth_limit = options.pcre2_depth_limit;
+
+  // 1. PCRE2 is the reference: a pattern it refuses is rejected outright.
+  //    Ids are checked again here because a RuleSet may be built by hand.
+  std::unordered_set<std::string> seen_ids;
+  for (const Rule& r : rules.rules) {
+    if (!seen_ids.insert(r.id).second) {
+      rep.rejected.push_back({r.source, r.line, r.id, "duplicate rule id"});
+      continue;
+    }
+    std::string error;
+    if (!detail::pcre2_compile_rule(r, &error)) {
+      rep.rejected.push_back({r.source, r.line, r.id, error});
+      continue;
+    }
+    set->rules.push_back({r, Tier::kPcre2, 0});
+  }
+
+  // 2. Classify (bounded per pattern; see probe.h).
+  auto t_classify = std::chrono::steady_clock::now();
+  std::vector<detail::ProbeInput> inputs;
+  inputs.reserve(set->rules.size());
+  for (const auto& cr : set->rules)
+    inputs.push_back({hs_expression_for(cr.rule), hs_flags_for(cr.rule, Tier::kNative) & ~HS_FLAG_SOM_LEFTMOST});
+  auto probes = detail::probe_patterns(inputs, options.probe_timeout);
+  for (std::size_t i = 0; i < set->rules.size(); ++i) {
+    set->rules[i].tier = probes[i].tier;
+    if (probes[i].tier != Tier::kNative) rep.demoted.emplace_back(set->rules[i].rule.id, probes[i].reason);
+  }
+  rep.classify_ms = ms_since(t_classify);
+
+  // 3. Group by class and compile the classes in parallel.
+  std::map<std::string, std::vector<std::uint32_t>> by_class;
+  for (std::uint32_t i = 0; i < set->rules.size(); ++i) by_class[set->rules[i].rule.cls].push_back(i);
+  std::vector<std::vector<std::uint32_t>> members;
+  for (auto& [cls, ids] : by_class) {
+    ClassDatabases cdb;
+    cdb.cls = cls;
+    for (auto id : ids) set->rules[id].class_index = static_cast<std::uint32_t>(set->classes.size());
+    set->classes.push_back(std::move(cdb));
+    members.push_back(std::move(ids));
+  }
+  std::vector<std::vector<std::pair<std::uint32_t, std::string>>> demoted(set->classes.size());
+  unsigned nthreads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  nthreads = std::min<unsigned>(nthreads, static_cast<unsigned>(std::max<std::size_t>(1, set->classes.size())));
+  // Largest classes first, so one big class does not start last.
+  std::vector<std::size_t> order(set->classes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return members[a].size() > members[b].size(); });
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t k; (k = next.fetch_add(1)) < order.size();) {
+      std::size_t c = order[k];
+      compile_class(*set, set->classes[c], std::move(members[c]), demoted[c]);
+    }
+  };
+  {
+    std::vector<std::jthread> pool;
+    for (unsigned t = 1; t < nthreads; ++t) pool.emplace_back(worker);
+    worker();
+  }
+  for (auto& d : demoted)
+    for (auto& [id, why] : d) rep.demoted.emplace_back(set->rules[id].rule.id, why);
+
+  for (const auto& cdb : set->classes) {
+    ClassReport cr;
+    cr.cls = cdb.cls;
+    cr.compile_ms = cdb.compile_ms;
+    cr.database_bytes = db_size(cdb.bytes_db) + db_size(cdb.utf8_db);
+    for (auto id : cdb.bytes_rules) (set->rules[id].tier == Tier::kNative ? cr.native : cr.prefilter)++;
+    for (auto id : cdb.utf8_rules) (set->rules[id].tier == Tier::kNative ? cr.native : cr.prefilter)++;
+    cr.pcre2 = cdb.pcre2_rules.size();
+    rep.classes.push_back(cr);
+  }
+  // Parse errors and compile rejections come from two passes; users read them
+  // in file order.
+  std::stable_sort(rep.rejected.begin(), rep.rejected.end(), [](const RuleError& a, const RuleError& b) {
+    return std::tie(a.source, a.line) < std::tie(b.source, b.line);
+  });
+  rep.rules_total = set->rules.size();
+  set->init_pcre2_slots();
+  auto scanner = from_compiled(std::move(set));
+  rep.total_ms = ms_since(t_start);
+  return scanner;
+}
+
+}  // namespace regexd::engine

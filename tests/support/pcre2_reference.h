@@ -1,0 +1,56 @@
+// The reference answer for the differential tests: plain pcre2_match() (the
+// interpreter, no JIT) with the flag mapping stated in docs/rules.md, written
+// here independently of the engine so a bug there cannot hide itself.
+#pragma once
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "regexd/engine/rule.h"
+
+namespace regexd::testing {
+
+class Pcre2Reference {
+ public:
+  explicit Pcre2Reference(const engine::Rule& rule) {
+    std::uint32_t o = 0;
+    if (rule.flags & engine::kCaseless) o |= PCRE2_CASELESS;
+    if (rule.flags & engine::kMultiline) o |= PCRE2_MULTILINE;
+    if (rule.flags & engine::kDotall) o |= PCRE2_DOTALL;
+    if (rule.flags & engine::kExtended) o |= PCRE2_EXTENDED;
+    if (rule.flags & engine::kUtf8) o |= PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
+    pcre2_compile_context* cc = pcre2_compile_context_create(nullptr);
+    pcre2_set_newline(cc, PCRE2_NEWLINE_LF);
+    int err = 0;
+    PCRE2_SIZE off = 0;
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rule.pattern.data()), rule.pattern.size(), o, &err, &off, cc);
+    pcre2_compile_context_free(cc);
+    md_ = pcre2_match_data_create(1, nullptr);
+  }
+  ~Pcre2Reference() {
+    pcre2_match_data_free(md_);
+    pcre2_code_free(code_);
+  }
+  Pcre2Reference(const Pcre2Reference&) = delete;
+  Pcre2Reference& operator=(const Pcre2Reference&) = delete;
+
+  bool valid() const { return code_ != nullptr; }
+  // true/false, or nullopt if PCRE2 could not decide (limit or error).
+  std::optional<bool> matches(std::string_view data) const {
+    int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(data.data()), data.size(), 0, 0, md_, nullptr);
+    if (rc >= 0) return true;
+    if (rc == PCRE2_ERROR_NOMATCH) return false;
+    return std::nullopt;
+  }
+
+ private:
+  pcre2_code* code_ = nullptr;
+  pcre2_match_data* md_ = nullptr;
+};
+
+}  // namespace regexd::testing
