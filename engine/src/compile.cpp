@@ -17,7 +17,9 @@
 
 namespace regexd::engine {
 
-void HsDatabaseDeleter::operator()(hs_database* db) const { hs_free_database(db); }
+void HsDatabaseDeleter::operator()(hs_database* db) const {
+  if (owned) hs_free_database(db);
+}
 void HsScratchDeleter::operator()(hs_scratch* s) const { hs_free_scratch(s); }
 
 std::string_view tier_name(Tier tier) {

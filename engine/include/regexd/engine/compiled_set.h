@@ -23,7 +23,13 @@ struct pcre2_real_code_8;
 
 namespace regexd::engine {
 
-struct HsDatabaseDeleter { void operator()(hs_database* db) const; };
+// A database is either allocated by Hyperscan (owned: freed with
+// hs_free_database) or lives inside a read-only shared mapping of a cache
+// image (not owned: the mapping is released with the CompiledSet).
+struct HsDatabaseDeleter {
+  bool owned = true;
+  void operator()(hs_database* db) const;
+};
 struct HsScratchDeleter { void operator()(hs_scratch* s) const; };
 struct Pcre2CodeDeleter { void operator()(pcre2_real_code_8* c) const; };
 using HsDatabasePtr = std::unique_ptr<hs_database, HsDatabaseDeleter>;
@@ -64,6 +70,9 @@ struct ClassDatabases {
 };
 
 struct CompiledSet {
+  // Keeps alive whatever memory non-owned databases point into (a shared
+  // mapping).  Declared first so it is destroyed last.
+  std::shared_ptr<const void> keepalive;
   std::vector<CompiledRule> rules;     // in RuleSet order (rejected rules omitted)
   std::vector<ClassDatabases> classes;  // sorted by cls
   std::unique_ptr<LazyPcre2[]> pcre2;  // one per rule
