@@ -155,16 +155,21 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   // 1. PCRE2 is the reference: a pattern it refuses is rejected outright.
   //    Ids are checked again here because a RuleSet may be built by hand.
   std::unordered_set<std::string> seen_ids;
+  std::vector<bool> allow_prefilter;  // see detail::ProbeInput
   for (const Rule& r : rules.rules) {
     if (!seen_ids.insert(r.id).second) {
       rep.rejected.push_back({r.source, r.line, r.id, "duplicate rule id"});
       continue;
     }
     std::string error;
-    if (!detail::pcre2_compile_rule(r, &error)) {
+    auto code = detail::pcre2_compile_rule(r, &error);
+    if (!code) {
       rep.rejected.push_back({r.source, r.line, r.id, error});
       continue;
     }
+    std::uint32_t backref_max = 0;
+    pcre2_pattern_info(code.get(), PCRE2_INFO_BACKREFMAX, &backref_max);
+    allow_prefilter.push_back(backref_max == 0);
     set->rules.push_back({r, Tier::kPcre2, 0});
   }
 
@@ -172,8 +177,9 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   auto t_classify = std::chrono::steady_clock::now();
   std::vector<detail::ProbeInput> inputs;
   inputs.reserve(set->rules.size());
-  for (const auto& cr : set->rules)
-    inputs.push_back({hs_expression_for(cr.rule), hs_flags_for(cr.rule, Tier::kNative) & ~HS_FLAG_SOM_LEFTMOST});
+  for (std::size_t i = 0; i < set->rules.size(); ++i)
+    inputs.push_back({hs_expression_for(set->rules[i].rule),
+                      hs_flags_for(set->rules[i].rule, Tier::kNative) & ~HS_FLAG_SOM_LEFTMOST, allow_prefilter[i]});
   auto probes = detail::probe_patterns(inputs, options.probe_timeout);
   for (std::size_t i = 0; i < set->rules.size(); ++i) {
     set->rules[i].tier = probes[i].tier;

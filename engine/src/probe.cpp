@@ -90,6 +90,7 @@ ProbeResult probe_one(const ProbeInput& in) {
     if (!empty) return {Tier::kNative, {}};
     return {Tier::kPcre2, "can match the empty string"};
   }
+  if (!in.allow_prefilter) return {Tier::kPcre2, "hyperscan: " + native_err + " (back-references: PCRE2 alone)"};
   std::string pre_err = info_error(in, in.flags | HS_FLAG_PREFILTER, &empty);
   if (pre_err.empty() && !empty) return {Tier::kPrefilter, "hyperscan: " + native_err};
   return {Tier::kPcre2, "hyperscan: " + native_err};

@@ -19,6 +19,14 @@ namespace regexd::engine::detail {
 struct ProbeInput {
   std::string expression;  // as handed to Hyperscan
   unsigned flags = 0;      // hs flags for the native tier (without PREFILTER)
+  // False for patterns with back-references.  A prefilter has to drop the
+  // reference and whatever depends on it, which leaves an approximation that
+  // fires on most input and can be very costly to compile (SpamAssassin's
+  // __SPOOFED_URL alone takes 17 s in Hyperscan's prefilter compile, against
+  // 0.6 s for the other 57 rules of its class).  PCRE2 alone answers those.
+  // Deciding on the construct, not on a measured time, keeps the tiering the
+  // same from run to run and machine to machine.
+  bool allow_prefilter = true;
 };
 
 struct ProbeResult {

@@ -138,17 +138,20 @@ TEST(ScanEdgeCases, EveryCaseAgreesWithPcre2AndTheExpectation) {
 TEST(ScanTiers, ConstructsLandInTheExpectedTier) {
   RuleSet set;
   set.rules = {make_rule("NATIVE", "foo\\d+bar"), make_rule("BACKREF", "(\\w)\\1x"),
-               make_rule("LOOKBEHIND", "(?<=foo)bar"), make_rule("EMPTY", "x*")};
+               make_rule("LOOKBEHIND", "(?<=foo)bar"), make_rule("EMPTY", "x*"),
+               make_rule("LOOKAHEAD", "foo(?!bar)\\w+baz")};
   CompileReport report;
   auto scanner = compile_or_die(set, &report);
   std::map<std::string, Tier> tiers;
   for (auto& [id, t] : scanner->tiers()) tiers[id] = t;
   EXPECT_EQ(tiers["NATIVE"], Tier::kNative);
-  EXPECT_EQ(tiers["BACKREF"], Tier::kPrefilter);  // prefilter drops the backref, PCRE2 confirms
+  // A prefilter would have to drop the back-reference: PCRE2 alone (probe.h).
+  EXPECT_EQ(tiers["BACKREF"], Tier::kPcre2);
+  EXPECT_EQ(tiers["LOOKAHEAD"], Tier::kPrefilter);  // Hyperscan narrows, PCRE2 confirms
   EXPECT_NE(tiers["LOOKBEHIND"], Tier::kNative);
   EXPECT_EQ(tiers["EMPTY"], Tier::kPcre2);
   ASSERT_EQ(report.classes.size(), 1u);
-  EXPECT_EQ(report.classes[0].native + report.classes[0].prefilter + report.classes[0].pcre2, 4u);
+  EXPECT_EQ(report.classes[0].native + report.classes[0].prefilter + report.classes[0].pcre2, 5u);
   EXPECT_GT(report.classes[0].database_bytes, 0u);
 }
 
