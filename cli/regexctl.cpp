@@ -8,9 +8,13 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <iostream>
 #include <sstream>
 
+#include <unistd.h>
+
+#include "regexd/cache/store.h"
 #include "regexd/engine/engine.h"
 
 namespace {
@@ -122,10 +126,118 @@ bool read_file(const std::string& path, std::string* out, std::string* err) {
   return true;
 }
 
+
+
+// Parses "<number><unit>" where `units` maps each accepted suffix ("" for
+// none) to its multiplier.
+std::optional<std::uint64_t> parse_scaled(const std::string& s,
+                                          std::initializer_list<std::pair<std::string_view, std::uint64_t>> units) {
+  if (s.empty() || s[0] < '0' || s[0] > '9') return std::nullopt;
+  std::size_t pos = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(s, &pos);
+  } catch (...) {
+    return std::nullopt;
+  }
+  for (const auto& [unit, mult] : units)
+    if (s.substr(pos) == unit) return n * mult;
+  return std::nullopt;
+}
+
+// "500M", "2G", "1024" (bytes) -> bytes.
+std::optional<std::uint64_t> parse_size(const std::string& s) {
+  return parse_scaled(s, {{"", 1}, {"B", 1}, {"K", 1ull << 10}, {"k", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30}});
+}
+
+// "30d", "12h", "45m", "90s" -> seconds.
+std::optional<std::chrono::seconds> parse_age(const std::string& s) {
+  auto n = parse_scaled(s, {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}});
+  if (!n) return std::nullopt;
+  return std::chrono::seconds(*n);
+}
+
+std::unique_ptr<regexd::cache::Store> open_store(const std::string& dir, int* rc) {
+  regexd::cache::StoreOptions so;
+  if (!dir.empty()) so.root = dir;
+  auto store = regexd::cache::Store::open(so);
+  if (!store) {
+    std::fprintf(stderr, "regexctl: cache %s: %s\n", so.root.c_str(), store.error().message.c_str());
+    *rc = kExitRuntime;
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+const char* source_name(regexd::cache::LoadResult::Source s) {
+  switch (s) {
+    case regexd::cache::LoadResult::Source::kCache: return "hit";
+    case regexd::cache::LoadResult::Source::kSharedImage: return "hit (shared image)";
+    case regexd::cache::LoadResult::Source::kCompiled: return "compiled";
+  }
+  return "?";
+}
+
+// Compiles `rules`, through the cache when `cache_dir` is set.  Prints
+// rejected rules to stderr.  Returns null (and sets *rc) on failure.
+std::shared_ptr<const regexd::engine::Scanner> build(const RuleSet& rules, const std::string& cache_dir,
+                                                     bool use_cache, unsigned threads, CompileReport* report, int* rc,
+                                                     std::string* how = nullptr) {
+  regexd::engine::CompileOptions opts;
+  opts.threads = threads;
+  std::shared_ptr<const regexd::engine::Scanner> scanner;
+  if (use_cache) {
+    auto store = open_store(cache_dir, rc);
+    if (!store) return nullptr;
+    auto res = store->get_or_compile(rules, opts, rules.rules.empty() ? "" : rules.rules.front().source);
+    if (!res) {
+      std::fprintf(stderr, "regexctl: %s\n", res.error().message.c_str());
+      *rc = kExitRules;
+      return nullptr;
+    }
+    if (how) *how = source_name(res->source);
+    *report = res->report;
+    if (res->source != regexd::cache::LoadResult::Source::kCompiled) {
+      // A cache hit has no compile report; parse errors still apply.
+      report->rejected = rules.rejected;
+      report->skipped = rules.skipped;
+      report->rules_total = res->scanner->rule_count();
+    }
+    scanner = res->scanner;
+  } else {
+    auto s = regexd::engine::Scanner::compile(rules, opts, report);
+    if (!s) {
+      std::fprintf(stderr, "regexctl: %s\n", s.error().message.c_str());
+      *rc = kExitRules;
+      return nullptr;
+    }
+    scanner = *s;
+  }
+  for (const auto& e : report->rejected) std::fprintf(stderr, "regexctl: %s\n", text(e.to_string()).c_str());
+  return scanner;
+}
+
+json entry_json(const regexd::cache::EntryInfo& e) {
+  json classes = json::array();
+  for (const auto& c : e.classes)
+    classes.push_back({{"class", text(c.cls)}, {"native", c.native}, {"prefilter", c.prefilter}, {"pcre2", c.pcre2},
+                       {"bytes_db_size", c.bytes_db_size}, {"bytes_db_info", c.bytes_db_info},
+                       {"utf8_db_size", c.utf8_db_size}, {"utf8_db_info", c.utf8_db_info},
+                       {"compile_ms", c.compile_ms}});
+  return {{"format_version", e.format_version}, {"key_scheme", e.key_scheme}, {"key", e.key.hex()},
+          {"arch", e.tags.arch}, {"flavor", e.tags.flavor}, {"hs_version", e.tags.hs_version},
+          {"platform_tune", e.tags.tune}, {"platform_features", e.tags.features},
+          {"platform_dir", e.tags.dir_name()}, {"pcre2_version", e.tags.pcre2_version},
+          {"producer", e.producer}, {"rule_set_name", text(e.rule_set_name)}, {"created_unix", e.created_unix},
+          {"pcre2_match_limit", e.pcre2_match_limit}, {"pcre2_depth_limit", e.pcre2_depth_limit},
+          {"rules", e.rules}, {"file_size", e.file_size}, {"header_size", e.header_size},
+          {"payload_size", e.payload_size}, {"checksum", e.checksum_hex}, {"classes", classes}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"regexctl: compile and scan regexd rule sets"};
+  CLI::App app{"regexctl: compile, scan and manage regexd rule sets and caches"};
   app.require_subcommand(1);
   unsigned threads = 0;
   app.add_option("--threads", threads, "compile threads (0 = all cores)");
@@ -134,11 +246,19 @@ int main(int argc, char** argv) {
   bool version_json = false;
   version_cmd->add_flag("--json", version_json, "JSON output");
 
+  // --cache DIR uses DIR; a bare --cache uses the default root.
+  std::string cache_dir;
+  auto add_cache = [&](CLI::App* cmd) {
+    return cmd->add_option("--cache", cache_dir, "cache root (default: $XDG_CACHE_HOME/regexd, /var/lib/regexd as root)")
+        ->expected(0, 1);
+  };
+
   RulesArgs compile_args;
   bool compile_json = false;
   auto* compile_cmd = app.add_subcommand("compile", "compile a rule set and print the report");
   add_rules_options(compile_cmd, compile_args, "--class");
   compile_cmd->add_flag("--json", compile_json, "JSON report");
+  auto* compile_cache = add_cache(compile_cmd);
 
   RulesArgs scan_args;
   std::string scan_class;
@@ -149,6 +269,31 @@ int main(int argc, char** argv) {
   scan_cmd->add_option("--class", scan_class, "class of rules to run over each file")->required();
   scan_cmd->add_option("--max-hits", max_hits, "cap on each rule's hit count")->check(CLI::PositiveNumber);
   scan_cmd->add_option("files", scan_files, "files to scan")->required();
+  auto* scan_cache = add_cache(scan_cmd);
+
+  RulesArgs prewarm_args;
+  auto* prewarm_cmd = app.add_subcommand("prewarm", "compile into the cache every rule set (one per --rules file) that is missing");
+  add_rules_options(prewarm_cmd, prewarm_args, "--class");
+  add_cache(prewarm_cmd);
+
+  std::string inspect_file;
+  bool inspect_json = false;
+  auto* inspect_cmd = app.add_subcommand("inspect", "print every header field of a cache entry");
+  inspect_cmd->add_option("file", inspect_file, "a .rxdb file")->required();
+  inspect_cmd->add_flag("--json", inspect_json, "JSON output");
+
+  std::string verify_dir;
+  auto* verify_cmd = app.add_subcommand("verify", "check every entry of every platform directory of a cache root");
+  verify_cmd->add_option("dir", verify_dir, "cache root (default: the default root)");
+
+  std::string prune_dir, prune_size, prune_age;
+  bool prune_foreign = false, prune_dry = false;
+  auto* prune_cmd = app.add_subcommand("prune", "remove old entries (LRU by size, by age) and other platforms' entries");
+  prune_cmd->add_option("dir", prune_dir, "cache root (default: the default root)");
+  prune_cmd->add_option("--max-size", prune_size, "keep at most this much, e.g. 500M, 2G");
+  prune_cmd->add_option("--max-age", prune_age, "remove entries unused for longer, e.g. 30d, 12h");
+  prune_cmd->add_flag("--foreign", prune_foreign, "remove other platforms' directories");
+  prune_cmd->add_flag("--dry-run", prune_dry, "only list what would be removed");
 
   try {
     app.parse(argc, argv);
@@ -171,6 +316,99 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  int rc = 0;
+  if (*inspect_cmd) {
+    std::string bytes, err;
+    if (!read_file(inspect_file, &bytes, &err)) {
+      std::fprintf(stderr, "regexctl: %s\n", err.c_str());
+      return kExitRuntime;
+    }
+    auto e = regexd::cache::inspect_entry(bytes);
+    if (!e) {
+      std::fprintf(stderr, "regexctl: %s: %s\n", inspect_file.c_str(), e.error().message.c_str());
+      return kExitRuntime;
+    }
+    json j = entry_json(*e);
+    if (inspect_json) {
+      std::cout << j.dump(2) << "\n";
+    } else {
+      for (auto& [k, v] : j.items())
+        if (k != "classes") std::printf("%-18s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+      for (auto& c : j["classes"]) std::printf("class %s\n", c.dump().c_str());
+    }
+    return 0;
+  }
+
+  if (*verify_cmd) {
+    auto store = open_store(verify_dir, &rc);
+    if (!store) return rc;
+    std::size_t bad_here = 0, n = 0;
+    for (const auto& s : store->verify()) {
+      ++n;
+      std::printf("%s %s%s%s\n", s.ok ? "ok     " : (s.this_platform ? "CORRUPT" : "bad    "), s.path.c_str(),
+                  s.this_platform ? "" : " (other platform)", s.ok ? "" : (": " + s.problem).c_str());
+      if (!s.ok && s.this_platform) ++bad_here;
+    }
+    std::printf("%zu entries checked, %zu corrupt on this platform (%s)\n", n, bad_here,
+                store->platform_dir().filename().c_str());
+    return bad_here ? kExitRuntime : 0;
+  }
+
+  if (*prune_cmd) {
+    regexd::cache::PruneOptions po;
+    po.foreign = prune_foreign;
+    po.dry_run = prune_dry;
+    if (!prune_size.empty() && !(po.max_size = parse_size(prune_size))) {
+      std::fprintf(stderr, "regexctl: --max-size %s: expected a number with optional K, M or G\n", prune_size.c_str());
+      return kExitUsage;
+    }
+    if (!prune_age.empty() && !(po.max_age = parse_age(prune_age))) {
+      std::fprintf(stderr, "regexctl: --max-age %s: expected a number with d, h, m or s\n", prune_age.c_str());
+      return kExitUsage;
+    }
+    auto store = open_store(prune_dir, &rc);
+    if (!store) return rc;
+    auto rep = store->prune(po);
+    for (const auto& p : rep.removed) std::printf("%s %s\n", prune_dry ? "would remove" : "removed", p.c_str());
+    std::printf("removed %zu files (%llu bytes); kept %zu entries (%llu bytes)\n", rep.removed.size(),
+                static_cast<unsigned long long>(rep.bytes_removed), rep.kept,
+                static_cast<unsigned long long>(rep.bytes_kept));
+    return 0;
+  }
+
+  if (*prewarm_cmd) {
+    if (prewarm_args.format == "rspamd-map" && prewarm_args.cls.empty()) {
+      std::fprintf(stderr, "regexctl: --format rspamd-map needs --class\n");
+      return kExitUsage;
+    }
+    auto store = open_store(cache_dir, &rc);
+    if (!store) return rc;
+    bool tty = ::isatty(STDOUT_FILENO);
+    std::size_t total = prewarm_args.files.size(), done = 0, failed = 0;
+    auto format = *regexd::engine::parse_rule_format(prewarm_args.format);
+    for (const auto& f : prewarm_args.files) {
+      if (tty) std::printf("\r[%zu/%zu] %s ...\033[K", done, total, f.c_str()), std::fflush(stdout);
+      RuleSet rules = regexd::engine::load_rules_file(f, format, prewarm_args.cls);
+      regexd::engine::CompileOptions opts;
+      opts.threads = threads;
+      auto res = store->get_or_compile(rules, opts, f);
+      ++done;
+      const char* what = !res ? "failed" : res->scanner->rule_count() == 0 ? "failed" : source_name(res->source);
+      if (!res || res->scanner->rule_count() == 0 || !res->save_error.empty()) ++failed;
+      if (tty) std::printf("\r\033[K");
+      std::printf("[%zu/%zu] %s: %s", done, total, f.c_str(), what);
+      if (res)
+        std::printf(" (%zu rules, %.1f ms%s%s)", res->scanner->rule_count(), res->load_ms,
+                    res->save_error.empty() ? "" : ", not saved: ", res->save_error.c_str());
+      else
+        std::printf(": %s", res.error().message.c_str());
+      std::printf("\n");
+    }
+    std::printf("prewarm: %zu rule sets, %zu usable, %zu failed; cache %s\n", total, total - failed, failed,
+                store->platform_dir().c_str());
+    return failed ? kExitRules : 0;
+  }
+
   RulesArgs& ra = *compile_cmd ? compile_args : scan_args;
   if (ra.format == "rspamd-map" && ra.cls.empty() && *compile_cmd) {
     std::fprintf(stderr, "regexctl: --format rspamd-map needs --class\n");
@@ -178,31 +416,30 @@ int main(int argc, char** argv) {
   }
   if (ra.format == "rspamd-map" && ra.cls.empty()) ra.cls = scan_class;
   RuleSet rules = load(ra);
-  regexd::engine::CompileOptions opts;
-  opts.threads = threads;
+  bool use_cache = *compile_cmd ? compile_cache->count() > 0 : scan_cache->count() > 0;
   CompileReport report;
-  auto scanner = regexd::engine::Scanner::compile(rules, opts, &report);
-  for (const auto& e : report.rejected) std::fprintf(stderr, "regexctl: %s\n", text(e.to_string()).c_str());
-  if (!scanner) {
-    std::fprintf(stderr, "regexctl: %s\n", scanner.error().message.c_str());
-    return kExitRules;
-  }
+  std::string how;
+  auto scanner = build(rules, cache_dir, use_cache, threads, &report, &rc, &how);
+  if (!scanner) return rc;
   if (*compile_cmd) {
-    if (compile_json)
-      std::cout << report_json(report).dump(2) << "\n";
-    else
+    if (compile_json) {
+      json j = report_json(report);
+      if (use_cache) j["cache"] = how;
+      std::cout << j.dump(2) << "\n";
+    } else {
       print_report_text(report);
+      if (use_cache) std::printf("cache: %s\n", how.c_str());
+    }
     return report.rules_total == 0 ? kExitRules : 0;
   }
 
   // scan
-  if (report.rules_total == 0) {
+  if (scanner->rule_count() == 0) {
     std::fprintf(stderr, "regexctl: no usable rules\n");
     return kExitRules;
   }
   regexd::engine::ScanOptions sopts;
   sopts.max_hits = max_hits;
-  int rc = 0;
   for (const auto& f : scan_files) {
     std::string data, err;
     if (!read_file(f, &data, &err)) {
@@ -211,7 +448,7 @@ int main(int argc, char** argv) {
       continue;
     }
     auto t0 = std::chrono::steady_clock::now();
-    auto res = (*scanner)->scan(scan_class, data, sopts);
+    auto res = scanner->scan(scan_class, data, sopts);
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     if (!res) {
       std::fprintf(stderr, "regexctl: %s: %s\n", f.c_str(), res.error().message.c_str());

@@ -22,6 +22,7 @@ message(STATUS "regexd: engine flavor ${REGEXD_HS_FLAVOR_EFFECTIVE} ${Hyperscan_
 
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+find_package(FlatBuffers CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 if(REGEXD_BUILD_TESTS)

@@ -89,7 +89,7 @@ TEST_F(CliTest, HitsAreCounted) {
 }
 
 TEST_F(CliTest, CompileReportCountsTiersAndListsRejectedRulesWithFileAndLine) {
-  std::string rules = write("r.rules", "A body /abc/\nB body /(x)\\1/\n# c\nC body /(unclosed/\nD body /x/q\n");
+  std::string rules = write("r.rules", "A body /abc/\nB body /foo(?!bar)\\w+baz/\n# c\nC body /(unclosed/\nD body /x/q\n");
   std::string err = (dir_ / "err.txt").string();
   auto r = regexctl("compile --json --rules " + rules, err);
   ASSERT_EQ(r.status, 0) << r.out;
@@ -141,6 +141,89 @@ TEST_F(CliTest, VersionNamesFlavorAndRuntimeVersion) {
   EXPECT_TRUE(j["flavor"] == "hyperscan" || j["flavor"] == "vectorscan");
   EXPECT_FALSE(j["hs_version"].get<std::string>().empty());
   EXPECT_FALSE(j["arch"].get<std::string>().empty());
+}
+
+// Drops the timing field so two runs can be compared byte for byte.
+std::string without_timing(const std::string& jsonl) {
+  std::istringstream in(jsonl);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line);
+    j.erase("scan_us");
+    out += j.dump() + "\n";
+  }
+  return out;
+}
+
+TEST_F(CliTest, WarmStartFromTheCacheGivesTheSameAnswersForSpamAssassin) {
+  std::string cache = (dir_ / "cache").string();
+  std::string sa = std::string(REGEXD_SA_RULES_DIR) + "/*.cf";
+  // A few corpus messages when present, else the bundled sample.
+  std::string msgs = kSource + "/rules/sample-message.eml";
+  if (fs::exists(fs::path(REGEXD_CORPUS_DIR) / "messages")) {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(fs::path(REGEXD_CORPUS_DIR) / "messages" / "spam-2"))
+      if (n++ < 20) msgs += " " + e.path().string();
+  }
+  std::string args = "scan --format spamassassin --rules " + sa + " --class body --cache " + cache + " " + msgs;
+  auto cold = regexctl(args);
+  ASSERT_EQ(cold.status, 0);
+  auto warm = regexctl(args);
+  ASSERT_EQ(warm.status, 0);
+  EXPECT_EQ(without_timing(warm.out), without_timing(cold.out));
+  EXPECT_NE(cold.out.find("\"matches\":[\""), std::string::npos) << "nothing matched: a weak comparison";
+  auto report = regexctl("compile --json --format spamassassin --rules " + sa + " --cache " + cache);
+  ASSERT_EQ(report.status, 0);
+  EXPECT_EQ(json::parse(report.out)["cache"], "hit");
+}
+
+TEST_F(CliTest, PrewarmInspectVerifyPrune) {
+  std::string cache = (dir_ / "cache").string();
+  std::string a = write("a.rules", "A body /alpha/\n");
+  std::string b = write("b.rules", "B body /beta/\n");
+  std::string bad = write("bad.rules", "X body /(/\n");
+  auto r = regexctl("prewarm --rules " + a + " " + b + " --cache " + cache);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("a.rules: compiled"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 usable, 0 failed"), std::string::npos) << r.out;
+  r = regexctl("prewarm --rules " + a + " " + b + " --cache " + cache);
+  ASSERT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("a.rules: hit"), std::string::npos) << r.out;
+
+  fs::path entry;  // a.rules' or b.rules' entry: one rule either way
+  for (const auto& e : fs::recursive_directory_iterator(cache))
+    if (e.path().extension() == ".rxdb") entry = e.path();
+  ASSERT_FALSE(entry.empty());
+  EXPECT_EQ(regexctl("prewarm --rules " + a + " " + bad + " --cache " + cache).status, 2);
+  r = regexctl("inspect --json " + entry.string());
+  ASSERT_EQ(r.status, 0);
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j["key"].get<std::string>() + ".rxdb", entry.filename().string());
+  EXPECT_EQ(j["platform_dir"], entry.parent_path().filename().string());
+  EXPECT_EQ(j["rules"], 1);
+  EXPECT_EQ(j["format_version"], 1);
+
+  r = regexctl("verify " + cache);
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("0 corrupt"), std::string::npos) << r.out;
+  {
+    std::fstream f(entry, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(40);
+    f.put('\x7f');
+  }
+  r = regexctl("verify " + cache);
+  EXPECT_EQ(r.status, 3) << r.out;
+  EXPECT_NE(r.out.find("CORRUPT"), std::string::npos) << r.out;
+  EXPECT_EQ(regexctl("inspect " + entry.string()).status, 3);
+
+  fs::create_directories(fs::path(cache) / "aarch64-vectorscan-5.4.9-0badf00d");
+  r = regexctl("prune " + cache + " --foreign");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_FALSE(fs::exists(fs::path(cache) / "aarch64-vectorscan-5.4.9-0badf00d"));
+  r = regexctl("prune " + cache + " --max-size 1");
+  ASSERT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("kept 0 entries"), std::string::npos) << r.out;
+  EXPECT_EQ(regexctl("prune " + cache + " --max-size lots").status, 1);
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+// Cache keys and platform tags (docs/cache-format.md, "Cache key").
+//
+// Thread safety: pure functions over values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "regexd/engine/engine.h"
+#include "regexd/engine/result.h"
+
+namespace regexd::cache {
+
+inline constexpr std::uint32_t kKeyScheme = 1;
+// Bumped whenever the engine's tiering or chosen Hyperscan flags change, so
+// that old entries (valid, but built by other rules) are not reused.
+inline constexpr std::uint32_t kEngineFormat = 1;
+
+// Everything about the running process that decides whether a compiled
+// database is usable here.
+struct PlatformTags {
+  std::string arch, flavor, hs_version, pcre2_version;
+  std::uint32_t tune = 0;
+  std::uint64_t features = 0;
+  // "<arch>-<flavor>-<hsversion>-<8 hex>": the platform's directory name.
+  std::string dir_name() const;
+};
+// Tags of this process (computed once).
+const Result<PlatformTags>& current_tags();
+
+struct CacheKey {
+  std::uint64_t hi = 0, lo = 0;
+  std::string hex() const;  // 32 lowercase hex digits
+  bool operator==(const CacheKey&) const = default;
+};
+
+// The key of `rules` compiled with `options` on the platform `tags`.
+CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions& options, const PlatformTags& tags);
+
+}  // namespace regexd::cache

@@ -1,0 +1,122 @@
+// regexd::cache::Store: a directory of compiled rule sets, one subdirectory
+// per platform (docs/cache-format.md).
+//
+// Guarantees: a file that fails any check is never handed to Hyperscan; a
+// failed check is a miss with a one-line reason, never an error for the
+// caller; saves are atomic; two processes missing the same key compile once.
+//
+// Thread safety: a Store may be used from several threads at once (the set
+// of loaded keys is guarded by a mutex).  Several processes may share one
+// root.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "regexd/cache/entry.h"
+#include "regexd/cache/key.h"
+#include "regexd/engine/engine.h"
+
+namespace regexd::cache {
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+using LogFn = std::function<void(LogLevel, const std::string&)>;
+
+// The default cache root: $XDG_CACHE_HOME/regexd (or ~/.cache/regexd), or
+// /var/lib/regexd when running as root.
+std::filesystem::path default_cache_root();
+
+struct StoreOptions {
+  std::filesystem::path root = default_cache_root();
+  // Keep deserialized databases in .rxdimg files that processes map
+  // read-only and share (see docs/cache-format.md).  Default off.
+  bool shared_images = false;
+  // How long a process waits for another one compiling the same key.
+  std::chrono::milliseconds lock_timeout = std::chrono::minutes(30);
+  // Files larger than this are not read (corruption guard).
+  std::uint64_t max_entry_size = 4ull << 30;
+  // Log sink; default: one line to stderr per event.
+  LogFn log;
+};
+
+struct LoadResult {
+  std::shared_ptr<const engine::Scanner> scanner;
+  enum class Source { kCache, kSharedImage, kCompiled } source = Source::kCompiled;
+  std::string miss_reason;  // why the cache was not used (empty on a hit)
+  double load_ms = 0;       // cache load, or compile + save
+  engine::CompileReport report;  // filled when compiled
+  std::string save_error;   // non-empty if compiled but the save failed
+};
+
+struct EntryStatus {
+  std::filesystem::path path;
+  bool this_platform = false;
+  bool ok = false;
+  std::string problem;  // empty when ok
+};
+
+struct PruneOptions {
+  std::optional<std::uint64_t> max_size;  // bytes, total of this platform's entries
+  std::optional<std::chrono::seconds> max_age;
+  bool foreign = false;  // remove other platforms' directories
+  bool dry_run = false;
+};
+
+struct PruneReport {
+  std::vector<std::filesystem::path> removed;
+  std::uint64_t bytes_removed = 0, bytes_kept = 0;
+  std::size_t kept = 0;
+};
+
+class Store {
+ public:
+  // Creates/checks the root and this platform's directory; cleans stale temp
+  // files.  Errors: kPermission (unsafe directory), kIo.
+  static Result<std::unique_ptr<Store>> open(StoreOptions options);
+
+  // Loads the entry for `key` if present and valid.  An error is a miss; its
+  // message is the one-line reason (kIo "no entry" when simply absent).
+  Result<std::shared_ptr<const engine::Scanner>> get(const CacheKey& key, LoadResult::Source* source = nullptr);
+
+  // Saves `scanner` under `key` atomically.
+  Status put(const CacheKey& key, const engine::Scanner& scanner, std::string_view rule_set_name);
+
+  // get(), else compile under the key's lock and put().  Fails only if the
+  // rules cannot be compiled at all.
+  Result<LoadResult> get_or_compile(const engine::RuleSet& rules, const engine::CompileOptions& options,
+                                    std::string_view rule_set_name);
+
+  // Checks every entry of every platform directory (structure + checksum;
+  // this platform's entries fully, including Hyperscan's own check).
+  std::vector<EntryStatus> verify() const;
+
+  PruneReport prune(const PruneOptions& options);
+
+  const std::filesystem::path& root() const { return options_.root; }
+  const std::filesystem::path& platform_dir() const { return platform_dir_; }
+  std::filesystem::path entry_path(const CacheKey& key) const;
+  CacheKey key_for(const engine::RuleSet& rules, const engine::CompileOptions& options) const;
+
+ private:
+  Store(StoreOptions options, PlatformTags tags, std::filesystem::path platform_dir);
+  void log(LogLevel level, const std::string& msg) const;
+  void note_loaded(const CacheKey& key);
+  Result<std::shared_ptr<const engine::Scanner>> load_image(const CacheKey& key, const std::string& bytes);
+
+  StoreOptions options_;
+  PlatformTags tags_;
+  std::filesystem::path platform_dir_;
+  mutable std::mutex mu_;
+  std::set<std::string> loaded_;         // key hex of entries this process uses
+  mutable bool mismatch_logged_ = false;  // info line once per directory
+};
+
+}  // namespace regexd::cache

@@ -1,0 +1,403 @@
+#include "regexd/cache/entry.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include "entry_generated.h"
+#include "regexd/engine/serialize.h"
+
+namespace regexd::cache {
+namespace {
+
+using engine::CompiledSet;
+using engine::Tier;
+
+constexpr char kMagic[8] = {'R', 'X', 'D', 'C', 'A', 'C', 'H', 'E'};
+constexpr char kImageMagic[8] = {'R', 'X', 'D', 'I', 'M', 'A', 'G', 'E'};
+constexpr std::size_t kPrologue = 16;
+constexpr std::size_t kEpilogue = 16;
+constexpr std::size_t kImageAlign = 64;
+
+std::uint32_t get_u32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+std::uint64_t get_u64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+void put_hash(std::string& out, XXH128_hash_t h) {
+  put_u64(out, h.high64);
+  put_u64(out, h.low64);
+}
+std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+Error corrupt(std::string msg) { return make_error(ErrorCode::kCorrupt, std::move(msg)); }
+Error mismatch(std::string msg) { return make_error(ErrorCode::kMismatch, std::move(msg)); }
+
+std::string hash_hex(std::uint64_t hi, std::uint64_t lo) { return CacheKey{hi, lo}.hex(); }
+
+// Steps 1-6 of the validation list: everything that needs no knowledge of
+// the running process.  Returns the verified header.
+Result<const fb::Header*> check_structure(std::string_view bytes) {
+  if (bytes.size() < kPrologue + kEpilogue + 8)
+    return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes is smaller than any entry");
+  if (std::memcmp(bytes.data(), kMagic, 8) != 0) return corrupt("not a regexd cache entry (bad magic)");
+  std::uint32_t version = get_u32(bytes.data() + 8);
+  if (version != kFormatVersion)
+    return mismatch("entry format version " + std::to_string(version) + ", this regexd reads " +
+                    std::to_string(kFormatVersion));
+  std::uint32_t hlen = get_u32(bytes.data() + 12);
+  if (hlen == 0 || hlen > kMaxHeaderSize || kPrologue + align_up(hlen, 8) + kEpilogue > bytes.size())
+    return corrupt("header length " + std::to_string(hlen) + " does not fit a " + std::to_string(bytes.size()) +
+                   "-byte file");
+  std::size_t body = bytes.size() - kEpilogue;
+  XXH128_hash_t h = XXH3_128bits(bytes.data(), body);
+  if (h.high64 != get_u64(bytes.data() + body) || h.low64 != get_u64(bytes.data() + body + 8))
+    return corrupt("checksum mismatch (file damaged or truncated)");
+  const auto* hdr_bytes = reinterpret_cast<const std::uint8_t*>(bytes.data() + kPrologue);
+  flatbuffers::Verifier verifier(hdr_bytes, hlen);
+  if (!fb::VerifyHeaderBuffer(verifier)) return corrupt("header fails FlatBuffers verification");
+  const fb::Header* hdr = fb::GetHeader(hdr_bytes);
+  std::size_t payload_at = kPrologue + align_up(hlen, 8);
+  if (payload_at + hdr->payload_size() + kEpilogue != bytes.size())
+    return corrupt("payload size in header does not match the file size");
+  return hdr;
+}
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+PlatformTags tags_of(const fb::Header* h) {
+  PlatformTags t;
+  t.arch = str(h->arch());
+  t.flavor = str(h->flavor());
+  t.hs_version = str(h->hs_version());
+  t.pcre2_version = str(h->pcre2_version());
+  t.tune = h->platform_tune();
+  t.features = h->platform_features();
+  return t;
+}
+
+// Step 7: the tags the running process must share with the producer.
+Status check_tags(const fb::Header* h, const PlatformTags& want) {
+  PlatformTags got = tags_of(h);
+  if (h->key_scheme() != kKeyScheme) return mismatch("key scheme " + std::to_string(h->key_scheme()));
+  if (got.arch != want.arch) return mismatch("built for architecture " + got.arch + ", this is " + want.arch);
+  if (got.flavor != want.flavor) return mismatch("built by " + got.flavor + ", this is " + want.flavor);
+  if (got.hs_version != want.hs_version)
+    return mismatch("built by " + got.flavor + " " + got.hs_version + ", this is " + want.hs_version);
+  if (got.tune != want.tune || got.features != want.features)
+    return mismatch("built for CPU platform " + engine::PlatformInfo{got.tune, got.features}.describe() +
+                    ", this is " + engine::PlatformInfo{want.tune, want.features}.describe());
+  if (got.pcre2_version != want.pcre2_version)
+    return mismatch("built with PCRE2 " + got.pcre2_version + ", this is " + want.pcre2_version);
+  return {};
+}
+
+// Step 9: every index and blob in range, every rule in exactly one list.
+Status check_layout(const fb::Header* h) {
+  const auto* rules = h->rules();
+  const auto* classes = h->classes();
+  if (!rules || !classes) return corrupt("header lacks rules or classes");
+  std::size_t nrules = rules->size();
+  std::vector<std::uint8_t> seen(nrules, 0);
+  for (flatbuffers::uoffset_t c = 0; c < classes->size(); ++c) {
+    const fb::ClassEntry* ce = classes->Get(c);
+    if (!ce || !ce->cls()) return corrupt("class " + std::to_string(c) + " has no name");
+    for (const fb::Blob* b : {ce->bytes_db(), ce->utf8_db()}) {
+      if (!b) continue;
+      if (b->offset() % 8 || b->size() == 0 || b->offset() > h->payload_size() ||
+          b->size() > h->payload_size() - b->offset())
+        return corrupt("class " + ce->cls()->str() + ": database blob outside the payload");
+    }
+    auto visit = [&](const flatbuffers::Vector<std::uint32_t>* list, bool want_hs) -> bool {
+      if (!list) return true;
+      for (auto id : *list) {
+        if (id >= nrules || seen[id]) return false;
+        seen[id] = 1;
+        const fb::Rule* r = rules->Get(id);
+        if (!r || r->class_index() != c || r->tier() > 2) return false;
+        if (want_hs == (r->tier() == static_cast<std::uint8_t>(Tier::kPcre2))) return false;
+      }
+      return true;
+    };
+    if ((ce->bytes_rules() && ce->bytes_rules()->size() && !ce->bytes_db()) ||
+        (ce->utf8_rules() && ce->utf8_rules()->size() && !ce->utf8_db()))
+      return corrupt("class " + ce->cls()->str() + ": rules listed without a database");
+    if (!visit(ce->bytes_rules(), true) || !visit(ce->utf8_rules(), true) || !visit(ce->pcre2_rules(), false))
+      return corrupt("class " + ce->cls()->str() + ": inconsistent rule lists");
+  }
+  for (std::size_t i = 0; i < nrules; ++i) {
+    const fb::Rule* r = rules->Get(static_cast<flatbuffers::uoffset_t>(i));
+    if (!seen[i] || !r->id() || !r->cls() || !r->pattern()) return corrupt("rule " + std::to_string(i) + " is not placed");
+  }
+  // Classes must be sorted, as the scanner binary-searches them.
+  for (flatbuffers::uoffset_t c = 1; c < classes->size(); ++c)
+    if (!(classes->Get(c - 1)->cls()->str() < classes->Get(c)->cls()->str())) return corrupt("classes not sorted");
+  return {};
+}
+
+std::string_view blob_bytes(std::string_view bytes, const fb::Header*, const fb::Blob* b) {
+  std::uint32_t hlen = get_u32(bytes.data() + 12);
+  std::size_t payload_at = kPrologue + align_up(hlen, 8);
+  return bytes.substr(payload_at + b->offset(), b->size());
+}
+
+}  // namespace
+
+Result<std::string> encode_entry(const CompiledSet& set, const CacheKey& key, const PlatformTags& tags,
+                                 std::string_view rule_set_name) {
+  flatbuffers::FlatBufferBuilder fbb(64 * 1024);
+  std::string payload;
+  auto add_blob = [&](const engine::HsDatabasePtr& db) -> Result<flatbuffers::Offset<fb::Blob>> {
+    if (!db) return flatbuffers::Offset<fb::Blob>();
+    auto bytes = engine::serialize_database(db.get());
+    if (!bytes) return bytes.error();
+    auto info = engine::serialized_database_info(*bytes);
+    if (!info) return info.error();
+    payload.resize(align_up(payload.size(), 8), '\0');
+    std::uint64_t off = payload.size();
+    payload += *bytes;
+    return fb::CreateBlob(fbb, off, bytes->size(), fbb.CreateString(*info));
+  };
+  std::vector<flatbuffers::Offset<fb::Rule>> rules;
+  for (const auto& cr : set.rules) {
+    const auto& r = cr.rule;
+    rules.push_back(fb::CreateRule(fbb, fbb.CreateString(r.id), fbb.CreateString(r.cls), fbb.CreateString(r.pattern),
+                                   r.flags, r.max_hits, static_cast<std::uint8_t>(cr.tier), cr.class_index,
+                                   fbb.CreateString(r.source), r.line));
+  }
+  std::vector<flatbuffers::Offset<fb::ClassEntry>> classes;
+  for (const auto& c : set.classes) {
+    auto b = add_blob(c.bytes_db);
+    if (!b) return b.error();
+    auto u = add_blob(c.utf8_db);
+    if (!u) return u.error();
+    classes.push_back(fb::CreateClassEntry(fbb, fbb.CreateString(c.cls), *b, *u, fbb.CreateVector(c.bytes_rules),
+                                           fbb.CreateVector(c.utf8_rules), fbb.CreateVector(c.pcre2_rules),
+                                           c.compile_ms));
+  }
+  auto hdr = fb::CreateHeader(
+      fbb, kKeyScheme, key.hi, key.lo, fbb.CreateString(tags.arch), fbb.CreateString(tags.flavor),
+      fbb.CreateString(tags.hs_version), tags.tune, tags.features, fbb.CreateString(tags.pcre2_version),
+      fbb.CreateString(std::string("regexd ") + REGEXD_VERSION), static_cast<std::int64_t>(std::time(nullptr)),
+      set.pcre2_match_limit, set.pcre2_depth_limit, fbb.CreateVector(rules), fbb.CreateVector(classes),
+      payload.size(), fbb.CreateString(std::string(rule_set_name)));
+  fb::FinishHeaderBuffer(fbb, hdr);
+
+  std::string out;
+  out.reserve(kPrologue + fbb.GetSize() + 8 + payload.size() + kEpilogue);
+  out.append(kMagic, 8);
+  put_u32(out, kFormatVersion);
+  put_u32(out, fbb.GetSize());
+  out.append(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+  out.resize(align_up(out.size(), 8), '\0');
+  out += payload;
+  put_hash(out, XXH3_128bits(out.data(), out.size()));
+  return out;
+}
+
+Result<EntryInfo> inspect_entry(std::string_view bytes) {
+  auto hdr = check_structure(bytes);
+  if (!hdr) return hdr.error();
+  const fb::Header* h = *hdr;
+  if (auto st = check_layout(h); !st) return st.error();
+  EntryInfo e;
+  e.format_version = get_u32(bytes.data() + 8);
+  e.key_scheme = h->key_scheme();
+  e.key = {h->key_hi(), h->key_lo()};
+  e.tags = tags_of(h);
+  e.producer = str(h->producer());
+  e.rule_set_name = str(h->rule_set_name());
+  e.created_unix = h->created_unix();
+  e.pcre2_match_limit = h->pcre2_match_limit();
+  e.pcre2_depth_limit = h->pcre2_depth_limit();
+  e.rules = h->rules()->size();
+  for (const auto* ce : *h->classes()) {
+    EntryInfo::Class c;
+    c.cls = ce->cls()->str();
+    c.compile_ms = ce->compile_ms();
+    if (ce->bytes_db()) c.bytes_db_size = ce->bytes_db()->size(), c.bytes_db_info = str(ce->bytes_db()->info());
+    if (ce->utf8_db()) c.utf8_db_size = ce->utf8_db()->size(), c.utf8_db_info = str(ce->utf8_db()->info());
+    for (const auto* list : {ce->bytes_rules(), ce->utf8_rules()})
+      if (list)
+        for (auto id : *list) (h->rules()->Get(id)->tier() == 0 ? c.native : c.prefilter)++;
+    c.pcre2 = ce->pcre2_rules() ? ce->pcre2_rules()->size() : 0;
+    e.classes.push_back(std::move(c));
+  }
+  e.file_size = bytes.size();
+  e.header_size = get_u32(bytes.data() + 12);
+  e.payload_size = h->payload_size();
+  e.checksum_hex = entry_checksum(bytes);
+  return e;
+}
+
+std::string entry_checksum(std::string_view bytes) {
+  if (bytes.size() < kEpilogue) return {};
+  const char* p = bytes.data() + bytes.size() - kEpilogue;
+  return hash_hex(get_u64(p), get_u64(p + 8));
+}
+
+Result<std::unique_ptr<CompiledSet>> decode_entry(std::string_view bytes, const CacheKey& expected_key,
+                                                  const PlatformTags& tags, const DecodeOptions& options) {
+  auto hdr = check_structure(bytes);
+  if (!hdr) return hdr.error();
+  const fb::Header* h = *hdr;
+  if (auto st = check_tags(h, tags); !st) return st.error();
+  if (CacheKey{h->key_hi(), h->key_lo()} != expected_key)
+    return mismatch("entry is for key " + hash_hex(h->key_hi(), h->key_lo()) + ", not " + expected_key.hex());
+  if (auto st = check_layout(h); !st) return st.error();
+
+  auto set = std::make_unique<CompiledSet>();
+  set->pcre2_match_limit = h->pcre2_match_limit();
+  set->pcre2_depth_limit = h->pcre2_depth_limit();
+  set->rules.reserve(h->rules()->size());
+  for (const fb::Rule* r : *h->rules()) {
+    engine::CompiledRule cr;
+    cr.rule.id = r->id()->str();
+    cr.rule.cls = r->cls()->str();
+    cr.rule.pattern = r->pattern()->str();
+    cr.rule.flags = r->flags();
+    cr.rule.max_hits = r->max_hits();
+    cr.rule.source = str(r->source());
+    cr.rule.line = r->line();
+    cr.tier = static_cast<Tier>(r->tier());
+    cr.class_index = r->class_index();
+    set->rules.push_back(std::move(cr));
+  }
+  auto to_vec = [](const flatbuffers::Vector<std::uint32_t>* v) {
+    return v ? std::vector<std::uint32_t>(v->begin(), v->end()) : std::vector<std::uint32_t>();
+  };
+  for (const fb::ClassEntry* ce : *h->classes()) {
+    engine::ClassDatabases cdb;
+    cdb.cls = ce->cls()->str();
+    cdb.bytes_rules = to_vec(ce->bytes_rules());
+    cdb.utf8_rules = to_vec(ce->utf8_rules());
+    cdb.pcre2_rules = to_vec(ce->pcre2_rules());
+    cdb.compile_ms = ce->compile_ms();
+    // Step 10 then 11: the library's own recognition, then deserialization.
+    for (auto [blob, slot] : {std::pair{ce->bytes_db(), &cdb.bytes_db}, std::pair{ce->utf8_db(), &cdb.utf8_db}}) {
+      if (!blob) continue;
+      std::string_view b = blob_bytes(bytes, h, blob);
+      auto info = engine::serialized_database_info(b);
+      if (!info) return corrupt("class " + cdb.cls + ": " + info.error().message);
+      if (*info != str(blob->info()))
+        return mismatch("class " + cdb.cls + ": database is '" + *info + "', recorded '" + str(blob->info()) + "'");
+      if (options.skip_databases) continue;
+      auto db = engine::deserialize_database(b);
+      if (!db) return db.error();
+      *slot = std::move(*db);
+    }
+    set->classes.push_back(std::move(cdb));
+  }
+  set->init_pcre2_slots();
+  return set;
+}
+
+Result<std::string> build_image(std::string_view entry_bytes) {
+  auto hdr = check_structure(entry_bytes);
+  if (!hdr) return hdr.error();
+  const fb::Header* h = *hdr;
+  struct Rec {
+    std::uint32_t cls, which;
+    std::string_view blob;
+    std::size_t size = 0, offset = 0;
+  };
+  std::vector<Rec> recs;
+  for (flatbuffers::uoffset_t c = 0; c < h->classes()->size(); ++c) {
+    const fb::ClassEntry* ce = h->classes()->Get(c);
+    std::uint32_t which = 0;
+    for (const fb::Blob* b : {ce->bytes_db(), ce->utf8_db()}) {
+      if (b) {
+        Rec r{c, which, blob_bytes(entry_bytes, h, b)};
+        auto n = engine::deserialized_size(r.blob);
+        if (!n) return n.error();
+        r.size = *n;
+        recs.push_back(r);
+      }
+      ++which;
+    }
+  }
+  std::size_t at = align_up(32 + 24 * recs.size(), kImageAlign);
+  for (auto& r : recs) {
+    r.offset = at;
+    at = align_up(at + r.size, kImageAlign);
+  }
+  std::string out;
+  out.append(kImageMagic, 8);
+  put_u32(out, kImageVersion);
+  put_u32(out, static_cast<std::uint32_t>(recs.size()));
+  const char* ck = entry_bytes.data() + entry_bytes.size() - kEpilogue;
+  out.append(ck, kEpilogue);
+  for (const auto& r : recs) {
+    put_u32(out, r.cls);
+    put_u32(out, r.which);
+    put_u64(out, r.offset);
+    put_u64(out, r.size);
+  }
+  out.resize(at, '\0');
+  // std::string storage is at least 16-byte aligned; Hyperscan needs 8.
+  for (const auto& r : recs) {
+    auto db = engine::deserialize_database_at(r.blob, out.data() + r.offset);
+    if (!db) return db.error();
+  }
+  put_hash(out, XXH3_128bits(out.data(), out.size()));
+  return out;
+}
+
+Status attach_image(CompiledSet& set, std::string_view entry_bytes, std::string_view image,
+                    std::shared_ptr<const void> keepalive) {
+  if (image.size() < 32 + kEpilogue || std::memcmp(image.data(), kImageMagic, 8) != 0)
+    return corrupt("shared image: bad magic or size");
+  if (get_u32(image.data() + 8) != kImageVersion) return corrupt("shared image: unknown version");
+  std::size_t body = image.size() - kEpilogue;
+  XXH128_hash_t h = XXH3_128bits(image.data(), body);
+  if (h.high64 != get_u64(image.data() + body) || h.low64 != get_u64(image.data() + body + 8))
+    return corrupt("shared image: checksum mismatch");
+  if (std::memcmp(image.data() + 16, entry_bytes.data() + entry_bytes.size() - kEpilogue, kEpilogue) != 0)
+    return corrupt("shared image: made from another version of the entry");
+  std::uint32_t n = get_u32(image.data() + 12);
+  if (32 + 24ull * n > body) return corrupt("shared image: record table outside the file");
+  auto hdr = check_structure(entry_bytes);
+  if (!hdr) return hdr.error();
+  std::vector<engine::HsDatabasePtr> dbs(set.classes.size() * 2);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const char* rec = image.data() + 32 + 24 * i;
+    std::uint32_t cls = get_u32(rec), which = get_u32(rec + 4);
+    std::uint64_t off = get_u64(rec + 8), size = get_u64(rec + 16);
+    if (cls >= set.classes.size() || which > 1 || off % kImageAlign || off > body || size > body - off)
+      return corrupt("shared image: record " + std::to_string(i) + " out of range");
+    const fb::ClassEntry* ce = (*hdr)->classes()->Get(cls);
+    const fb::Blob* blob = which ? ce->utf8_db() : ce->bytes_db();
+    if (!blob) return corrupt("shared image: record for a database the entry does not have");
+    auto want = engine::deserialized_size(blob_bytes(entry_bytes, *hdr, blob));
+    if (!want || *want != size) return corrupt("shared image: database size differs from the entry's");
+    auto db = engine::borrow_database_image(image.data() + off, size);
+    if (!db) return db.error();
+    dbs[cls * 2 + which] = std::move(*db);
+  }
+  for (std::size_t c = 0; c < set.classes.size(); ++c) {
+    const fb::ClassEntry* ce = (*hdr)->classes()->Get(static_cast<flatbuffers::uoffset_t>(c));
+    if ((ce->bytes_db() && !dbs[c * 2]) || (ce->utf8_db() && !dbs[c * 2 + 1]))
+      return corrupt("shared image: a database is missing");
+  }
+  for (std::size_t c = 0; c < set.classes.size(); ++c) {
+    set.classes[c].bytes_db = std::move(dbs[c * 2]);
+    set.classes[c].utf8_db = std::move(dbs[c * 2 + 1]);
+  }
+  set.keepalive = std::move(keepalive);
+  return {};
+}
+
+}  // namespace regexd::cache

@@ -1,0 +1,323 @@
+#include "regexd/cache/store.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "regexd/cache/fs.h"
+
+namespace regexd::cache {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kEntryExt = ".rxdb";
+constexpr std::string_view kImageExt = ".rxdimg";
+constexpr std::string_view kLockExt = ".lock";
+constexpr std::string_view kCorruptExt = ".corrupt";
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// A read-only shared mapping of a whole file; the databases of a shared
+// image point into it.
+struct Mapping {
+  void* addr = MAP_FAILED;
+  std::size_t size = 0;
+  ~Mapping() {
+    if (addr != MAP_FAILED) ::munmap(addr, size);
+  }
+  std::string_view view() const { return {static_cast<const char*>(addr), size}; }
+};
+
+Result<std::shared_ptr<Mapping>> map_file(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(ErrorCode::kIo, path.string() + ": " + std::strerror(errno));
+  struct stat st {};
+  auto m = std::make_shared<Mapping>();
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    m->size = static_cast<std::size_t>(st.st_size);
+    m->addr = ::mmap(nullptr, m->size, PROT_READ, MAP_SHARED, fd, 0);
+  }
+  int saved = errno;
+  ::close(fd);
+  if (m->addr == MAP_FAILED) return make_error(ErrorCode::kIo, path.string() + ": cannot map: " + std::strerror(saved));
+  return m;
+}
+
+void touch(const fs::path& p) {
+  // LRU: a hit refreshes the entry's time (mtime; atime is often noatime).
+  ::utimensat(AT_FDCWD, p.c_str(), nullptr, 0);
+}
+
+}  // namespace
+
+fs::path default_cache_root() {
+  if (::geteuid() == 0) return "/var/lib/regexd";
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x == '/') return fs::path(x) / "regexd";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "regexd";
+  return fs::temp_directory_path() / ("regexd-" + std::to_string(::geteuid()));
+}
+
+Store::Store(StoreOptions options, PlatformTags tags, fs::path platform_dir)
+    : options_(std::move(options)), tags_(std::move(tags)), platform_dir_(std::move(platform_dir)) {}
+
+Result<std::unique_ptr<Store>> Store::open(StoreOptions options) {
+  const auto& tags = current_tags();
+  if (!tags) return tags.error();
+  if (auto st = ensure_private_dir(options.root); !st) return st.error();
+  fs::path dir = options.root / tags->dir_name();
+  if (auto st = ensure_private_dir(dir); !st) return st.error();
+  remove_stale_temp_files(dir);
+  return std::unique_ptr<Store>(new Store(std::move(options), *tags, std::move(dir)));
+}
+
+void Store::log(LogLevel level, const std::string& msg) const {
+  if (options_.log) {
+    options_.log(level, msg);
+    return;
+  }
+  static const char* names[] = {"debug", "info", "warning", "error"};
+  if (level == LogLevel::kDebug) return;
+  std::fprintf(stderr, "regexd cache %s: %s\n", names[static_cast<int>(level)], msg.c_str());
+}
+
+fs::path Store::entry_path(const CacheKey& key) const { return platform_dir_ / (key.hex() + std::string(kEntryExt)); }
+
+CacheKey Store::key_for(const engine::RuleSet& rules, const engine::CompileOptions& options) const {
+  return compute_key(rules, options, tags_);
+}
+
+void Store::note_loaded(const CacheKey& key) {
+  std::lock_guard lock(mu_);
+  loaded_.insert(key.hex());
+}
+
+Result<std::shared_ptr<const engine::Scanner>> Store::load_image(const CacheKey& key, const std::string& bytes) {
+  fs::path img = platform_dir_ / (key.hex() + std::string(kImageExt));
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!fs::exists(img)) {
+      auto image = build_image(bytes);
+      if (!image) return image.error();
+      if (auto st = write_file_atomic(img, *image); !st) return st.error();
+    }
+    auto map = map_file(img);
+    if (!map) return map.error();
+    auto set = decode_entry(bytes, key, tags_, DecodeOptions{true});
+    if (!set) return set.error();
+    auto st = attach_image(**set, bytes, (*map)->view(), *map);
+    if (st) return engine::Scanner::from_compiled(std::move(*set));
+    log(LogLevel::kWarning, img.string() + ": " + st.error().message + "; rebuilding it");
+    std::error_code ec;
+    fs::remove(img, ec);
+  }
+  return make_error(ErrorCode::kCorrupt, img.string() + ": shared image could not be built");
+}
+
+Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, LoadResult::Source* source) {
+  fs::path path = entry_path(key);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return make_error(ErrorCode::kIo, "no entry");
+  auto bytes = read_file(path, options_.max_entry_size);
+  if (!bytes) return make_error(ErrorCode::kIo, bytes.error().message);
+
+  Result<std::shared_ptr<const engine::Scanner>> scanner = make_error(ErrorCode::kInternal, "unset");
+  LoadResult::Source src = LoadResult::Source::kCache;
+  if (options_.shared_images) {
+    scanner = load_image(key, *bytes);
+    if (scanner) src = LoadResult::Source::kSharedImage;
+  }
+  if (!scanner) {
+    auto set = decode_entry(*bytes, key, tags_);
+    if (!set) {
+      const Error& e = set.error();
+      if (e.code == ErrorCode::kMismatch) {
+        // Expected after an upgrade or a restore from another machine: say
+        // so once per directory, not once per entry.
+        bool first = false;
+        {
+          std::lock_guard lock(mu_);
+          first = !mismatch_logged_;
+          mismatch_logged_ = true;
+        }
+        log(first ? LogLevel::kInfo : LogLevel::kDebug,
+            path.string() + ": not usable here (" + e.message + "); recompiling");
+      } else {
+        log(LogLevel::kWarning, path.string() + ": corrupt (" + e.message + "); moved aside, recompiling");
+        fs::rename(path, fs::path(path.string() + std::string(kCorruptExt)), ec);
+      }
+      return make_error(e.code, e.message);
+    }
+    scanner = engine::Scanner::from_compiled(std::move(*set));
+    if (!scanner) return scanner.error();
+  }
+  touch(path);
+  note_loaded(key);
+  if (source) *source = src;
+  return scanner;
+}
+
+Status Store::put(const CacheKey& key, const engine::Scanner& scanner, std::string_view rule_set_name) {
+  auto bytes = encode_entry(scanner.compiled(), key, tags_, rule_set_name);
+  if (!bytes) return bytes.error();
+  fs::path path = entry_path(key);
+  if (auto st = write_file_atomic(path, *bytes); !st) return st;
+  // An image made from the previous entry no longer matches; drop it now
+  // rather than let the next reader find out.
+  std::error_code ec;
+  fs::remove(platform_dir_ / (key.hex() + std::string(kImageExt)), ec);
+  note_loaded(key);
+  return {};
+}
+
+Result<LoadResult> Store::get_or_compile(const engine::RuleSet& rules, const engine::CompileOptions& options,
+                                         std::string_view rule_set_name) {
+  auto t0 = std::chrono::steady_clock::now();
+  CacheKey key = key_for(rules, options);
+  LoadResult out;
+  auto hit = get(key, &out.source);
+  if (hit) {
+    out.scanner = std::move(*hit);
+    out.load_ms = ms_since(t0);
+    return out;
+  }
+  out.miss_reason = hit.error().message;
+  // One compile per key across processes: whoever holds the lock compiles;
+  // the others wait and then find the entry.
+  auto lock = FileLock::acquire(platform_dir_ / (key.hex() + std::string(kLockExt)), options_.lock_timeout);
+  if (!lock) log(LogLevel::kWarning, "cache lock for " + key.hex() + ": " + lock.error().message + "; compiling anyway");
+  if (lock) {
+    auto again = get(key, &out.source);
+    if (again) {
+      out.scanner = std::move(*again);
+      out.load_ms = ms_since(t0);
+      return out;
+    }
+  }
+  auto compiled = engine::Scanner::compile(rules, options, &out.report);
+  if (!compiled) return compiled.error();
+  out.scanner = std::move(*compiled);
+  out.source = LoadResult::Source::kCompiled;
+  if (auto st = put(key, *out.scanner, rule_set_name); !st) {
+    out.save_error = st.error().message;
+    log(LogLevel::kWarning, "cannot save cache entry " + entry_path(key).string() + ": " + out.save_error);
+  }
+  out.load_ms = ms_since(t0);
+  return out;
+}
+
+std::vector<EntryStatus> Store::verify() const {
+  std::vector<EntryStatus> out;
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  for (const auto& d : fs::directory_iterator(options_.root, ec))
+    if (d.is_directory()) dirs.push_back(d.path());
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& dir : dirs) {
+    bool mine = dir == platform_dir_;
+    std::vector<fs::path> files;
+    for (const auto& f : fs::directory_iterator(dir, ec))
+      if (ends_with(f.path().filename().string(), kEntryExt)) files.push_back(f.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      EntryStatus s{f, mine, false, {}};
+      auto bytes = read_file(f, options_.max_entry_size);
+      if (!bytes) {
+        s.problem = bytes.error().message;
+      } else if (auto info = inspect_entry(*bytes); !info) {
+        s.problem = info.error().message;
+      } else if (info->key.hex() + std::string(kEntryExt) != f.filename().string()) {
+        s.problem = "file name does not match the key in its header";
+      } else if (info->tags.dir_name() != dir.filename().string()) {
+        s.problem = "entry for platform " + info->tags.dir_name() + " in directory " + dir.filename().string();
+      } else if (mine) {
+        auto set = decode_entry(*bytes, info->key, tags_);
+        if (!set) s.problem = set.error().message;
+        else s.ok = true;
+      } else {
+        s.ok = true;
+      }
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+PruneReport Store::prune(const PruneOptions& options) {
+  PruneReport rep;
+  std::error_code ec;
+  auto remove = [&](const fs::path& p, std::uint64_t size) {
+    if (!options.dry_run) fs::remove_all(p, ec);
+    rep.removed.push_back(p);
+    rep.bytes_removed += size;
+  };
+  if (options.foreign) {
+    for (const auto& d : fs::directory_iterator(options_.root, ec)) {
+      if (!d.is_directory() || d.path() == platform_dir_) continue;
+      std::uint64_t size = 0;
+      for (const auto& f : fs::recursive_directory_iterator(d.path(), ec))
+        if (f.is_regular_file()) size += f.file_size();
+      remove(d.path(), size);
+    }
+  }
+  remove_stale_temp_files(platform_dir_);
+  struct Entry {
+    fs::path path;
+    std::string key;
+    fs::file_time_type mtime;
+    std::uint64_t size;
+  };
+  std::vector<Entry> entries;
+  for (const auto& f : fs::directory_iterator(platform_dir_, ec)) {
+    std::string name = f.path().filename().string();
+    if (ends_with(name, kCorruptExt)) {
+      remove(f.path(), f.file_size(ec));
+      continue;
+    }
+    if (!ends_with(name, kEntryExt)) continue;
+    std::string key = name.substr(0, name.size() - kEntryExt.size());
+    std::uint64_t size = f.file_size(ec);
+    fs::path img = platform_dir_ / (key + std::string(kImageExt));
+    if (fs::exists(img, ec)) size += fs::file_size(img, ec);
+    entries.push_back({f.path(), key, f.last_write_time(ec), size});
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.mtime < b.mtime; });
+  std::uint64_t total = 0;
+  for (const auto& e : entries) total += e.size;
+  auto now = fs::file_time_type::clock::now();
+  std::set<std::string> loaded;
+  {
+    std::lock_guard lock(mu_);
+    loaded = loaded_;
+  }
+  for (const auto& e : entries) {
+    bool too_old = options.max_age && now - e.mtime > *options.max_age;
+    bool too_big = options.max_size && total > *options.max_size;
+    if ((too_old || too_big) && !loaded.count(e.key)) {
+      remove(e.path, e.size);
+      fs::path img = platform_dir_ / (e.key + std::string(kImageExt));
+      if (fs::exists(img, ec)) remove(img, 0);  // its size is counted in the entry's
+      // The .lock file stays: removing it could let a process waiting on
+      // the old inode and a newcomer on a new one compile at the same time.
+      total -= e.size;
+    } else {
+      rep.kept++;
+      rep.bytes_kept += e.size;
+    }
+  }
+  return rep;
+}
+
+}  // namespace regexd::cache

@@ -1,0 +1,373 @@
+// Cache entries and the store: a wrong file is never loaded.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "regexd/cache/entry.h"
+#include "regexd/cache/fs.h"
+#include "regexd/cache/store.h"
+
+namespace fs = std::filesystem;
+using namespace regexd;
+using namespace regexd::cache;
+
+namespace {
+
+engine::RuleSet small_rules() {
+  return engine::parse_native(
+      "WIN body /you\\s+won/i\n"
+      "BACKREF body /(\\w{3})\\1/\n"
+      "EMPTY body /x*/\n"
+      "UTF body /caf\\w/u\n"
+      "SUBJ header:Subject /^re:/i\n",
+      "small.rules");
+}
+
+const std::vector<std::string>& samples() {
+  static const std::vector<std::string> s = {"you WON a prize", "abcabc", "caf\xc3\xa9", "Re: hello", "nothing",
+                                             "caf\xff"};
+  return s;
+}
+
+// Answers of a scanner on every sample in every class, as one comparable value.
+std::vector<std::vector<std::pair<std::string, unsigned>>> answers(const engine::Scanner& s) {
+  std::vector<std::vector<std::pair<std::string, unsigned>>> out;
+  for (const auto& cls : s.classes())
+    for (const auto& m : samples()) out.push_back(s.scan(cls, m)->hits);
+  return out;
+}
+
+class CacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("regexd_cache_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::unique_ptr<Store> open_store(bool shared = false) {
+    StoreOptions o;
+    o.root = root_;
+    o.shared_images = shared;
+    o.log = [this](LogLevel level, const std::string& msg) { logs_.emplace_back(level, msg); };
+    auto s = Store::open(o);
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+
+  static std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  static void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary | std::ios::trunc) << s; }
+
+  std::size_t count_logs(LogLevel level) const {
+    std::size_t n = 0;
+    for (const auto& [l, m] : logs_) n += l == level;
+    return n;
+  }
+
+  fs::path root_;
+  std::vector<std::pair<LogLevel, std::string>> logs_;
+};
+
+TEST_F(CacheTest, RoundTripGivesTheSameAnswersAndTiers) {
+  auto store = open_store();
+  auto rules = small_rules();
+  auto first = store->get_or_compile(rules, {}, "small");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->source, LoadResult::Source::kCompiled);
+  EXPECT_EQ(first->miss_reason, "no entry");
+  EXPECT_TRUE(first->save_error.empty()) << first->save_error;
+  auto second = store->get_or_compile(rules, {}, "small");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->source, LoadResult::Source::kCache);
+  EXPECT_EQ(answers(*second->scanner), answers(*first->scanner));
+  EXPECT_EQ(second->scanner->tiers(), first->scanner->tiers());
+  // The entry is named by its key and carries mode 0640.
+  fs::path entry = store->entry_path(store->key_for(rules, {}));
+  struct stat st {};
+  ASSERT_EQ(::stat(entry.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  auto info = inspect_entry(slurp(entry));
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->rules, 5u);
+  EXPECT_EQ(info->rule_set_name, "small");
+  EXPECT_EQ(info->tags.dir_name(), store->platform_dir().filename().string());
+}
+
+TEST_F(CacheTest, KeyChangesWithEveryRuleField) {
+  auto tags = *current_tags();
+  auto base = small_rules();
+  auto k0 = compute_key(base, {}, tags);
+  auto changed = [&](auto mutate) {
+    auto r = base;
+    mutate(r.rules[1]);
+    return compute_key(r, {}, tags);
+  };
+  EXPECT_NE(k0, changed([](engine::Rule& r) { r.id += "X"; }));
+  EXPECT_NE(k0, changed([](engine::Rule& r) { r.cls = "rawbody"; }));
+  EXPECT_NE(k0, changed([](engine::Rule& r) { r.pattern += "x"; }));
+  EXPECT_NE(k0, changed([](engine::Rule& r) { r.flags ^= engine::kCaseless; }));
+  EXPECT_NE(k0, changed([](engine::Rule& r) { r.max_hits = 3; }));
+  EXPECT_EQ(k0, changed([](engine::Rule& r) { r.line += 10; }));  // location is not identity
+  auto other = tags;
+  other.hs_version = "5.4.9 2099-01-01";
+  EXPECT_NE(k0, compute_key(base, {}, other));
+  engine::CompileOptions limits;
+  limits.pcre2_match_limit = 5;
+  EXPECT_NE(k0, compute_key(base, limits, tags));
+}
+
+TEST_F(CacheTest, EveryFlippedByteIsCaughtBeforeHyperscan) {
+  auto store = open_store();
+  auto rules = small_rules();
+  ASSERT_TRUE(store->get_or_compile(rules, {}, "small").ok());
+  CacheKey key = store->key_for(rules, {});
+  const std::string good = slurp(store->entry_path(key));
+  ASSERT_GT(good.size(), 100u);
+  const auto& tags = *current_tags();
+  for (std::size_t off = 0; off < good.size(); ++off) {
+    std::string bad = good;
+    bad[off] = static_cast<char>(bad[off] ^ (1 << (off % 8)));
+    auto r = decode_entry(bad, key, tags);
+    ASSERT_FALSE(r.ok()) << "flip at offset " << off << " was loaded";
+    // Our own checks caught it: no message comes from a Hyperscan call.
+    EXPECT_EQ(r.error().message.find("hs_"), std::string::npos) << off << ": " << r.error().message;
+  }
+}
+
+TEST_F(CacheTest, EveryTruncationIsCaught) {
+  auto store = open_store();
+  auto rules = small_rules();
+  ASSERT_TRUE(store->get_or_compile(rules, {}, "small").ok());
+  CacheKey key = store->key_for(rules, {});
+  const std::string good = slurp(store->entry_path(key));
+  for (std::size_t len = 0; len < good.size(); ++len) {
+    auto r = decode_entry(std::string_view(good).substr(0, len), key, *current_tags());
+    ASSERT_FALSE(r.ok()) << "truncation to " << len << " bytes was loaded";
+    EXPECT_EQ(r.error().code, ErrorCode::kCorrupt) << len << ": " << r.error().message;
+  }
+}
+
+TEST_F(CacheTest, ACorruptEntryIsAMissMovedAsideAndReplaced) {
+  auto store = open_store();
+  auto rules = small_rules();
+  auto first = store->get_or_compile(rules, {}, "small");
+  ASSERT_TRUE(first.ok());
+  fs::path entry = store->entry_path(store->key_for(rules, {}));
+  const std::string good = slurp(entry);
+  // Through the whole store path, at a spread of offsets (all offsets are
+  // covered by the decode test above).
+  for (std::size_t off = 0; off < good.size(); off += std::max<std::size_t>(1, good.size() / 40)) {
+    std::string bad = good;
+    bad[off] = static_cast<char>(~bad[off]);
+    spit(entry, bad);
+    auto r = store->get_or_compile(rules, {}, "small");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->source, LoadResult::Source::kCompiled) << off;
+    EXPECT_FALSE(r->miss_reason.empty());
+    EXPECT_EQ(answers(*r->scanner), answers(*first->scanner)) << off;
+    auto again = store->get_or_compile(rules, {}, "small");
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->source, LoadResult::Source::kCache) << "not replaced after flip at " << off;
+  }
+  EXPECT_TRUE(fs::exists(entry.string() + ".corrupt"));
+  EXPECT_GT(count_logs(LogLevel::kWarning), 0u);
+}
+
+TEST_F(CacheTest, EntriesForAnotherPlatformAreNeverLoaded) {
+  auto store = open_store();
+  auto rules = small_rules();
+  auto compiled = engine::Scanner::compile(rules, {}, nullptr);
+  ASSERT_TRUE(compiled.ok());
+  const PlatformTags here = *current_tags();
+  CacheKey key = store->key_for(rules, {});
+  struct Variant {
+    const char* what;
+    void (*mutate)(PlatformTags&);
+  };
+  const Variant variants[] = {
+      {"arch", [](PlatformTags& t) { t.arch = t.arch == "aarch64" ? "x86_64" : "aarch64"; }},
+      {"flavor", [](PlatformTags& t) { t.flavor = t.flavor == "vectorscan" ? "hyperscan" : "vectorscan"; }},
+      {"library version", [](PlatformTags& t) { t.hs_version = "5.4.9 2023-03-03"; }},
+      {"platform", [](PlatformTags& t) { t.features ^= 4; }},
+      {"pcre2", [](PlatformTags& t) { t.pcre2_version = "10.99"; }},
+  };
+  for (const auto& v : variants) {
+    PlatformTags other = here;
+    v.mutate(other);
+    // Planted under this platform's name for this key: the tags still say no.
+    auto bytes = encode_entry((*compiled)->compiled(), key, other, "foreign");
+    ASSERT_TRUE(bytes.ok());
+    auto r = decode_entry(*bytes, key, here);
+    ASSERT_FALSE(r.ok()) << v.what;
+    EXPECT_EQ(r.error().code, ErrorCode::kMismatch) << v.what;
+    ASSERT_TRUE(write_file_atomic(store->entry_path(key), *bytes).ok());
+    auto got = store->get_or_compile(rules, {}, "small");
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->source, LoadResult::Source::kCompiled) << v.what;
+    EXPECT_NE(got->miss_reason.find(v.what == std::string("platform") ? "CPU platform" : ""), std::string::npos);
+  }
+  // Expected mismatches are logged at info level once per directory.
+  EXPECT_EQ(count_logs(LogLevel::kInfo), 1u);
+  EXPECT_EQ(count_logs(LogLevel::kWarning), 0u);
+  // A wrong key in the header (entry copied to another name) is refused too.
+  CacheKey wrong{key.hi ^ 1, key.lo};
+  auto bytes = encode_entry((*compiled)->compiled(), wrong, here, "x");
+  ASSERT_FALSE(decode_entry(*bytes, key, here).ok());
+}
+
+TEST_F(CacheTest, TwoProcessesMissingTheSameKeyCompileOnce) {
+  auto rules = small_rules();
+  // Both children open the store and ask at once; exit code 10 = compiled,
+  // 11 = loaded from cache, anything else = failure.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  std::vector<pid_t> kids;
+  for (int k = 0; k < 2; ++k) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      char c;
+      if (::read(ready[0], &c, 1) != 1) _exit(1);
+      StoreOptions o;
+      o.root = root_;
+      o.log = [](LogLevel, const std::string&) {};
+      auto s = Store::open(o);
+      if (!s) _exit(2);
+      auto r = (*s)->get_or_compile(rules, {}, "race");
+      if (!r || !r->save_error.empty()) _exit(3);
+      _exit(r->source == LoadResult::Source::kCompiled ? 10 : 11);
+    }
+    kids.push_back(pid);
+  }
+  ASSERT_EQ(::write(ready[1], "xx", 2), 2);
+  int compiled = 0, loaded = 0;
+  for (pid_t pid : kids) {
+    int st = 0;
+    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+    ASSERT_TRUE(WIFEXITED(st));
+    compiled += WEXITSTATUS(st) == 10;
+    loaded += WEXITSTATUS(st) == 11;
+  }
+  EXPECT_EQ(compiled, 1);
+  EXPECT_EQ(loaded, 1);
+  auto store = open_store();
+  auto r = store->get(store->key_for(rules, {}));
+  EXPECT_TRUE(r.ok());
+}
+
+TEST_F(CacheTest, SharedImagesAreMappedValidatedAndRebuilt) {
+  auto rules = small_rules();
+  auto plain = open_store()->get_or_compile(rules, {}, "small");
+  ASSERT_TRUE(plain.ok());
+  auto store = open_store(/*shared=*/true);
+  LoadResult::Source src{};
+  auto first = store->get(store->key_for(rules, {}), &src);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(src, LoadResult::Source::kSharedImage);
+  EXPECT_EQ(answers(**first), answers(*plain->scanner));
+  fs::path img = store->platform_dir() / (store->key_for(rules, {}).hex() + ".rxdimg");
+  ASSERT_TRUE(fs::exists(img));
+  // A damaged image is detected, rebuilt, and the answers stay right.
+  std::string bytes = slurp(img);
+  bytes[bytes.size() / 2] ^= 0x10;
+  spit(img, bytes);
+  auto second = store->get(store->key_for(rules, {}), &src);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(src, LoadResult::Source::kSharedImage);
+  EXPECT_EQ(answers(**second), answers(*plain->scanner));
+  EXPECT_NE(slurp(img), bytes);
+  EXPECT_GT(count_logs(LogLevel::kWarning), 0u);
+}
+
+TEST_F(CacheTest, UnsafeDirectoriesAreRefusedWithAFix) {
+  fs::create_directories(root_);
+  fs::permissions(root_, fs::perms(0777));
+  StoreOptions o;
+  o.root = root_;
+  auto s = Store::open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kPermission);
+  EXPECT_NE(s.error().message.find("chmod go-w"), std::string::npos) << s.error().message;
+  fs::permissions(root_, fs::perms(0750));
+  EXPECT_TRUE(Store::open(o).ok());
+}
+
+TEST_F(CacheTest, PruneBySizeAgeAndForeignButNeverALoadedEntry) {
+  auto store = open_store();
+  std::vector<CacheKey> keys;
+  for (int i = 0; i < 4; ++i) {
+    auto rules = engine::parse_native("R" + std::to_string(i) + " body /rule" + std::to_string(i) + "/\n", "p");
+    auto r = store->get_or_compile(rules, {}, "p");
+    ASSERT_TRUE(r.ok());
+    keys.push_back(store->key_for(rules, {}));
+    // Distinct, ordered mtimes: entry 0 is the least recently used.
+    fs::last_write_time(store->entry_path(keys.back()),
+                        fs::file_time_type::clock::now() - std::chrono::hours(100 - i));
+  }
+  // This process has loaded all four; a fresh store (another process) has not.
+  auto prune_opts = [](std::optional<std::uint64_t> size, std::optional<std::chrono::seconds> age, bool foreign) {
+    PruneOptions o;
+    o.max_size = size;
+    o.max_age = age;
+    o.foreign = foreign;
+    return o;
+  };
+  auto rep = store->prune(prune_opts(1, std::nullopt, false));
+  EXPECT_TRUE(rep.removed.empty());
+  auto other = open_store();
+  fs::create_directories(root_ / "aarch64-vectorscan-5.4.9-deadbeef");
+  spit(root_ / "aarch64-vectorscan-5.4.9-deadbeef" / "x.rxdb", "foreign");
+  std::uint64_t one = fs::file_size(store->entry_path(keys[0]));
+  rep = other->prune(prune_opts(2 * one + one / 2, std::nullopt, false));
+  ASSERT_EQ(rep.removed.size(), 2u);
+  EXPECT_FALSE(fs::exists(store->entry_path(keys[0])));
+  EXPECT_FALSE(fs::exists(store->entry_path(keys[1])));
+  EXPECT_TRUE(fs::exists(store->entry_path(keys[2])));
+  EXPECT_TRUE(fs::exists(root_ / "aarch64-vectorscan-5.4.9-deadbeef"));
+  rep = other->prune(prune_opts(std::nullopt, std::chrono::hours(98), false));
+  ASSERT_EQ(rep.removed.size(), 1u);
+  EXPECT_FALSE(fs::exists(store->entry_path(keys[2])));
+  EXPECT_TRUE(fs::exists(store->entry_path(keys[3])));
+  rep = other->prune(prune_opts(std::nullopt, std::nullopt, true));
+  EXPECT_FALSE(fs::exists(root_ / "aarch64-vectorscan-5.4.9-deadbeef"));
+  EXPECT_TRUE(fs::exists(store->entry_path(keys[3])));
+}
+
+TEST_F(CacheTest, VerifyChecksEveryPlatformAndFlagsCorruptionHere) {
+  auto store = open_store();
+  auto rules = small_rules();
+  ASSERT_TRUE(store->get_or_compile(rules, {}, "small").ok());
+  auto all = store->verify();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_TRUE(all[0].ok) << all[0].problem;
+  EXPECT_TRUE(all[0].this_platform);
+  fs::path entry = store->entry_path(store->key_for(rules, {}));
+  std::string bytes = slurp(entry);
+  // The same valid entry under another platform's directory is reported
+  // as misplaced, and a damaged copy here as corrupt.
+  fs::create_directories(root_ / "aarch64-vectorscan-5.4.9-deadbeef");
+  spit(root_ / "aarch64-vectorscan-5.4.9-deadbeef" / entry.filename(), bytes);
+  bytes[bytes.size() - 1] ^= 1;
+  spit(entry, bytes);
+  all = store->verify();
+  ASSERT_EQ(all.size(), 2u);
+  for (const auto& s : all) {
+    EXPECT_FALSE(s.ok);
+    if (s.this_platform) EXPECT_NE(s.problem.find("checksum"), std::string::npos) << s.problem;
+    else EXPECT_NE(s.problem.find("in directory"), std::string::npos) << s.problem;
+  }
+}
+
+}  // namespace
