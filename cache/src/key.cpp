@@ -95,6 +95,7 @@ CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions&
   h.str(tags.pcre2_version);
   h.u32(options.pcre2_match_limit);
   h.u32(options.pcre2_depth_limit);
+  h.u32(options.pcre2_only ? 1 : 0);
   return h.digest();
 }
 

@@ -180,7 +180,9 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   for (std::size_t i = 0; i < set->rules.size(); ++i)
     inputs.push_back({hs_expression_for(set->rules[i].rule),
                       hs_flags_for(set->rules[i].rule, Tier::kNative) & ~HS_FLAG_SOM_LEFTMOST, allow_prefilter[i]});
-  auto probes = detail::probe_patterns(inputs, options.probe_timeout);
+  auto probes = options.pcre2_only
+                    ? std::vector<detail::ProbeResult>(inputs.size(), {Tier::kPcre2, "pcre2-only build"})
+                    : detail::probe_patterns(inputs, options.probe_timeout);
   for (std::size_t i = 0; i < set->rules.size(); ++i) {
     set->rules[i].tier = probes[i].tier;
     if (probes[i].tier != Tier::kNative) rep.demoted.emplace_back(set->rules[i].rule.id, probes[i].reason);

@@ -112,13 +112,18 @@ const std::vector<Case>& edge_cases() {
   return cases;
 }
 
-TEST(ScanEdgeCases, EveryCaseAgreesWithPcre2AndTheExpectation) {
+void check_edge_cases(const CompileOptions& options) {
   RuleSet set;
   const auto& cases = edge_cases();
   for (std::size_t i = 0; i < cases.size(); ++i)
     set.rules.push_back(make_rule("R" + std::to_string(i), cases[i].pattern, cases[i].flags));
   CompileReport report;
-  auto scanner = compile_or_die(set, &report);
+  auto compiled = Scanner::compile(set, options, &report);
+  ASSERT_TRUE(compiled.ok());
+  auto scanner = *compiled;
+  if (options.pcre2_only) {
+    for (const auto& [id, tier] : scanner->tiers()) EXPECT_EQ(tier, Tier::kPcre2) << id;
+  }
   for (const auto& e : report.rejected) ADD_FAILURE() << e.to_string();
   ASSERT_TRUE(report.rejected.empty());
   for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -133,6 +138,15 @@ TEST(ScanEdgeCases, EveryCaseAgreesWithPcre2AndTheExpectation) {
     EXPECT_EQ(matched(*res, id), *want) << "/" << c.pattern << "/" << c.flags << " vs pcre2";
     EXPECT_EQ(matched(*res, id), c.expect) << "/" << c.pattern << "/" << c.flags << " vs expectation";
   }
+}
+
+TEST(ScanEdgeCases, EveryCaseAgreesWithPcre2AndTheExpectation) { check_edge_cases({}); }
+
+// The daemon's stand-in while Hyperscan compiles: same answers, no database.
+TEST(ScanEdgeCases, Pcre2OnlyBuildGivesTheSameAnswers) {
+  CompileOptions o;
+  o.pcre2_only = true;
+  check_edge_cases(o);
 }
 
 TEST(ScanTiers, ConstructsLandInTheExpectedTier) {

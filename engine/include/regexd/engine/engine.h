@@ -54,6 +54,12 @@ struct CompileOptions {
   // PCRE2 limits applied when scanning (pcre2_set_match_limit / depth_limit).
   std::uint32_t pcre2_match_limit = 1'000'000;
   std::uint32_t pcre2_depth_limit = 10'000;
+  // Put every rule in the pcre2 tier: no probe, no Hyperscan compile, so a
+  // set of thousands of rules builds in milliseconds.  Answers are the same
+  // (PCRE2 is the reference), scans are slower.  The daemon serves with such
+  // a build while the real one compiles, as Rspamd falls back to PCRE until
+  // its Hyperscan databases are ready.
+  bool pcre2_only = false;
 };
 
 struct ClassReport {
