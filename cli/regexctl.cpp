@@ -8,14 +8,15 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <initializer_list>
 #include <iostream>
 #include <sstream>
 
 #include <unistd.h>
 
 #include "regexd/cache/store.h"
+#include "regexd/cache/units.h"
 #include "regexd/engine/engine.h"
+#include "regexd/server/client.h"
 
 namespace {
 
@@ -128,34 +129,8 @@ bool read_file(const std::string& path, std::string* out, std::string* err) {
 
 
 
-// Parses "<number><unit>" where `units` maps each accepted suffix ("" for
-// none) to its multiplier.
-std::optional<std::uint64_t> parse_scaled(const std::string& s,
-                                          std::initializer_list<std::pair<std::string_view, std::uint64_t>> units) {
-  if (s.empty() || s[0] < '0' || s[0] > '9') return std::nullopt;
-  std::size_t pos = 0;
-  unsigned long long n = 0;
-  try {
-    n = std::stoull(s, &pos);
-  } catch (...) {
-    return std::nullopt;
-  }
-  for (const auto& [unit, mult] : units)
-    if (s.substr(pos) == unit) return n * mult;
-  return std::nullopt;
-}
-
-// "500M", "2G", "1024" (bytes) -> bytes.
-std::optional<std::uint64_t> parse_size(const std::string& s) {
-  return parse_scaled(s, {{"", 1}, {"B", 1}, {"K", 1ull << 10}, {"k", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30}});
-}
-
-// "30d", "12h", "45m", "90s" -> seconds.
-std::optional<std::chrono::seconds> parse_age(const std::string& s) {
-  auto n = parse_scaled(s, {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}});
-  if (!n) return std::nullopt;
-  return std::chrono::seconds(*n);
-}
+using regexd::cache::parse_age;
+using regexd::cache::parse_size;
 
 std::unique_ptr<regexd::cache::Store> open_store(const std::string& dir, int* rc) {
   regexd::cache::StoreOptions so;
@@ -236,6 +211,78 @@ json entry_json(const regexd::cache::EntryInfo& e) {
 
 }  // namespace
 
+int fail_remote(const regexd::Error& e) {
+  std::fprintf(stderr, "regexctl: %s\n", e.message.c_str());
+  return e.code == regexd::ErrorCode::kIo || e.code == regexd::ErrorCode::kCorrupt ? kExitRuntime : kExitUsage;
+}
+
+void print_stats(const std::string& text, bool raw) {
+  if (raw) {
+    std::cout << text << "\n";
+    return;
+  }
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) {
+    std::cout << text << "\n";
+    return;
+  }
+  std::printf("uptime %.0f s, connections %s now / %s total / %s rejected, requests %s (%s errors)\n",
+              j["uptime_s"].get<double>(), j["connections"]["current"].dump().c_str(),
+              j["connections"]["total"].dump().c_str(), j["connections"]["rejected"].dump().c_str(),
+              j["requests"]["total"].dump().c_str(), j["requests"]["errors"].dump().c_str());
+  std::printf("%-16s %7s %-9s %-8s %6s %7s %9s %6s %10s %12s %9s %9s\n", "ruleset", "version", "state", "source",
+              "rules", "native", "prefilter", "pcre2", "compile_ms", "scans", "p50_us", "p99_us");
+  for (const auto& r : j["rulesets"]) {
+    std::printf("%-16s %7s %-9s %-8s %6s %7s %9s %6s %10.1f %12s %9.1f %9.1f\n",
+                r["name"].get<std::string>().c_str(), r["version"].dump().c_str(),
+                r["state"].get<std::string>().c_str(), r["source"].get<std::string>().c_str(),
+                r["rules"].dump().c_str(), r["tiers"]["native"].dump().c_str(), r["tiers"]["prefilter"].dump().c_str(),
+                r["tiers"]["pcre2"].dump().c_str(), r["compile_ms"].get<double>(), r["scans"].dump().c_str(),
+                r["latency_us"]["p50"].get<double>(), r["latency_us"]["p99"].get<double>());
+  }
+}
+
+int remote_load(regexd::server::Client& c, const RulesArgs& a, const std::string& name) {
+  if (a.files.size() != 1) {
+    std::fprintf(stderr, "regexctl: load takes exactly one --rules file\n");
+    return kExitUsage;
+  }
+  std::string text, err;
+  if (!read_file(a.files[0], &text, &err)) {
+    std::fprintf(stderr, "regexctl: %s\n", err.c_str());
+    return kExitRuntime;
+  }
+  auto r = c.load_rules({name, a.format, a.cls, text});
+  if (!r) return fail_remote(r.error());
+  std::fputs(r->report.c_str(), stderr);
+  std::printf("%s: version %u, %u rules, %u rejected, %s\n", name.c_str(), r->version, r->rules, r->rejected,
+              r->state.c_str());
+  return 0;
+}
+
+int remote_query(regexd::server::Client& c, const std::string& ruleset, const std::string& cls,
+                 const std::vector<std::string>& files) {
+  for (const auto& f : files) {
+    std::string data, err;
+    if (!read_file(f, &data, &err)) {
+      std::fprintf(stderr, "regexctl: %s\n", err.c_str());
+      return kExitRuntime;
+    }
+    regexd::server::protocol::ScanRequest q;
+    q.ruleset = ruleset;
+    q.buffers.emplace_back(cls, data);
+    auto r = c.scan(q);
+    if (!r) return fail_remote(r.error());
+    json hits = json::object();
+    for (const auto& [id, n] : r->hits) hits[id] = n;
+    std::cout << json{{"file", text(f)}, {"version", r->version}, {"state", r->state}, {"hits", hits},
+                      {"limited", r->limited}}
+                     .dump()
+              << "\n";
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"regexctl: compile, scan and manage regexd rule sets and caches"};
   app.require_subcommand(1);
@@ -295,6 +342,31 @@ int main(int argc, char** argv) {
   prune_cmd->add_flag("--foreign", prune_foreign, "remove other platforms' directories");
   prune_cmd->add_flag("--dry-run", prune_dry, "only list what would be removed");
 
+  // Talking to a running daemon (docs/protocol.md).
+  std::string socket_path = regexd::server::default_socket_path().string();
+  auto add_socket = [&](CLI::App* cmd) {
+    cmd->add_option("--socket", socket_path, "daemon socket path, or host:port")->capture_default_str();
+  };
+  bool stats_json = false;
+  auto* stats_cmd = app.add_subcommand("stats", "print a running daemon's statistics");
+  add_socket(stats_cmd);
+  stats_cmd->add_flag("--json", stats_json, "raw JSON");
+  auto* ping_cmd = app.add_subcommand("ping", "check that a daemon answers");
+  add_socket(ping_cmd);
+  RulesArgs load_args;
+  std::string load_name;
+  auto* load_cmd = app.add_subcommand("load", "replace (or create) a rule set of a running daemon");
+  add_socket(load_cmd);
+  add_rules_options(load_cmd, load_args, "--class");
+  load_cmd->add_option("--name", load_name, "rule-set name")->required();
+  std::string query_ruleset = "default", query_class;
+  std::vector<std::string> query_files;
+  auto* query_cmd = app.add_subcommand("query", "scan files through a running daemon; one JSON object per file per line");
+  add_socket(query_cmd);
+  query_cmd->add_option("--ruleset", query_ruleset, "rule-set name")->capture_default_str();
+  query_cmd->add_option("--class", query_class, "class of rules to run over each file")->required();
+  query_cmd->add_option("files", query_files, "files to scan")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -314,6 +386,29 @@ int main(int argc, char** argv) {
                   info.runtime_version.c_str(), info.arch.c_str(), info.pcre2_version.c_str());
     }
     return 0;
+  }
+
+  if (*stats_cmd || *ping_cmd || *load_cmd || *query_cmd) {
+    auto client = regexd::server::Client::connect(socket_path);
+    if (!client) {
+      std::fprintf(stderr, "regexctl: %s: %s\n", socket_path.c_str(), client.error().message.c_str());
+      return kExitRuntime;
+    }
+    auto& c = **client;
+    if (*ping_cmd) {
+      auto st = c.ping();
+      if (!st) return fail_remote(st.error());
+      std::printf("%s: %s\n", socket_path.c_str(), c.hello().server.c_str());
+      return 0;
+    }
+    if (*stats_cmd) {
+      auto st = c.stats();
+      if (!st) return fail_remote(st.error());
+      print_stats(*st, stats_json);
+      return 0;
+    }
+    if (*load_cmd) return remote_load(c, load_args, load_name);
+    return remote_query(c, query_ruleset, query_class, query_files);
   }
 
   int rc = 0;

@@ -9,6 +9,7 @@ packages=(
   libhyperscan-dev libpcre2-dev libxxhash-dev
   libflatbuffers-dev flatbuffers-compiler
   libcli11-dev nlohmann-json3-dev
+  libasio-dev libspdlog-dev libfmt-dev libtomlplusplus-dev   # the daemon
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(

@@ -1,0 +1,78 @@
+// regexd::server::Config: what the daemon serves and how, from embedded
+// defaults, an optional TOML file (toml++) and command-line overrides.
+// The file's keys are documented in docs/daemon.md.
+//
+// Thread safety: plain values.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "regexd/engine/result.h"
+#include "regexd/engine/rule.h"
+#include "regexd/server/client.h"  // default_socket_path()
+
+namespace regexd::server {
+
+struct RuleSetConfig {
+  std::string name;
+  engine::RuleFormat format = engine::RuleFormat::kNative;
+  std::string cls;                 // class for rspamd-map; forced class for SpamAssassin
+  std::vector<std::string> files;  // paths or glob patterns, in order
+  std::string inline_text;         // used when `files` is empty (embedded sample)
+  bool watch = true;               // reload when a file changes
+};
+
+struct ServerConfig {
+  std::filesystem::path socket;
+  mode_t socket_mode = 0660;
+  std::string socket_group;  // empty: the process's group
+  std::string tcp;           // "127.0.0.1:11339"; empty: none
+  unsigned workers = 0;      // 0: number of cores
+  std::uint32_t max_frame = 64u << 20;
+  std::size_t max_connections = 256;
+  std::chrono::seconds idle_timeout{60};
+  std::chrono::milliseconds watch_interval{2000};
+};
+
+struct CacheConfig {
+  bool enabled = true;
+  std::filesystem::path root;  // empty: cache::default_cache_root()
+  bool shared_images = false;
+  std::optional<std::uint64_t> max_size;         // prune at start-up
+  std::optional<std::chrono::seconds> max_age;  // prune at start-up
+};
+
+struct Config {
+  ServerConfig server;
+  CacheConfig cache;
+  std::vector<RuleSetConfig> rulesets;
+  std::filesystem::path path;  // the file it came from, if any
+};
+
+// Embedded defaults: SpamAssassin's rules when installed
+// (/usr/share/spamassassin/*.cf), else the bundled sample rules, as the rule
+// set "default".
+Config default_config();
+
+// Reads a TOML file over the defaults.  A file that defines [rulesets]
+// replaces the default rule set.  Errors name the file, line and key.
+Result<Config> load_config(const std::filesystem::path& path);
+
+// Expands the glob patterns of `rs.files` (sorted, in pattern order).  A
+// pattern that matches nothing is an error naming it.
+Result<std::vector<std::string>> expand_files(const RuleSetConfig& rs);
+
+// Reads and parses every file of `rs` (or its inline text).
+engine::RuleSet load_rules(const RuleSetConfig& rs, const std::vector<std::string>& files);
+
+// The bundled sample rules (rules/sample.rules, compiled in).
+std::string_view sample_rules();
+
+}  // namespace regexd::server

@@ -1,0 +1,111 @@
+// regexd::server::Registry: the named rule sets a daemon serves, each with an
+// immutable current version that is swapped atomically.
+//
+// Loading a version never blocks scans: it is installed from the cache when
+// the cache has it (milliseconds), otherwise as a PCRE2-only build
+// (milliseconds, same answers) while the Hyperscan build runs on a background
+// thread and then replaces it under the same version number.  Scans hold a
+// shared_ptr to the version they started with, so requests in flight finish
+// on it and its memory is released when the last one ends.
+//
+// Thread safety: every member may be called from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "regexd/cache/store.h"
+#include "regexd/engine/engine.h"
+#include "regexd/engine/rule.h"
+
+namespace regexd::server {
+
+// Latency percentiles without locks: buckets of 1/8 of a power of two in
+// microseconds (12.5% resolution), 0.125 us to about 9 minutes.
+class LatencyHistogram {
+ public:
+  void record(double us);
+  double percentile(double q) const;  // q in [0, 1]; 0 when empty
+
+ private:
+  static constexpr int kSub = 8, kOctaves = 32;
+  std::array<std::atomic<std::uint64_t>, kSub * kOctaves + 1> buckets_{};
+};
+
+struct RuleSetStats {
+  std::atomic<std::uint64_t> scans{0}, bytes{0}, cache_hits{0}, cache_misses{0};
+  LatencyHistogram latency;
+};
+
+struct RuleSetVersion {
+  std::string name;
+  std::uint32_t number = 0;
+  std::shared_ptr<const engine::Scanner> scanner;
+  std::string state;   // "hyperscan" or "pcre2" (while Hyperscan compiles, or if it failed)
+  std::string source;  // "cache", "compiled" or "pcre2"
+  double build_ms = 0; // Hyperscan compile or cache load (0 while pending)
+  std::size_t native = 0, prefilter = 0, pcre2 = 0;
+  std::vector<std::string> classes;
+  std::shared_ptr<RuleSetStats> stats;  // shared by the pcre2 and hyperscan builds of one version
+};
+
+struct LoadOutcome {
+  std::shared_ptr<const RuleSetVersion> version;
+  std::vector<engine::RuleError> rejected;  // parse + compile rejections
+};
+
+class Registry {
+ public:
+  struct Options {
+    cache::Store* store = nullptr;  // optional; not owned
+    engine::CompileOptions compile;
+  };
+  explicit Registry(Options options);
+  ~Registry();  // drops queued compiles, waits for the running one
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Installs a new version of `name` (creating it if needed) and returns once
+  // that version answers scans.  Errors: kInvalidArgument when no rule of
+  // `rules` can be compiled (the current version stays).
+  Result<LoadOutcome> load(const std::string& name, engine::RuleSet rules);
+  // Removes `name`; scans in flight finish on their version.
+  bool remove(const std::string& name);
+
+  std::shared_ptr<const RuleSetVersion> find(std::string_view name) const;
+  std::vector<std::shared_ptr<const RuleSetVersion>> all() const;  // sorted by name
+
+  // Blocks until no background compile is queued or running.
+  void wait_idle();
+
+ private:
+  struct Job {
+    std::string name;
+    std::uint32_t number;
+    engine::RuleSet rules;
+  };
+  void worker();
+  void run_job(Job& job);
+  // Replaces the current version when it still has `number`.
+  void swap_if_current(const std::string& name, std::uint32_t number, std::shared_ptr<const RuleSetVersion> v);
+
+  Options options_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const RuleSetVersion>, std::less<>> current_;
+  std::map<std::string, std::uint32_t> next_number_;
+  std::deque<Job> jobs_;
+  bool busy_ = false, stop_ = false;
+  std::condition_variable cv_, idle_cv_;
+  std::thread thread_;
+};
+
+}  // namespace regexd::server

@@ -1,0 +1,223 @@
+// regexd: the daemon.  Embedded defaults with no arguments; see docs/daemon.md.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <map>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "regexd/cache/store.h"
+#include "regexd/server/config.h"
+#include "regexd/server/registry.h"
+#include "regexd/server/server.h"
+
+namespace {
+
+using namespace regexd;
+using server::Config;
+using server::RuleSetConfig;
+
+// What a rule set's files looked like when last loaded: a change in any
+// (or a file appearing or vanishing under a glob) triggers a reload.
+struct FileStamp {
+  std::string path;
+  std::int64_t mtime_ns = 0;
+  std::int64_t size = -1;
+  ino_t ino = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+std::vector<FileStamp> stamp(const RuleSetConfig& rs) {
+  std::vector<FileStamp> out;
+  auto files = server::expand_files(rs);
+  if (!files) return out;
+  for (const auto& f : *files) {
+    struct stat st {};
+    FileStamp s{f};
+    if (::stat(f.c_str(), &st) == 0) {
+      s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+      s.size = st.st_size;
+      s.ino = st.st_ino;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// Loads one configured rule set into the registry.  Returns false (logged)
+// when nothing could be installed; the previous version then stays.
+bool load_ruleset(server::Registry& registry, const RuleSetConfig& rs) {
+  std::vector<std::string> files;
+  if (!rs.files.empty()) {
+    auto expanded = server::expand_files(rs);
+    if (!expanded) {
+      spdlog::error("{}", expanded.error().message);
+      return false;
+    }
+    files = std::move(*expanded);
+  }
+  engine::RuleSet rules = server::load_rules(rs, files);
+  auto loaded = registry.load(rs.name, std::move(rules));
+  if (!loaded) {
+    spdlog::error("{}", loaded.error().message);
+    return false;
+  }
+  for (const auto& e : loaded->rejected) spdlog::warn("rule set {}: {}", rs.name, e.to_string());
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"regexd: regex compile-and-scan sidecar for Rspamd (docs/daemon.md)"};
+  std::string config_path, socket, cache_dir, tcp, log_level = "info", name = "default", format = "native", cls;
+  std::vector<std::string> rules;
+  int workers = -1;
+  bool no_cache = false;
+  app.add_option("--config", config_path, "TOML config file")->check(CLI::ExistingFile);
+  app.add_option("--socket", socket, "Unix socket path (overrides the config)");
+  app.add_option("--tcp", tcp, "also listen on this loopback host:port");
+  app.add_option("--cache", cache_dir, "cache root (overrides the config)");
+  app.add_flag("--no-cache", no_cache, "do not use the on-disk cache");
+  app.add_option("--workers", workers, "worker threads (0: number of cores)");
+  app.add_option("--rules", rules, "serve these rules files as one rule set instead of the config's");
+  app.add_option("--format", format, "format of --rules files")
+      ->check(CLI::IsMember({"native", "spamassassin", "rspamd-map"}));
+  app.add_option("--class", cls, "class for rspamd-map rules / forced class for SpamAssassin");
+  app.add_option("--name", name, "name of the --rules rule set");
+  app.add_option("--log-level", log_level, "debug, info, warning, error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_logger_mt("regexd");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e regexd[%P] %l: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level == "warning" ? "warn" : log_level));
+  spdlog::flush_on(spdlog::level::debug);
+
+  Config cfg;
+  if (config_path.empty()) {
+    cfg = server::default_config();
+  } else {
+    auto loaded = server::load_config(config_path);
+    if (!loaded) {
+      std::fprintf(stderr, "regexd: %s\n", loaded.error().message.c_str());
+      return 2;
+    }
+    cfg = std::move(*loaded);
+  }
+  if (!socket.empty()) cfg.server.socket = socket;
+  if (!tcp.empty()) cfg.server.tcp = tcp;
+  if (workers >= 0) cfg.server.workers = static_cast<unsigned>(workers);
+  if (!cache_dir.empty()) cfg.cache.root = cache_dir;
+  if (no_cache) cfg.cache.enabled = false;
+  if (!rules.empty()) {
+    RuleSetConfig rs;
+    rs.name = name;
+    rs.format = *engine::parse_rule_format(format);
+    rs.cls = cls;
+    rs.files = rules;
+    cfg.rulesets = {rs};
+  }
+
+  // Signals are taken synchronously by this thread; every thread started
+  // below inherits the mask.
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  std::unique_ptr<cache::Store> store;
+  if (cfg.cache.enabled) {
+    cache::StoreOptions so;
+    if (!cfg.cache.root.empty()) so.root = cfg.cache.root;
+    so.shared_images = cfg.cache.shared_images;
+    so.log = [](cache::LogLevel level, const std::string& msg) {
+      switch (level) {
+        case cache::LogLevel::kDebug: spdlog::debug("cache: {}", msg); break;
+        case cache::LogLevel::kInfo: spdlog::info("cache: {}", msg); break;
+        case cache::LogLevel::kWarning: spdlog::warn("cache: {}", msg); break;
+        case cache::LogLevel::kError: spdlog::error("cache: {}", msg); break;
+      }
+    };
+    auto opened = cache::Store::open(so);
+    if (!opened) {
+      spdlog::warn("cache disabled: {}", opened.error().message);
+    } else {
+      store = std::move(*opened);
+      spdlog::info("cache: {}", store->platform_dir().string());
+      if (cfg.cache.max_size || cfg.cache.max_age) {
+        cache::PruneOptions po;
+        po.max_size = cfg.cache.max_size;
+        po.max_age = cfg.cache.max_age;
+        auto rep = store->prune(po);
+        if (!rep.removed.empty()) spdlog::info("cache: pruned {} files, {} bytes", rep.removed.size(), rep.bytes_removed);
+      }
+    }
+  }
+
+  server::Registry registry({store.get(), {}});
+  server::Server srv(cfg.server, registry);
+  if (auto st = srv.bind(); !st) {
+    spdlog::error("{}", st.error().message);
+    return 1;
+  }
+  std::map<std::string, std::vector<FileStamp>> stamps;
+  for (const auto& rs : cfg.rulesets) {
+    stamps[rs.name] = stamp(rs);
+    load_ruleset(registry, rs);
+  }
+  srv.start();
+
+  auto reload = [&](const Config& c, bool only_changed) {
+    for (const auto& rs : c.rulesets) {
+      auto now = stamp(rs);
+      if (only_changed && (!rs.watch || rs.files.empty() || now == stamps[rs.name])) continue;
+      spdlog::info("rule set {}: {}", rs.name, only_changed ? "files changed, reloading" : "reloading");
+      stamps[rs.name] = std::move(now);
+      load_ruleset(registry, rs);
+    }
+  };
+  for (;;) {
+    timespec ts{};
+    auto interval = cfg.server.watch_interval;
+    ts.tv_sec = static_cast<time_t>(interval.count() / 1000);
+    ts.tv_nsec = static_cast<long>((interval.count() % 1000) * 1'000'000);
+    int sig = ::sigtimedwait(&sigs, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+    if (sig == SIGHUP) {
+      Config fresh = cfg;
+      if (!cfg.path.empty()) {
+        auto again = server::load_config(cfg.path);
+        if (!again) {
+          spdlog::error("SIGHUP: {}; keeping the running configuration", again.error().message);
+          continue;
+        }
+        // Rule sets are reloaded; listener settings need a restart.
+        fresh.rulesets = again->rulesets;
+        for (const auto& v : registry.all()) {
+          bool kept = false;
+          for (const auto& rs : fresh.rulesets) kept |= rs.name == v->name;
+          if (!kept && stamps.count(v->name)) {
+            registry.remove(v->name);
+            stamps.erase(v->name);
+            spdlog::info("rule set {}: removed from the configuration", v->name);
+          }
+        }
+        cfg.rulesets = fresh.rulesets;
+      }
+      spdlog::info("SIGHUP: reloading rule sets");
+      reload(cfg, false);
+      continue;
+    }
+    reload(cfg, true);
+  }
+  srv.stop();
+  return 0;
+}

@@ -1,0 +1,231 @@
+#include "regexd/server/registry.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace regexd::server {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::shared_ptr<RuleSetVersion> make_version(const std::string& name, std::uint32_t number,
+                                             std::shared_ptr<const engine::Scanner> scanner, std::string state,
+                                             std::string source, std::shared_ptr<RuleSetStats> stats) {
+  auto v = std::make_shared<RuleSetVersion>();
+  v->name = name;
+  v->number = number;
+  v->state = std::move(state);
+  v->source = std::move(source);
+  v->stats = std::move(stats);
+  for (const auto& [id, tier] : scanner->tiers()) {
+    (void)id;
+    (tier == engine::Tier::kNative ? v->native : tier == engine::Tier::kPrefilter ? v->prefilter : v->pcre2)++;
+  }
+  v->classes = scanner->classes();
+  v->scanner = std::move(scanner);
+  return v;
+}
+
+}  // namespace
+
+void LatencyHistogram::record(double us) {
+  int idx = 0;
+  if (us >= 1.0 / kSub) {
+    int octave = std::ilogb(us * kSub);  // >= 0
+    double base = std::ldexp(1.0, octave);
+    int sub = static_cast<int>((us * kSub - base) / base * kSub);
+    idx = std::min(octave * kSub + std::clamp(sub, 0, kSub - 1) + 1, static_cast<int>(buckets_.size()) - 1);
+  }
+  buckets_[static_cast<std::size_t>(idx)].fetch_add(1, std::memory_order_relaxed);
+}
+
+double LatencyHistogram::percentile(double q) const {
+  std::uint64_t total = 0;
+  for (const auto& b : buckets_) total += b.load(std::memory_order_relaxed);
+  if (total == 0) return 0;
+  auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total)));
+  rank = std::max<std::uint64_t>(rank, 1);
+  std::uint64_t seen = 0;
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    seen += buckets_[i].load(std::memory_order_relaxed);
+    if (seen >= rank) {
+      if (i == 0) return 1.0 / kSub;
+      int octave = static_cast<int>(i - 1) / kSub, sub = static_cast<int>(i - 1) % kSub;
+      double base = std::ldexp(1.0, octave);
+      return (base + base * (sub + 1) / kSub) / kSub;  // the bucket's upper edge
+    }
+  }
+  return 0;
+}
+
+Registry::Registry(Options options) : options_(std::move(options)), thread_([this] { worker(); }) {}
+
+Registry::~Registry() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    jobs_.clear();
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rules) {
+  LoadOutcome out;
+  out.rejected = rules.rejected;
+  std::uint32_t number = 0;
+  std::shared_ptr<RuleSetStats> stats = std::make_shared<RuleSetStats>();
+  // 1. The cache may have the Hyperscan build already.
+  if (options_.store) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto key = options_.store->key_for(rules, options_.compile);
+    auto hit = options_.store->get(key);
+    if (hit && (*hit)->rule_count() > 0) {
+      stats->cache_hits++;
+      {
+        std::lock_guard lock(mu_);
+        number = ++next_number_[name];
+      }
+      auto v = make_version(name, number, std::move(*hit), "hyperscan", "cache", stats);
+      v->build_ms = ms_since(t0);
+      // Rules PCRE2 rejected are not in the entry; only when there are some
+      // is the (JIT-compiling) PCRE2 pass worth running to name them.
+      if (v->scanner->rule_count() != rules.rules.size()) {
+        engine::CompileOptions probe = options_.compile;
+        probe.pcre2_only = true;
+        engine::CompileReport report;
+        if (engine::Scanner::compile(rules, probe, &report)) out.rejected = report.rejected;
+      }
+      {
+        std::lock_guard lock(mu_);
+        current_[name] = v;
+      }
+      spdlog::info("rule set {} version {}: {} rules loaded from the cache in {:.1f} ms", name, number,
+                   v->scanner->rule_count(), v->build_ms);
+      out.version = std::move(v);
+      return out;
+    }
+    stats->cache_misses++;
+    if (!hit && hit.error().message != "no entry")
+      spdlog::info("rule set {}: cache miss ({})", name, hit.error().message);
+  }
+  // 2. PCRE2 alone answers at once; Hyperscan follows in the background.
+  engine::CompileOptions quick = options_.compile;
+  quick.pcre2_only = true;
+  engine::CompileReport report;
+  auto scanner = engine::Scanner::compile(rules, quick, &report);
+  if (!scanner) return scanner.error();
+  out.rejected = report.rejected;
+  if ((*scanner)->rule_count() == 0)
+    return make_error(ErrorCode::kInvalidArgument, "rule set " + name + ": no usable rule (" +
+                                                       std::to_string(report.rejected.size()) + " rejected)");
+  {
+    std::lock_guard lock(mu_);
+    number = ++next_number_[name];
+    auto v = make_version(name, number, std::move(*scanner), "pcre2", "pcre2", stats);
+    current_[name] = v;
+    out.version = std::move(v);
+    // A queued compile of an older version of this set is no longer wanted.
+    std::erase_if(jobs_, [&](const Job& j) { return j.name == name; });
+    jobs_.push_back({name, number, std::move(rules)});
+  }
+  cv_.notify_all();
+  spdlog::info("rule set {} version {}: {} rules answered by PCRE2 while Hyperscan compiles", name, number,
+               out.version->scanner->rule_count());
+  return out;
+}
+
+bool Registry::remove(const std::string& name) {
+  std::lock_guard lock(mu_);
+  std::erase_if(jobs_, [&](const Job& j) { return j.name == name; });
+  return current_.erase(name) > 0;
+}
+
+std::shared_ptr<const RuleSetVersion> Registry::find(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = current_.find(name);
+  return it == current_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<const RuleSetVersion>> Registry::all() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<const RuleSetVersion>> out;
+  for (const auto& [name, v] : current_) out.push_back(v);
+  return out;
+}
+
+void Registry::wait_idle() {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [&] { return jobs_.empty() && !busy_; });
+}
+
+void Registry::worker() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+    if (stop_) return;
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    run_job(job);
+    lock.lock();
+    busy_ = false;
+    if (jobs_.empty()) idle_cv_.notify_all();
+  }
+}
+
+void Registry::run_job(Job& job) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = current_.find(job.name);
+    if (it == current_.end() || it->second->number != job.number) return;  // superseded or removed
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  std::shared_ptr<const engine::Scanner> scanner;
+  std::string source = "compiled";
+  if (options_.store) {
+    auto got = options_.store->get_or_compile(job.rules, options_.compile, job.name);
+    if (!got) {
+      spdlog::error("rule set {} version {}: Hyperscan build failed ({}); PCRE2 keeps answering", job.name,
+                    job.number, got.error().message);
+      return;
+    }
+    if (got->source != cache::LoadResult::Source::kCompiled) source = "cache";  // another process compiled it
+    scanner = std::move(got->scanner);
+  } else {
+    auto got = engine::Scanner::compile(job.rules, options_.compile, nullptr);
+    if (!got) {
+      spdlog::error("rule set {} version {}: Hyperscan build failed ({}); PCRE2 keeps answering", job.name,
+                    job.number, got.error().message);
+      return;
+    }
+    scanner = std::move(*got);
+  }
+  std::shared_ptr<RuleSetStats> stats;
+  {
+    std::lock_guard lock(mu_);
+    auto it = current_.find(job.name);
+    if (it == current_.end() || it->second->number != job.number) return;
+    stats = it->second->stats;
+  }
+  auto v = make_version(job.name, job.number, std::move(scanner), "hyperscan", source, stats);
+  v->build_ms = ms_since(t0);
+  spdlog::info("rule set {} version {}: Hyperscan build ready in {:.0f} ms ({}; native {}, prefilter {}, pcre2 {})",
+               job.name, job.number, v->build_ms, source, v->native, v->prefilter, v->pcre2);
+  swap_if_current(job.name, job.number, std::move(v));
+}
+
+void Registry::swap_if_current(const std::string& name, std::uint32_t number,
+                               std::shared_ptr<const RuleSetVersion> v) {
+  std::lock_guard lock(mu_);
+  auto it = current_.find(name);
+  if (it != current_.end() && it->second->number == number) it->second = std::move(v);
+}
+
+}  // namespace regexd::server

@@ -1,0 +1,497 @@
+#include "regexd/server/server.h"
+
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <asio.hpp>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "regexd/server/protocol.h"
+
+namespace regexd::server {
+
+namespace fs = std::filesystem;
+namespace p = protocol;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Reply {
+  std::string bytes;
+  bool close = false;  // the request was malformed: close after this reply
+};
+
+// A live regexd answers on the socket; a stale file from a crashed run
+// refuses the connection.
+bool socket_is_live(const fs::path& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  bool live = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return live;
+}
+
+Error sys_error(const std::string& what) { return make_error(ErrorCode::kIo, what + ": " + std::strerror(errno)); }
+
+}  // namespace
+
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  virtual void drain() = 0;  // stop reading; close once in-flight replies are written
+};
+
+struct Server::Impl {
+  Impl(Server& s, Registry& r, const ServerConfig& c)
+      : owner(s), registry(r), cfg(c), workers(c.workers ? c.workers : std::max(1u, std::thread::hardware_concurrency())) {}
+
+  Server& owner;
+  Registry& registry;
+  const ServerConfig& cfg;
+  asio::io_context io;
+  asio::thread_pool workers;
+  asio::local::stream_protocol::acceptor unix_acceptor{io};
+  std::optional<asio::ip::tcp::acceptor> tcp_acceptor;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  std::thread io_thread;
+  std::set<std::shared_ptr<ConnectionBase>> conns;  // I/O thread only
+  fs::path bound_path;
+  bool started = false, stopped = false;
+  std::atomic<bool> stopping{false};
+  Clock::time_point start_time = Clock::now();
+  std::atomic<std::uint64_t> conn_current{0}, conn_total{0}, conn_rejected{0}, requests{0}, errors{0};
+
+  Reply handle(const p::Frame& f);
+  Reply handle_scan(const p::Frame& f);
+  Reply handle_load(const p::Frame& f);
+  std::string stats_json() const;
+  std::string list_json() const;
+  Reply error(const p::Frame& f, p::WireError code, const std::string& msg, bool close = false) {
+    errors.fetch_add(1, std::memory_order_relaxed);
+    return {p::encode_frame(f.id, p::kError, 0, p::encode_error({static_cast<std::uint32_t>(code), msg})), close};
+  }
+  template <typename Acceptor>
+  void accept_loop(Acceptor& acceptor);
+};
+
+namespace {
+
+template <typename Socket>
+class Connection final : public ConnectionBase, public std::enable_shared_from_this<Connection<Socket>> {
+ public:
+  Connection(Server::Impl& impl, Socket socket)
+      : impl_(impl), sock_(std::move(socket)), idle_(impl.io), decoder_(impl.cfg.max_frame) {}
+
+  void start() {
+    p::Hello h;
+    h.max_frame = impl_.cfg.max_frame;
+    h.capabilities = p::kCapLoadRules | (impl_.cfg.tcp.empty() ? 0 : p::kCapTcp);
+    h.server = std::string("regexd ") + REGEXD_VERSION + " " + engine::engine_info().flavor + " " +
+               engine::engine_info().runtime_version + " " + engine::engine_info().arch;
+    enqueue(p::encode_frame(0, p::kHello, 0, p::encode_hello(h)));
+    arm_idle();
+    read_more();
+  }
+
+  void drain() override {
+    draining_ = true;
+    std::error_code ec;
+    sock_.cancel(ec);  // a pending read ends with operation_aborted
+    maybe_close();
+  }
+
+ private:
+  void read_more() {
+    if (closed_ || draining_ || reading_ || in_flight_ >= kMaxInFlight) return;
+    reading_ = true;
+    sock_.async_read_some(asio::buffer(buf_), [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
+      self->reading_ = false;
+      if (ec) {
+        // EOF, reset or cancel: the client is gone (possibly mid-frame) or
+        // the server is stopping.  Replies in flight are still attempted.
+        self->draining_ = true;
+        self->maybe_close();
+        return;
+      }
+      self->decoder_.feed(std::string_view(self->buf_.data(), n));
+      self->arm_idle();
+      self->process_buffered();
+      self->read_more();
+    });
+  }
+
+  void process_buffered() {
+    while (!draining_ && in_flight_ < kMaxInFlight) {
+      p::Frame f;
+      auto got = decoder_.next(f);
+      if (!got) {
+        spdlog::warn("connection {}: {}; closing it", id_, got.error().message);
+        impl_.errors.fetch_add(1, std::memory_order_relaxed);
+        enqueue(p::encode_frame(decoder_.failed_id(), p::kError, 0,
+                                p::encode_error({static_cast<std::uint32_t>(decoder_.failure()), got.error().message})));
+        draining_ = true;
+        break;
+      }
+      if (!*got) break;
+      if (f.flags & p::kFlagClose) draining_ = true;
+      dispatch(std::move(f));
+    }
+    maybe_close();
+  }
+
+  void dispatch(p::Frame f) {
+    ++in_flight_;
+    impl_.requests.fetch_add(1, std::memory_order_relaxed);
+    asio::post(impl_.workers, [self = this->shared_from_this(), f = std::move(f)]() mutable {
+      Reply r = self->impl_.handle(f);
+      asio::post(self->impl_.io, [self, r = std::move(r)]() mutable {
+        --self->in_flight_;
+        if (r.close) self->draining_ = true;
+        self->enqueue(std::move(r.bytes));
+        self->process_buffered();
+        self->read_more();
+      });
+    });
+  }
+
+  void enqueue(std::string bytes) {
+    if (closed_) return;
+    queue_.push_back(std::move(bytes));
+    if (!writing_) write_next();
+  }
+
+  void write_next() {
+    writing_ = true;
+    asio::async_write(sock_, asio::buffer(queue_.front()),
+                      [self = this->shared_from_this()](std::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (ec) {
+                          self->close_now();
+                          return;
+                        }
+                        self->queue_.pop_front();
+                        if (!self->queue_.empty()) self->write_next();
+                        else self->maybe_close();
+                      });
+  }
+
+  void maybe_close() {
+    if (draining_ && in_flight_ == 0 && queue_.empty() && !writing_) close_now();
+  }
+
+  void close_now() {
+    if (closed_) return;
+    closed_ = true;
+    std::error_code ec;
+    sock_.shutdown(Socket::shutdown_both, ec);
+    sock_.close(ec);
+    idle_.cancel();
+    impl_.conn_current.fetch_sub(1, std::memory_order_relaxed);
+    impl_.conns.erase(this->shared_from_this());
+  }
+
+  void arm_idle() {
+    idle_.expires_after(impl_.cfg.idle_timeout);
+    idle_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->closed_) return;
+      if (self->in_flight_ == 0 && self->queue_.empty()) {
+        spdlog::debug("connection {}: idle, closing", self->id_);
+        self->draining_ = true;
+        self->close_now();
+      } else {
+        self->arm_idle();
+      }
+    });
+  }
+
+  Server::Impl& impl_;
+  Socket sock_;
+  asio::steady_timer idle_;
+  p::FrameDecoder decoder_;
+  std::array<char, 64 * 1024> buf_{};
+  std::deque<std::string> queue_;
+  std::size_t in_flight_ = 0;
+  bool reading_ = false, writing_ = false, draining_ = false, closed_ = false;
+  std::uint64_t id_ = impl_.conn_total.load();
+};
+
+}  // namespace
+
+template <typename Acceptor>
+void Server::Impl::accept_loop(Acceptor& acceptor) {
+  acceptor.async_accept([this, &acceptor](std::error_code ec, typename Acceptor::protocol_type::socket socket) {
+    if (stopping) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      // EMFILE and friends: pause rather than spin.
+      spdlog::warn("accept: {}", ec.message());
+      auto t = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(100));
+      t->async_wait([this, &acceptor, t](std::error_code) { accept_loop(acceptor); });
+      return;
+    }
+    if (conns.size() >= cfg.max_connections) {
+      conn_rejected.fetch_add(1, std::memory_order_relaxed);
+      std::error_code ignore;
+      socket.close(ignore);
+    } else {
+      conn_total.fetch_add(1, std::memory_order_relaxed);
+      conn_current.fetch_add(1, std::memory_order_relaxed);
+      auto c = std::make_shared<Connection<typename Acceptor::protocol_type::socket>>(*this, std::move(socket));
+      conns.insert(c);
+      c->start();
+    }
+    accept_loop(acceptor);
+  });
+}
+
+Reply Server::Impl::handle(const p::Frame& f) {
+  try {
+    switch (f.opcode) {
+      case p::kPing: return {p::encode_frame(f.id, p::kPing | p::kReplyBit, 0, {})};
+      case p::kScan: return handle_scan(f);
+      case p::kLoadRules: return handle_load(f);
+      case p::kStats: return {p::encode_frame(f.id, p::kStats | p::kReplyBit, 0, p::encode_text(stats_json()))};
+      case p::kListRulesets:
+        return {p::encode_frame(f.id, p::kListRulesets | p::kReplyBit, 0, p::encode_text(list_json()))};
+      default: return error(f, p::WireError::kUnknownOpcode, "unknown opcode " + std::to_string(f.opcode));
+    }
+  } catch (const std::exception& e) {  // bad_alloc on a huge request, and the like
+    return error(f, p::WireError::kInternal, e.what());
+  }
+}
+
+Reply Server::Impl::handle_scan(const p::Frame& f) {
+  auto t0 = Clock::now();
+  auto q = p::decode_scan(f.body);
+  if (!q) return error(f, p::WireError::kMalformed, q.error().message, true);
+  auto v = registry.find(q->ruleset);
+  if (!v) return error(f, p::WireError::kUnknownRuleset, "no rule set '" + std::string(q->ruleset) + "'");
+  std::map<std::string, std::uint32_t> hits;
+  std::set<std::string> limited;
+  std::uint64_t bytes = 0;
+  for (const auto& [cls, data] : q->buffers) {
+    auto r = v->scanner->scan(cls, data);
+    if (!r) {
+      if (r.error().code == ErrorCode::kUnknownClass)
+        return error(f, p::WireError::kUnknownClass,
+                     "rule set '" + v->name + "' has no class '" + std::string(cls) + "'");
+      return error(f, p::WireError::kInternal, r.error().message);
+    }
+    for (const auto& [id, n] : r->hits) hits[id] += n;
+    limited.insert(r->limited.begin(), r->limited.end());
+    bytes += data.size();
+  }
+  p::ScanReply a;
+  a.version = v->number;
+  a.state = v->state;
+  a.hits.assign(hits.begin(), hits.end());
+  a.limited.assign(limited.begin(), limited.end());
+  std::string out = p::encode_frame(f.id, p::kScan | p::kReplyBit, 0, p::encode_scan_reply(a));
+  v->stats->scans.fetch_add(1, std::memory_order_relaxed);
+  v->stats->bytes.fetch_add(bytes, std::memory_order_relaxed);
+  v->stats->latency.record(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  return {std::move(out)};
+}
+
+Reply Server::Impl::handle_load(const p::Frame& f) {
+  auto q = p::decode_load_rules(f.body);
+  if (!q) return error(f, p::WireError::kMalformed, q.error().message, true);
+  std::string name(q->name), cls(q->cls);
+  if (name.empty()) return error(f, p::WireError::kBadRules, "LOAD_RULES: empty rule-set name");
+  auto format = engine::parse_rule_format(q->format);
+  if (!format)
+    return error(f, p::WireError::kBadRules,
+                 "LOAD_RULES " + name + ": unknown format '" + std::string(q->format) + "'");
+  engine::RuleSet rules;
+  switch (*format) {
+    case engine::RuleFormat::kNative: rules = engine::parse_native(q->text, name); break;
+    case engine::RuleFormat::kSpamAssassin: {
+      engine::SpamAssassinOptions o;
+      if (!cls.empty()) o.force_class = cls;
+      rules = engine::parse_spamassassin(q->text, name, o);
+      break;
+    }
+    case engine::RuleFormat::kRspamdMap:
+      if (cls.empty()) return error(f, p::WireError::kBadRules, "LOAD_RULES " + name + ": rspamd-map needs a class");
+      rules = engine::parse_rspamd_map(q->text, name, cls);
+      break;
+  }
+  auto loaded = registry.load(name, std::move(rules));
+  if (!loaded) return error(f, p::WireError::kBadRules, loaded.error().message);
+  p::LoadRulesReply a;
+  a.version = loaded->version->number;
+  a.rules = static_cast<std::uint32_t>(loaded->version->scanner->rule_count());
+  a.rejected = static_cast<std::uint32_t>(loaded->rejected.size());
+  a.state = loaded->version->state;
+  for (const auto& e : loaded->rejected) a.report += e.to_string() + "\n";
+  spdlog::info("LOAD_RULES {}: version {}, {} rules, {} rejected, {}", name, a.version, a.rules, a.rejected, a.state);
+  return {p::encode_frame(f.id, p::kLoadRules | p::kReplyBit, 0, p::encode_load_rules_reply(a))};
+}
+
+std::string Server::Impl::stats_json() const {
+  using nlohmann::json;
+  json j;
+  j["uptime_s"] = std::chrono::duration<double>(Clock::now() - start_time).count();
+  j["connections"] = {{"current", conn_current.load()}, {"total", conn_total.load()}, {"rejected", conn_rejected.load()}};
+  j["requests"] = {{"total", requests.load()}, {"errors", errors.load()}};
+  j["rulesets"] = json::array();
+  for (const auto& v : registry.all()) {
+    j["rulesets"].push_back({{"name", v->name},
+                             {"version", v->number},
+                             {"state", v->state},
+                             {"source", v->source},
+                             {"rules", v->scanner->rule_count()},
+                             {"tiers", {{"native", v->native}, {"prefilter", v->prefilter}, {"pcre2", v->pcre2}}},
+                             {"cache", {{"hits", v->stats->cache_hits.load()}, {"misses", v->stats->cache_misses.load()}}},
+                             {"compile_ms", v->build_ms},
+                             {"scans", v->stats->scans.load()},
+                             {"bytes", v->stats->bytes.load()},
+                             {"latency_us", {{"p50", v->stats->latency.percentile(0.5)},
+                                             {"p99", v->stats->latency.percentile(0.99)}}}});
+  }
+  return j.dump();
+}
+
+std::string Server::Impl::list_json() const {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& v : registry.all())
+    j.push_back({{"name", v->name}, {"version", v->number}, {"state", v->state},
+                 {"rules", v->scanner->rule_count()}, {"classes", v->classes}});
+  return j.dump();
+}
+
+Server::Server(ServerConfig config, Registry& registry)
+    : config_(std::move(config)), registry_(registry), impl_(std::make_unique<Impl>(*this, registry_, config_)) {}
+
+Server::~Server() { stop(std::chrono::seconds(2)); }
+
+Status Server::bind() {
+  const fs::path& path = config_.socket;
+  std::error_code ec;
+  fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  if (!fs::exists(dir, ec)) {
+    // Searchable by all: the socket's own mode decides who may connect.
+    fs::create_directories(dir, ec);
+    if (ec) return make_error(ErrorCode::kIo, dir.string() + ": cannot create: " + ec.message());
+    ::chmod(dir.c_str(), 0755);
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return make_error(ErrorCode::kInvalidArgument, path.string() + ": exists and is not a socket; remove it or choose another path");
+    if (socket_is_live(path))
+      return make_error(ErrorCode::kInvalidArgument, path.string() + ": another regexd is already listening there");
+    spdlog::info("{}: replacing a stale socket from an earlier run", path.string());
+  }
+  // Bind inside a private directory, set mode and group, then rename into
+  // place: the socket is never reachable with a wider mode.
+  std::string tmpl = (dir / ".regexd-bind-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) return sys_error(dir.string() + ": cannot create a temporary directory");
+  fs::path tmp_sock = fs::path(tmpl) / "s";
+  auto cleanup = [&] {
+    ::unlink(tmp_sock.c_str());
+    ::rmdir(tmpl.c_str());
+  };
+  if (path.string().size() >= sizeof(sockaddr_un::sun_path) || tmp_sock.string().size() >= sizeof(sockaddr_un::sun_path)) {
+    cleanup();
+    return make_error(ErrorCode::kInvalidArgument, path.string() + ": socket path too long (Unix sockets allow 107 bytes)");
+  }
+  auto& acc = impl_->unix_acceptor;
+  acc.open(asio::local::stream_protocol(), ec);
+  if (!ec) acc.bind(asio::local::stream_protocol::endpoint(tmp_sock.string()), ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    cleanup();
+    return make_error(ErrorCode::kIo, path.string() + ": cannot listen: " + ec.message());
+  }
+  if (!config_.socket_group.empty()) {
+    group* g = ::getgrnam(config_.socket_group.c_str());
+    if (!g || ::chown(tmp_sock.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+      Error e = sys_error(path.string() + ": cannot give the socket to group " + config_.socket_group);
+      cleanup();
+      return e;
+    }
+  }
+  if (::chmod(tmp_sock.c_str(), config_.socket_mode) != 0 || ::rename(tmp_sock.c_str(), path.c_str()) != 0) {
+    Error e = sys_error(path.string() + ": cannot put the socket in place");
+    cleanup();
+    return e;
+  }
+  ::rmdir(tmpl.c_str());
+  impl_->bound_path = path;
+
+  if (!config_.tcp.empty()) {
+    auto colon = config_.tcp.rfind(':');
+    std::string host = config_.tcp.substr(0, colon), port = config_.tcp.substr(colon + 1);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    asio::ip::tcp::resolver resolver(impl_->io);
+    auto eps = resolver.resolve(host, port, ec);
+    if (ec || eps.empty()) return make_error(ErrorCode::kInvalidArgument, config_.tcp + ": " + ec.message());
+    auto ep = eps.begin()->endpoint();
+    if (!ep.address().is_loopback())
+      return make_error(ErrorCode::kInvalidArgument, config_.tcp + ": not a loopback address");
+    impl_->tcp_acceptor.emplace(impl_->io);
+    auto& t = *impl_->tcp_acceptor;
+    t.open(ep.protocol(), ec);
+    if (!ec) t.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) t.bind(ep, ec);
+    if (!ec) t.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return make_error(ErrorCode::kIo, config_.tcp + ": cannot listen: " + ec.message());
+  }
+  return {};
+}
+
+void Server::start() {
+  if (impl_->started) return;
+  impl_->started = true;
+  impl_->guard.emplace(impl_->io.get_executor());
+  impl_->accept_loop(impl_->unix_acceptor);
+  if (impl_->tcp_acceptor) impl_->accept_loop(*impl_->tcp_acceptor);
+  impl_->io_thread = std::thread([this] { impl_->io.run(); });
+  spdlog::info("listening on {}{}{} ({} workers)", config_.socket.string(), config_.tcp.empty() ? "" : " and ",
+               config_.tcp, config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void Server::stop(std::chrono::milliseconds grace) {
+  if (!impl_->started || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->stopping = true;
+  asio::post(impl_->io, [this] {
+    std::error_code ec;
+    impl_->unix_acceptor.close(ec);
+    if (impl_->tcp_acceptor) impl_->tcp_acceptor->close(ec);
+    auto conns = impl_->conns;  // drain() may erase from the set
+    for (const auto& c : conns) c->drain();
+  });
+  auto deadline = Clock::now() + grace;
+  while (impl_->conn_current.load() > 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (impl_->conn_current.load() > 0)
+    spdlog::warn("stopping with {} connections still busy after {} ms", impl_->conn_current.load(), grace.count());
+  impl_->workers.join();
+  impl_->guard.reset();
+  impl_->io.stop();
+  if (impl_->io_thread.joinable()) impl_->io_thread.join();
+  if (!impl_->bound_path.empty()) ::unlink(impl_->bound_path.c_str());
+  spdlog::info("stopped; {} requests served", impl_->requests.load());
+}
+
+std::string Server::stats_json() const { return impl_->stats_json(); }
+
+}  // namespace regexd::server
