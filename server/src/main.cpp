@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -219,5 +220,11 @@ int main(int argc, char** argv) {
     reload(cfg, true);
   }
   srv.stop();
-  return 0;
+  // A Hyperscan compile cannot be interrupted and may run for minutes; the
+  // registry's destructor would wait for it.  Nothing is lost by leaving it:
+  // cache saves are atomic (temp file + rename), so a save cut short leaves
+  // at most a temp file that the next start removes.
+  spdlog::shutdown();
+  std::fflush(nullptr);
+  std::_Exit(0);
 }

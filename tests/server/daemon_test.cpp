@@ -1,0 +1,165 @@
+// The regexd binary as a process: TOML config, cache warm start, reload on
+// file change and SIGHUP, SIGTERM, and config errors that name the line.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "regexd/server/client.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace regexd::server;
+namespace p = regexd::server::protocol;
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static int n = 0;
+    dir_ = fs::temp_directory_path() / ("rxd_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    sock_ = (dir_ / "s.sock").string();
+  }
+  void TearDown() override {
+    stop(SIGKILL);
+    fs::remove_all(dir_);
+  }
+  void write(const fs::path& p, const std::string& text) {
+    std::ofstream(p, std::ios::binary) << text;
+  }
+  // Starts regexd with `args`; stderr goes to dir_/log.
+  void start(std::vector<std::string> args) {
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      std::string log = (dir_ / "log").string();
+      FILE* f = std::freopen(log.c_str(), "a", stderr);
+      (void)f;
+      std::vector<char*> argv{const_cast<char*>(REGEXD_PATH)};
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(REGEXD_PATH, argv.data());
+      ::_exit(127);
+    }
+  }
+  std::unique_ptr<Client> connect() {
+    for (int i = 0; i < 500; ++i) {
+      if (auto c = Client::connect(sock_, std::chrono::seconds(20))) return std::move(*c);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "regexd did not come up; log:\n" << log();
+    return nullptr;
+  }
+  int stop(int sig) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  std::string log() {
+    std::ifstream in(dir_ / "log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static std::vector<std::string> hit_ids(Client& c, const std::string& data) {
+    p::ScanRequest q;
+    q.ruleset = "mail";
+    q.buffers = {{"body", data}};
+    auto r = c.scan(q);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    std::vector<std::string> ids;
+    if (r) for (auto& [id, n] : r->hits) ids.push_back(id);
+    return ids;
+  }
+  // Polls until `data` makes exactly `want` match (reloads are asynchronous).
+  bool eventually(Client& c, const std::string& data, const std::vector<std::string>& want) {
+    for (int i = 0; i < 300; ++i) {
+      if (hit_ids(c, data) == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  fs::path dir_;
+  std::string sock_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(DaemonTest, ConfigReloadOnChangeAndSighupThenSigtermRemovesTheSocket) {
+  write(dir_ / "mail.rules", "VIAGRA body /viagra/i\n");
+  write(dir_ / "regexd.toml",
+        "[server]\nsocket = \"" + sock_ + "\"\nworkers = 2\nwatch_interval = 200\n"
+        "[cache]\nroot = \"" + (dir_ / "cache").string() + "\"\n"
+        "[rulesets.mail]\nformat = \"native\"\nfiles = [\"mail.rules\"]\n");
+  start({"--config", (dir_ / "regexd.toml").string()});
+  auto c = connect();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(hit_ids(*c, "cheap VIAGRA"), std::vector<std::string>{"VIAGRA"});
+
+  // The file changes: the next version is picked up without a signal.
+  write(dir_ / "mail.rules", "VIAGRA body /viagra/i\nCASINO body /casino/i\n");
+  EXPECT_TRUE(eventually(*c, "viagra casino", {"CASINO", "VIAGRA"})) << log();
+  // SIGHUP re-reads the config: a second file joins the rule set.
+  write(dir_ / "more.rules", "LOTTO body /lotto/i\n");
+  write(dir_ / "regexd.toml",
+        "[server]\nsocket = \"" + sock_ + "\"\nworkers = 2\nwatch_interval = 200\n"
+        "[cache]\nroot = \"" + (dir_ / "cache").string() + "\"\n"
+        "[rulesets.mail]\nformat = \"native\"\nfiles = [\"mail.rules\", \"more.rules\"]\n");
+  ::kill(pid_, SIGHUP);
+  EXPECT_TRUE(eventually(*c, "lotto", {"LOTTO"})) << log();
+  // Let the background Hyperscan build finish (and reach the cache).
+  for (int i = 0; i < 500; ++i) {
+    auto l = c->list_rulesets();
+    if (l && l->find("\"state\":\"hyperscan\"") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+
+  c.reset();
+  int status = stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  EXPECT_FALSE(fs::exists(sock_));
+  EXPECT_NE(log().find("SIGTERM: stopping"), std::string::npos) << log();
+
+  // Warm start: the same rules come from the cache, straight to Hyperscan.
+  start({"--config", (dir_ / "regexd.toml").string()});
+  c = connect();
+  ASSERT_TRUE(c);
+  auto list = c->list_rulesets();
+  ASSERT_TRUE(list.ok());
+  EXPECT_NE(list->find("\"state\":\"hyperscan\""), std::string::npos) << *list;
+  EXPECT_NE(log().find("loaded from the cache"), std::string::npos) << log();
+}
+
+TEST_F(DaemonTest, ConfigErrorsNameFileLineAndKey) {
+  write(dir_ / "bad.toml", "[server]\nsocket = \"/tmp/x.sock\"\nsocket_mdoe = \"0660\"\n");
+  start({"--config", (dir_ / "bad.toml").string()});
+  int status = stop(0);  // waits for the exit
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  EXPECT_NE(log().find("bad.toml:3: server.socket_mdoe: unknown key"), std::string::npos) << log();
+
+  write(dir_ / "bad2.toml", "[rulesets.x]\nformat = \"perl\"\nfiles = [\"a\"]\n");
+  start({"--config", (dir_ / "bad2.toml").string()});
+  status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  EXPECT_NE(log().find("bad2.toml:2: rulesets.x.format: unknown format 'perl'"), std::string::npos) << log();
+}
+
+TEST_F(DaemonTest, EmbeddedDefaultsServeTheDefaultRuleSet) {
+  start({"--socket", sock_, "--cache", (dir_ / "cache").string()});
+  auto c = connect();
+  ASSERT_TRUE(c);
+  auto list = c->list_rulesets();
+  ASSERT_TRUE(list.ok());
+  EXPECT_NE(list->find("\"name\":\"default\""), std::string::npos) << *list;
+  EXPECT_EQ(stop(SIGINT) >> 8, 0);
+}
+
+}  // namespace
