@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds (release), and runs regexd on its embedded
-# defaults: the bundled sample rules over the bundled sample message.
+# Installs what is missing, builds (release), and runs the regexd daemon on
+# its embedded defaults: socket /run/regexd/regexd.sock as root (else under
+# $XDG_RUNTIME_DIR), cache /var/lib/regexd as root (else ~/.cache/regexd),
+# and SpamAssassin's rules when installed, else the bundled sample rules.
+# Extra arguments go to regexd (e.g. --config FILE); Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-exec build/release/cli/regexctl scan --rules rules/sample.rules --class body rules/sample-message.eml "$@"
+exec build/release/server/regexd "$@"
