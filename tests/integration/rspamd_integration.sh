@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Integration test: Debian's Rspamd (3.4) + clients/rspamd/regexd.lua + the real regexd daemon.
+#
+# Starts regexd on a temporary Unix socket with a test rule set, starts Rspamd with its own
+# minimal configuration in a temporary directory (Unix sockets only, no DNS, no Redis, no
+# system-wide files), feeds messages with rspamc and checks the symbols; then pushes a changed
+# rule set through the plugin's rules_file (LOAD_RULES) and checks that the next message sees it;
+# then checks that with regexd stopped, or hung, messages are still processed quickly.
+#
+# Usage: rspamd_integration.sh REGEXD_BINARY SOURCE_DIR CORPUS_DIR
+# Env:   RSPAMD_HS_CACHE  directory where Rspamd may keep its own Hyperscan cache between runs
+#                         (its URL/TLD database takes ~15 s to compile); default: the temp dir.
+set -euo pipefail
+
+die() { echo "rspamd_integration: FAIL: $*" >&2; exit 1; }
+log() { echo "rspamd_integration: $*"; }
+
+[[ $# -eq 3 ]] || die "usage: $0 REGEXD_BINARY SOURCE_DIR CORPUS_DIR"
+regexd_bin=$1 src=$2 corpus=$3
+[[ -x $regexd_bin ]] || die "regexd binary not found or not executable: $regexd_bin"
+[[ -f $src/clients/rspamd/regexd.lua ]] || die "plugin not found: $src/clients/rspamd/regexd.lua"
+for tool in rspamd rspamc python3; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup-deps.sh --test installs it)"
+done
+spam_msg=$corpus/messages/spam-1/00001.7848dde101aa985090474a91ec93fcf0
+ham_msg=$corpus/messages/easy-ham-1/00001.7c53336b37003a9286aba55d2945844c
+[[ -f $spam_msg && -f $ham_msg ]] || die "corpus messages missing under '$corpus' (run scripts/fetch-corpus.sh)"
+
+started=$(date +%s)
+tmp=$(mktemp -d /tmp/regexd-rspamd-it.XXXXXX)
+regexd_pid= rspamd_pid= hole_pid=
+stop_pid() { # pid: SIGTERM, wait up to 10 s, then SIGKILL
+  local pid=$1 i
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  stop_pid "$hole_pid"; stop_pid "$rspamd_pid"; stop_pid "$regexd_pid"
+  if [[ $rc -ne 0 ]]; then
+    echo "---- regexd log (tail) ----" >&2; tail -n 30 "$tmp/regexd.log" 2>/dev/null >&2 || true
+    echo "---- rspamd log (regexd lines, errors) ----" >&2
+    grep -E 'regexd|error|lua' "$tmp/log/rspamd.log" 2>/dev/null | tail -n 40 >&2 || true
+    tail -n 10 "$tmp/rspamd.out" 2>/dev/null >&2 || true
+  fi
+  rm -rf "$tmp"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$tmp"/{db,run,log,cache,msgs}
+hs_cache=${RSPAMD_HS_CACHE:-$tmp/db}
+mkdir -p "$hs_cache"
+sock=$tmp/regexd.sock
+
+# ---------------------------------------------------------------------------------------------
+# The rule set: the bundled sample rules plus rules aimed at the plugin's extraction of each class
+# (checked against two messages of the pinned SpamAssassin corpus and a crafted one).
+itest_rules() {
+  cat "$src/rules/sample.rules"
+  cat <<'EOF'
+# rspamd_integration: one rule per class the plugin extracts
+ITEST_SUBJECT      header:Subject    /^Life Insurance - Why Pay More\?$/
+ITEST_FROM_ADDR    header:From:addr  /^kre@munnari\.oz\.au$/i
+ITEST_FROM_NAME    header:From:name  /^Robert Elz$/
+ITEST_ALL_HEADERS  header:ALL        /^Delivered-To: zzzz@localhost\.spamassassin\.taint\.org$/m
+ITEST_QP_DECODED   rawbody           /content="text\/html; charset=windows-1252"/i
+ITEST_BODY_TAGS    body              /<center>/i
+ITEST_BODY_TEXT    body              /Save up to 70% on Life Insurance/
+ITEST_FULL_RAW     full              /charset=3Dwindows-1252/
+EOF
+}
+itest_rules >"$tmp/itest.rules"
+
+# The changed rule set pushed at run time: a new rule, and the header:From:* classes dropped (the
+# plugin must notice that the rule set lost classes and not fail the next message).
+pushed_rules() {
+  itest_rules | grep -v -e '^ITEST_FROM_ADDR' -e '^ITEST_FROM_NAME'
+  echo 'ITEST_PUSHED       body              /international\s+lottery/i'
+}
+
+# A crafted message: encoded-word Subject, base64 text part, HTML part, a shortener URL.
+b64() { printf '%s' "$1" | base64 -w0; }
+cat >"$tmp/msgs/crafted.eml" <<EOF
+From: "Crafted Sender" <crafted@example.org>
+To: someone@example.org
+Subject: =?UTF-8?B?$(b64 'Win $5000 today')?=
+Date: Mon, 23 Nov 2026 09:00:00 +0000
+Message-ID: <crafted-1@example.org>
+MIME-Version: 1.0
+Content-Type: multipart/alternative; boundary="b1"
+
+--b1
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: base64
+
+$(b64 'Get your free   cash now at https://tinyurl.com/abc123 today.')
+--b1
+Content-Type: text/html; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+<html><body><p>Please <b>click</b> here =E2=80=94 free gift inside</p></body></html>
+--b1--
+EOF
+
+# ---------------------------------------------------------------------------------------------
+log "starting regexd ($regexd_bin)"
+"$regexd_bin" --socket "$sock" --cache "$tmp/cache" \
+  --rules "$tmp/itest.rules" --format native --name itest >"$tmp/regexd.log" 2>&1 &
+regexd_pid=$!
+socket_accepts() { # PATH [HTTP-PATH]: connects; with HTTP-PATH, GETs it and wants a 200 answer
+  python3 - "$@" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(2)
+try:
+    s.connect(sys.argv[1])
+    if len(sys.argv) > 2:
+        s.sendall(b"GET " + sys.argv[2].encode() + b" HTTP/1.0\r\n\r\n")
+        if not s.recv(64).startswith(b"HTTP/1.1 200"):
+            sys.exit(1)
+except OSError:
+    sys.exit(1)
+EOF
+}
+for _ in $(seq 300); do
+  kill -0 "$regexd_pid" 2>/dev/null || die "regexd exited during start-up: $(tail -n 3 "$tmp/regexd.log")"
+  [[ -S $sock ]] && socket_accepts "$sock" && break
+  sleep 0.1
+done
+socket_accepts "$sock" || die "regexd does not accept connections on $sock after 30 s"
+
+# ---------------------------------------------------------------------------------------------
+# Rspamd: a standalone configuration (not /etc/rspamd), only the regexd plugin, Unix sockets only,
+# DNS pointed at a closed local port.
+mkdir -p "$tmp/override.d"
+cat >"$tmp/override.d/regexd.conf" <<EOF
+socket = "$sock";
+ruleset = "itest";
+timeout = 1s;
+classes = ["body", "rawbody", "full", "url", "header:Subject", "header:From:addr", "header:From:name",
+           "header:ALL"];
+rules_file = "$tmp/itest.rules";
+rules_format = "native";
+push_retry = 1;
+symbols {
+  FREE_MONEY = 3.0; LOTTERY_WINNER = 2.0; CLICK_HERE = 0.5; REPEATED_WORD = 0.1; PRICE_EURO = 0.1;
+  UNSUBSCRIBE_LINK = 0.1; SHORTENER = 1.0; SUBJECT_ALLCAPS = 1.0; SUBJECT_MONEY = 1.0;
+  ITEST_SUBJECT = 0.1; ITEST_FROM_ADDR = 0.1; ITEST_FROM_NAME = 0.1; ITEST_ALL_HEADERS = 0.1;
+  ITEST_QP_DECODED = 0.1; ITEST_BODY_TAGS = 0.1; ITEST_BODY_TEXT = 0.1; ITEST_FULL_RAW = 0.1;
+  ITEST_PUSHED { score = 4.2; description = "pushed at run time"; }
+}
+# URGENT_REPLY is deliberately not listed: it must appear as an option of REGEXD_OTHER.
+EOF
+cat >"$tmp/rspamd.conf" <<EOF
+options {
+  pidfile = "$tmp/run/rspamd.pid";
+  filters = "";
+  dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 1; }
+  cache_file = "$tmp/db/symbols.cache";
+  hs_cache_dir = "$hs_cache";
+  history_file = "$tmp/db/rspamd.history";
+  stats_file = "$tmp/db/stats.ucl";
+  control_socket = "$tmp/run/control.sock mode=0600";
+  url_tld = "/usr/share/rspamd/effective_tld_names.dat";
+  map_watch_interval = 2s;   # file maps (rules_file) are checked every 0.2 s
+  task_timeout = 10s;
+  tempdir = "$tmp";
+}
+logging { type = "file"; filename = "$tmp/log/rspamd.log"; level = "info"; }
+worker "normal" { bind_socket = "$tmp/run/normal.sock mode=0600"; count = 1; }
+worker "controller" { bind_socket = "$tmp/run/controller.sock mode=0600"; count = 1; password = "itest"; }
+actions { reject = 100; add_header = 50; greylist = 40; }
+modules { path = "$src/clients/rspamd/regexd.lua"; }
+regexd {
+  .include(priority=1) "$src/clients/rspamd/local.d/regexd.conf"
+  .include(priority=10) "$tmp/override.d/regexd.conf"
+}
+EOF
+
+log "starting rspamd $(rspamd --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1)"
+rspamd -f -c "$tmp/rspamd.conf" -u "$(id -un)" -g "$(id -gn)" -i \
+  --var DBDIR="$tmp/db" --var RUNDIR="$tmp/run" --var LOGDIR="$tmp/log" >"$tmp/rspamd.out" 2>&1 &
+rspamd_pid=$!
+push_count() { grep -c "regexd: pushed rule set itest version" "$tmp/log/rspamd.log" 2>/dev/null || true; }
+for _ in $(seq 900); do
+  kill -0 "$rspamd_pid" 2>/dev/null || die "rspamd exited during start-up: $(tail -n 3 "$tmp/rspamd.out")"
+  if socket_accepts "$tmp/run/normal.sock" /ping && [[ $(push_count) -ge 1 ]]; then
+    break
+  fi
+  sleep 0.1
+done
+socket_accepts "$tmp/run/normal.sock" /ping ||
+  die "rspamd does not answer on $tmp/run/normal.sock after 90 s"
+[[ $(push_count) -ge 1 ]] || die "the plugin did not push rules_file with LOAD_RULES at start-up"
+log "rspamd ready after $(($(date +%s) - started)) s; start-up push: $(grep -o 'pushed rule set itest version.*' "$tmp/log/rspamd.log" | head -1)"
+if grep -E 'regexd: .*(configuration errors|unknown class|unknown header modifier)' "$tmp/log/rspamd.log"; then
+  die "the plugin reported configuration errors"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# scan FILE: rspamc's symbols as "NAME" lines and "NAME=opt1,opt2" lines, sorted, in $tmp/out;
+# prints the elapsed milliseconds.
+scan() {
+  local t0 t1
+  t0=$(date +%s%N)
+  rspamc -j -t 20 -h "$tmp/run/normal.sock" "$1" >"$tmp/out.json" || die "rspamc failed on $1"
+  t1=$(date +%s%N)
+  python3 - "$tmp/out.json" >"$tmp/out" <<'EOF' || die "rspamc output is not the expected JSON: $(head -c 300 "$tmp/out.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+syms = d["symbols"]
+for name in sorted(syms):
+    print(name)
+    print(name + "=" + ",".join(syms[name].get("options", [])))
+EOF
+  echo $(((t1 - t0) / 1000000))
+}
+# expect NAME LIST...: the symbols of the last scan are exactly LIST (names, any order)
+expect() {
+  local what=$1; shift
+  local want got
+  want=$(printf '%s\n' "$@" | sort)
+  got=$(grep -v = "$tmp/out" || true)
+  [[ $want == "$got" ]] || die "$what: symbols differ
+  expected: $(echo $want)
+  got:      $(echo $got)
+  diff (< expected, > got): $(diff <(echo "$want") <(echo "$got") | grep '^[<>]' | tr '\n' ' ')"
+}
+expect_option() { # NAME=OPTIONS of the last scan
+  grep -qxF "$1" "$tmp/out" || die "expected symbol with options '$1', got: $(grep = "$tmp/out" | tr '\n' ' ')"
+}
+
+log "scanning rules/sample-message.eml"
+scan "$src/rules/sample-message.eml" >/dev/null
+expect "sample-message.eml" CLICK_HERE FREE_MONEY LOTTERY_WINNER PRICE_EURO REPEATED_WORD SHORTENER \
+  SUBJECT_ALLCAPS UNSUBSCRIBE_LINK REGEXD_OTHER
+expect_option "REGEXD_OTHER=URGENT_REPLY"
+expect_option "REPEATED_WORD=1"
+
+log "scanning corpus spam-1/00001 (quoted-printable HTML)"
+scan "$spam_msg" >/dev/null
+expect "spam-1/00001" CLICK_HERE ITEST_SUBJECT ITEST_ALL_HEADERS ITEST_QP_DECODED ITEST_BODY_TEXT ITEST_FULL_RAW
+
+log "scanning corpus easy-ham-1/00001"
+scan "$ham_msg" >/dev/null
+expect "easy-ham-1/00001" ITEST_FROM_ADDR ITEST_FROM_NAME
+
+log "scanning a crafted message (encoded Subject, base64 and HTML parts, shortener URL)"
+scan "$tmp/msgs/crafted.eml" >/dev/null
+expect "crafted.eml" SUBJECT_MONEY FREE_MONEY CLICK_HERE SHORTENER
+
+# ---------------------------------------------------------------------------------------------
+log "changing rules_file at run time"
+before=$(push_count)
+pushed_rules >"$tmp/itest.rules.new"
+mv "$tmp/itest.rules.new" "$tmp/itest.rules"
+for _ in $(seq 150); do [[ $(push_count) -gt $before ]] && break; sleep 0.1; done
+[[ $(push_count) -gt $before ]] || die "the plugin did not push the changed rules_file within 15 s"
+log "$(grep -o 'pushed rule set itest version.*' "$tmp/log/rspamd.log" | tail -1)"
+
+# The worker still believes the rule set has header:From:* classes: regexd answers UNKNOWN_CLASS,
+# the plugin must refresh the class list and scan again, without REGEXD_FAIL.
+scan "$ham_msg" >/dev/null
+expect "easy-ham-1/00001 after the push (header:From classes gone)"  # nothing at all
+grep -q "regexd: error 5 UNKNOWN_CLASS.*scanning again" "$tmp/log/rspamd.log" ||
+  die "the plugin did not go through the UNKNOWN_CLASS refresh after the push"
+scan "$src/rules/sample-message.eml" >/dev/null
+expect "sample-message.eml after the push" CLICK_HERE FREE_MONEY LOTTERY_WINNER PRICE_EURO REPEATED_WORD \
+  SHORTENER SUBJECT_ALLCAPS UNSUBSCRIBE_LINK REGEXD_OTHER ITEST_PUSHED
+expect_option "ITEST_PUSHED=1"
+
+# ---------------------------------------------------------------------------------------------
+log "stopping regexd"
+stop_pid "$regexd_pid"; regexd_pid=
+[[ ! -e $sock ]] || die "regexd left its socket file behind after SIGTERM"
+ms=$(scan "$src/rules/sample-message.eml")
+expect "sample-message.eml with regexd stopped" REGEXD_FAIL
+expect_option "REGEXD_FAIL=io"
+((ms < 3000)) || die "with regexd stopped a message took $ms ms"
+log "regexd down: message processed in $ms ms, REGEXD_FAIL(io)"
+
+log "regexd hung: a socket that accepts and never answers"
+python3 - "$sock" <<'EOF' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(16)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+EOF
+hole_pid=$!
+for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
+ms=$(scan "$src/rules/sample-message.eml")
+expect "sample-message.eml with regexd hung" REGEXD_FAIL
+expect_option "REGEXD_FAIL=io"
+((ms >= 900 && ms < 5000)) || die "with regexd hung a message took $ms ms (timeout is 1 s)"
+log "regexd hung: message processed in $ms ms, REGEXD_FAIL(io)"
+
+stop_pid "$hole_pid"; hole_pid=
+stop_pid "$rspamd_pid"; rspamd_pid=
+log "PASS in $(($(date +%s) - started)) s"
