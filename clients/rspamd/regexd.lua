@@ -195,21 +195,21 @@ local function text_parts(content_type)
   end
 end
 
--- Header values of `names` in message order, transformed by `modifier`.
-local function header_extractor(names, modifier)
+-- Header values of `names` in message order: decoded (or undecoded with `raw`), or the first
+-- address / display name of each (`addr`, `name`), or all of them (`addrlist`, `namelist`).
+local function header_extractor(names, raw, part)
   return function(task, out)
     for _, name in ipairs(names) do
       for _, h in ipairs(task:get_header_full(name) or {}) do
-        if modifier == 'raw' then
-          add(out, h.value)
-        elseif modifier == nil then
-          add(out, h.decoded)
+        local value = raw and h.value or h.decoded
+        if not part then
+          add(out, value)
         else
-          local addrs = rspamd_util.parse_mail_address(h.decoded or '', task:get_mempool()) or {}
-          local field = (modifier == 'addr' or modifier == 'addrlist') and 'addr' or 'name'
+          local addrs = rspamd_util.parse_mail_address(value or '', task:get_mempool()) or {}
+          local field = (part == 'addr' or part == 'addrlist') and 'addr' or 'name'
           for i, a in ipairs(addrs) do
             if a[field] and a[field] ~= '' then add(out, a[field]) end
-            if (modifier == 'addr' or modifier == 'name') and i == 1 then break end
+            if (part == 'addr' or part == 'name') and i == 1 then break end
           end
         end
       end
@@ -217,11 +217,21 @@ local function header_extractor(names, modifier)
   end
 end
 
+-- SpamAssassin pseudo-headers.
 local HEADER_ALIASES = {
   ToCc = {'To', 'Cc'},
   MESSAGEID = {'Message-Id', 'Resent-Message-Id', 'X-Message-Id'},
 }
-local HEADER_MODIFIERS = {raw = true, addr = true, name = true, addrlist = true, namelist = true}
+-- Pseudo-headers that SpamAssassin computes from its relay trust path, which Rspamd has not.
+local TRUST_PATH_HEADERS = {
+  ['ALL-TRUSTED'] = true, ['ALL-UNTRUSTED'] = true, ['ALL-INTERNAL'] = true, ['ALL-EXTERNAL'] = true,
+  ['X-Spam-Relays-Trusted'] = true, ['X-Spam-Relays-Untrusted'] = true,
+  ['X-Spam-Relays-Internal'] = true, ['X-Spam-Relays-External'] = true,
+}
+local ADDRESS_PARTS = {addr = true, name = true, addrlist = true, namelist = true}
+
+local KNOWN_CLASSES = 'body, rawbody, full, url, header:NAME[:raw][:addr|:name|:addrlist|:namelist], ' ..
+    'rawheader:NAME'
 
 -- Returns the extractor for `cls`, or nil and a reason.
 local function make_extractor(cls)
@@ -239,27 +249,25 @@ local function make_extractor(cls)
       for _, u in ipairs(task:get_urls() or {}) do add(out, u:get_text()) end
     end
   end
-  local hdr, rest = cls:match('^header:([^:]+)(.*)$')
-  local forced_raw = false
-  if not hdr then
-    hdr, rest = cls:match('^rawheader:([^:]+)(.*)$')
-    forced_raw = hdr ~= nil
+  local kind, hdr, rest = cls:match('^(%a+):([^:]+)(.*)$')
+  if kind ~= 'header' and kind ~= 'rawheader' then
+    return nil, 'unknown class (known: ' .. KNOWN_CLASSES .. ')'
   end
-  if not hdr then
-    return nil, 'unknown class (known: body, rawbody, full, url, header:NAME[:raw|:addr|:name|:addrlist|:namelist], rawheader:NAME)'
-  end
-  local modifier
-  if rest ~= '' then
-    modifier = rest:match('^:(%a+)$')
-    if not modifier or not HEADER_MODIFIERS[modifier] or forced_raw then
-      return nil, string.format('unknown header modifier "%s"', rest)
+  local raw, part = kind == 'rawheader', nil
+  for mod in rest:gmatch(':([^:]*)') do
+    if mod == 'raw' and not raw then
+      raw = true
+    elseif ADDRESS_PARTS[mod] and not part then
+      part = mod
+    else
+      return nil, string.format('unsupported header modifier ":%s" (known: ' .. KNOWN_CLASSES .. ')', mod)
     end
   end
-  if forced_raw then modifier = 'raw' end
+  if TRUST_PATH_HEADERS[hdr] then
+    return nil, 'a SpamAssassin pseudo-header computed from its relay trust path, which Rspamd does not have'
+  end
   if hdr == 'ALL' then
-    if modifier and modifier ~= 'raw' then
-      return nil, 'header:ALL takes no modifier but :raw'
-    end
+    if part then return nil, 'header:ALL takes no address modifier' end
     return function(task, out) add(out, task:get_raw_headers()) end
   end
   if hdr == 'EnvelopeFrom' then
@@ -268,7 +276,7 @@ local function make_extractor(cls)
       if from and from[1] and from[1].addr ~= '' then add(out, from[1].addr) end
     end
   end
-  return header_extractor(HEADER_ALIASES[hdr] or {hdr}, modifier)
+  return header_extractor(HEADER_ALIASES[hdr] or {hdr}, raw, part)
 end
 
 ------------------------------------------------------------------------------
@@ -376,15 +384,41 @@ local function fetch_classes(ctx, cb)
       lua_util.debugm(N, ctx.task or rspamd_config, 'rule set %s version %s has classes %s',
           settings.ruleset, ruleset_info.version, ruleset_info.classes)
     end
-    if cb then cb(why == nil) end
+    if cb then cb(why == nil, why) end
   end)
 end
 
 ------------------------------------------------------------------------------
 -- SCAN
 
-local extractors = {} -- list of {cls = ..., fn = ...}
+local extractors = {} -- list of {cls = ..., fn = ...} from option classes
+local all_classes = false -- classes = ["*"]: every class of the rule set that can be extracted
+local unsupported_logged = {}
 local rule_symbols = {} -- rule id -> symbol name (configured rules)
+
+-- The extractors to use now: the configured ones, or (classes = ["*"]) one per class of the
+-- rule set, built once per rule set version.
+local function current_extractors()
+  if not all_classes then return extractors end
+  if not ruleset_info then return {} end
+  if not ruleset_info.extractors then
+    local list, names = {}, {}
+    for cls in pairs(ruleset_info.classes) do names[#names + 1] = cls end
+    table.sort(names)
+    for _, cls in ipairs(names) do
+      local fn, why = make_extractor(cls)
+      if fn then
+        list[#list + 1] = {cls = cls, fn = fn}
+      elseif not unsupported_logged[cls] then
+        unsupported_logged[cls] = true
+        rspamd_logger.warnx(rspamd_config, 'regexd: rule set %s has class "%s", which is not scanned: %s',
+            settings.ruleset, cls, why)
+      end
+    end
+    ruleset_info.extractors = list
+  end
+  return ruleset_info.extractors
+end
 
 
 -- Builds the SCAN body for `task` from the extractors whose class passes `want(cls)`.
@@ -392,7 +426,7 @@ local rule_symbols = {} -- rule id -> symbol name (configured rules)
 local function build_scan(task, want)
   local name = str4(settings.ruleset)
   local pieces, body_len, n, sent = {name, ''}, #name + 4, 0, {}
-  for _, e in ipairs(extractors) do
+  for _, e in ipairs(current_extractors()) do
     if want(e.cls) then
       sent[e.cls] = true
       local bufs = {}
@@ -480,11 +514,11 @@ scan = function(task, want, retried)
         -- the rule set lost a class: learn the new list and scan again once
         rspamd_logger.infox(task, 'regexd: %s; refreshing the classes of rule set %s and scanning again',
             why, settings.ruleset)
-        fetch_classes({task = task}, function(ok)
+        fetch_classes({task = task}, function(ok, fetch_why)
           if ok then
             scan(task, function(c) return ruleset_info.classes[c] end, true)
           else
-            fail(task, 'protocol', why)
+            fail(task, 'protocol', fetch_why)
           end
         end)
         return
@@ -506,6 +540,15 @@ end
 local function regexd_check(task)
   if ruleset_info then
     scan(task, function(c) return ruleset_info.classes[c] end, false)
+  elseif all_classes then
+    -- regexd was not reachable when this worker started: learn the classes first
+    fetch_classes({task = task}, function(ok, why)
+      if ok then
+        scan(task, function(c) return ruleset_info.classes[c] end, false)
+      else
+        fail(task, why:find('^error') and 'protocol' or 'io', why)
+      end
+    end)
   else
     scan(task, function() return true end, false)
   end
@@ -593,6 +636,8 @@ if not opts then
   return
 end
 settings = lua_util.override_defaults(settings, opts)
+-- override_defaults merges arrays index by index: a configured list replaces the default one
+if opts.classes ~= nil then settings.classes = opts.classes end
 if not settings.enabled then
   lua_util.disable_module(N, 'config')
   return
@@ -618,15 +663,23 @@ settings.other_score = tonumber(settings.other_score) or 0.0
 if type(settings.classes) == 'string' then settings.classes = {settings.classes} end
 local seen = {}
 for _, cls in ipairs(settings.classes or {}) do
-  local fn, why = make_extractor(cls)
+  local fn, why
+  if cls == '*' then
+    all_classes, fn = true, true
+  else
+    fn, why = make_extractor(cls)
+  end
   if not fn then
     config_error('class "%s": %s; it is not scanned', cls, why)
-  elseif not seen[cls] then
+  elseif not seen[cls] and cls ~= '*' then
     seen[cls] = true
     extractors[#extractors + 1] = {cls = cls, fn = fn}
   end
 end
-if #extractors == 0 then
+if all_classes and #extractors > 0 then
+  config_error('classes = ["*"] takes no other class; using every class of the rule set')
+end
+if #extractors == 0 and not all_classes then
   config_error('no usable class in option classes; module disabled')
   lua_util.disable_module(N, 'config')
   return
@@ -692,6 +745,7 @@ end
 
 local class_names = {}
 for _, e in ipairs(extractors) do class_names[#class_names + 1] = e.cls end
+if all_classes then class_names = {'* (every class of the rule set)'} end
 rspamd_logger.infox(rspamd_config, 'regexd: socket %s, rule set %s, classes %s, timeout %s s%s',
     settings.socket, settings.ruleset, table.concat(class_names, ','), settings.timeout,
     config_errors > 0 and string.format(', %d configuration errors', config_errors) or '')
