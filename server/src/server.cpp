@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -53,23 +54,26 @@ Error sys_error(const std::string& what) { return make_error(ErrorCode::kIo, wha
 class ConnectionBase {
  public:
   virtual ~ConnectionBase() = default;
-  virtual void drain() = 0;  // stop reading; close once in-flight replies are written
+  // Stop reading; close once the replies already due are written.  Safe to
+  // call from any thread.
+  virtual void drain() = 0;
 };
 
 struct Server::Impl {
   Impl(Server& s, Registry& r, const ServerConfig& c)
-      : owner(s), registry(r), cfg(c), workers(c.workers ? c.workers : std::max(1u, std::thread::hardware_concurrency())) {}
+      : owner(s), registry(r), cfg(c), threads(c.workers ? c.workers : std::max(1u, std::thread::hardware_concurrency())) {}
 
   Server& owner;
   Registry& registry;
   const ServerConfig& cfg;
+  unsigned threads;
   asio::io_context io;
-  asio::thread_pool workers;
   asio::local::stream_protocol::acceptor unix_acceptor{io};
   std::optional<asio::ip::tcp::acceptor> tcp_acceptor;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
-  std::thread io_thread;
-  std::set<std::shared_ptr<ConnectionBase>> conns;  // I/O thread only
+  std::vector<std::thread> pool;
+  std::mutex conns_mu;
+  std::set<std::shared_ptr<ConnectionBase>> conns;
   fs::path bound_path;
   bool started = false, stopped = false;
   std::atomic<bool> stopping{false};
@@ -85,88 +89,97 @@ struct Server::Impl {
     errors.fetch_add(1, std::memory_order_relaxed);
     return {p::encode_frame(f.id, p::kError, 0, p::encode_error({static_cast<std::uint32_t>(code), msg})), close};
   }
+  void forget(const std::shared_ptr<ConnectionBase>& c) {
+    std::lock_guard lock(conns_mu);
+    if (conns.erase(c)) conn_current.fetch_sub(1, std::memory_order_relaxed);
+  }
   template <typename Acceptor>
   void accept_loop(Acceptor& acceptor);
 };
 
 namespace {
 
+// One client connection.  Every handler runs on the connection's strand, so
+// its state needs no lock; different connections run on different threads.
+// A request is answered on the thread that read it: no hand-off to another
+// pool, which would cost two context switches per request.  The connection
+// reads only when it needs bytes for the next frame, and stops answering
+// while kMaxQueuedReplies replies wait for a client that does not read them:
+// back-pressure reaches the client and nothing grows without bound.
 template <typename Socket>
 class Connection final : public ConnectionBase, public std::enable_shared_from_this<Connection<Socket>> {
  public:
   Connection(Server::Impl& impl, Socket socket)
-      : impl_(impl), sock_(std::move(socket)), idle_(impl.io), decoder_(impl.cfg.max_frame) {}
+      : impl_(impl), sock_(std::move(socket)), idle_(sock_.get_executor()), decoder_(impl.cfg.max_frame) {}
 
   void start() {
-    p::Hello h;
-    h.max_frame = impl_.cfg.max_frame;
-    h.capabilities = p::kCapLoadRules | (impl_.cfg.tcp.empty() ? 0 : p::kCapTcp);
-    h.server = std::string("regexd ") + REGEXD_VERSION + " " + engine::engine_info().flavor + " " +
-               engine::engine_info().runtime_version + " " + engine::engine_info().arch;
-    enqueue(p::encode_frame(0, p::kHello, 0, p::encode_hello(h)));
-    arm_idle();
-    read_more();
+    asio::dispatch(sock_.get_executor(), [self = this->shared_from_this()] {
+      p::Hello h;
+      h.max_frame = self->impl_.cfg.max_frame;
+      h.capabilities = p::kCapLoadRules | (self->impl_.cfg.tcp.empty() ? 0 : p::kCapTcp);
+      const auto& info = engine::engine_info();
+      h.server = std::string("regexd ") + REGEXD_VERSION + " " + info.flavor + " " + info.runtime_version + " " + info.arch;
+      self->enqueue(p::encode_frame(0, p::kHello, 0, p::encode_hello(h)));
+      self->arm_idle();
+      self->read_more();
+    });
   }
 
   void drain() override {
-    draining_ = true;
-    std::error_code ec;
-    sock_.cancel(ec);  // a pending read ends with operation_aborted
-    maybe_close();
+    asio::dispatch(sock_.get_executor(), [self = this->shared_from_this()] {
+      self->draining_ = true;
+      std::error_code ec;
+      self->sock_.cancel(ec);  // a pending read ends with operation_aborted
+      self->maybe_close();
+    });
   }
 
  private:
+  static constexpr std::size_t kMaxQueuedReplies = 32;
+
   void read_more() {
-    if (closed_ || draining_ || reading_ || in_flight_ >= kMaxInFlight) return;
+    if (closed_ || draining_ || reading_) return;
     reading_ = true;
     sock_.async_read_some(asio::buffer(buf_), [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
       self->reading_ = false;
       if (ec) {
         // EOF, reset or cancel: the client is gone (possibly mid-frame) or
-        // the server is stopping.  Replies in flight are still attempted.
+        // the server is stopping.
         self->draining_ = true;
         self->maybe_close();
         return;
       }
       self->decoder_.feed(std::string_view(self->buf_.data(), n));
       self->arm_idle();
-      self->process_buffered();
-      self->read_more();
+      self->process_one();
     });
   }
 
-  void process_buffered() {
-    while (!draining_ && in_flight_ < kMaxInFlight) {
-      p::Frame f;
-      auto got = decoder_.next(f);
-      if (!got) {
-        spdlog::warn("connection {}: {}; closing it", id_, got.error().message);
-        impl_.errors.fetch_add(1, std::memory_order_relaxed);
-        enqueue(p::encode_frame(decoder_.failed_id(), p::kError, 0,
-                                p::encode_error({static_cast<std::uint32_t>(decoder_.failure()), got.error().message})));
-        draining_ = true;
-        break;
-      }
-      if (!*got) break;
-      if (f.flags & p::kFlagClose) draining_ = true;
-      dispatch(std::move(f));
+  // Answers the next buffered frame, then yields (so a client pipelining
+  // many requests does not starve the others on this thread) and continues.
+  void process_one() {
+    if (closed_ || draining_) return maybe_close();
+    if (queue_.size() >= kMaxQueuedReplies) {
+      blocked_on_writes_ = true;  // write_next() resumes
+      return;
     }
-    maybe_close();
-  }
-
-  void dispatch(p::Frame f) {
-    ++in_flight_;
+    p::Frame f;
+    auto got = decoder_.next(f);
+    if (!got) {
+      spdlog::warn("connection {}: {}; closing it", id_, got.error().message);
+      impl_.errors.fetch_add(1, std::memory_order_relaxed);
+      enqueue(p::encode_frame(decoder_.failed_id(), p::kError, 0,
+                              p::encode_error({static_cast<std::uint32_t>(decoder_.failure()), got.error().message})));
+      draining_ = true;
+      return maybe_close();
+    }
+    if (!*got) return read_more();
+    if (f.flags & p::kFlagClose) draining_ = true;
     impl_.requests.fetch_add(1, std::memory_order_relaxed);
-    asio::post(impl_.workers, [self = this->shared_from_this(), f = std::move(f)]() mutable {
-      Reply r = self->impl_.handle(f);
-      asio::post(self->impl_.io, [self, r = std::move(r)]() mutable {
-        --self->in_flight_;
-        if (r.close) self->draining_ = true;
-        self->enqueue(std::move(r.bytes));
-        self->process_buffered();
-        self->read_more();
-      });
-    });
+    Reply r = impl_.handle(f);
+    if (r.close) draining_ = true;
+    enqueue(std::move(r.bytes));
+    asio::post(sock_.get_executor(), [self = this->shared_from_this()] { self->process_one(); });
   }
 
   void enqueue(std::string bytes) {
@@ -180,18 +193,19 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     asio::async_write(sock_, asio::buffer(queue_.front()),
                       [self = this->shared_from_this()](std::error_code ec, std::size_t) {
                         self->writing_ = false;
-                        if (ec) {
-                          self->close_now();
-                          return;
-                        }
+                        if (ec) return self->close_now();
                         self->queue_.pop_front();
                         if (!self->queue_.empty()) self->write_next();
-                        else self->maybe_close();
+                        if (self->blocked_on_writes_ && self->queue_.size() < kMaxQueuedReplies) {
+                          self->blocked_on_writes_ = false;
+                          self->process_one();
+                        }
+                        self->maybe_close();
                       });
   }
 
   void maybe_close() {
-    if (draining_ && in_flight_ == 0 && queue_.empty() && !writing_) close_now();
+    if (draining_ && queue_.empty() && !writing_) close_now();
   }
 
   void close_now() {
@@ -201,8 +215,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     sock_.shutdown(Socket::shutdown_both, ec);
     sock_.close(ec);
     idle_.cancel();
-    impl_.conn_current.fetch_sub(1, std::memory_order_relaxed);
-    impl_.conns.erase(this->shared_from_this());
+    impl_.forget(this->shared_from_this());
   }
 
   void arm_idle() {
@@ -210,12 +223,12 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     idle_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
       auto self = weak.lock();
       if (ec || !self || self->closed_) return;
-      if (self->in_flight_ == 0 && self->queue_.empty()) {
+      if (self->queue_.empty() && !self->writing_) {
         spdlog::debug("connection {}: idle, closing", self->id_);
         self->draining_ = true;
         self->close_now();
       } else {
-        self->arm_idle();
+        self->arm_idle();  // a client slow to read its replies is not idle
       }
     });
   }
@@ -226,8 +239,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   p::FrameDecoder decoder_;
   std::array<char, 64 * 1024> buf_{};
   std::deque<std::string> queue_;
-  std::size_t in_flight_ = 0;
-  bool reading_ = false, writing_ = false, draining_ = false, closed_ = false;
+  bool reading_ = false, writing_ = false, draining_ = false, closed_ = false, blocked_on_writes_ = false;
   std::uint64_t id_ = impl_.conn_total.load();
 };
 
@@ -235,7 +247,8 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
 
 template <typename Acceptor>
 void Server::Impl::accept_loop(Acceptor& acceptor) {
-  acceptor.async_accept([this, &acceptor](std::error_code ec, typename Acceptor::protocol_type::socket socket) {
+  acceptor.async_accept(asio::make_strand(io), [this, &acceptor](std::error_code ec,
+                                                                  typename Acceptor::protocol_type::socket socket) {
     if (stopping) return;
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
@@ -245,16 +258,22 @@ void Server::Impl::accept_loop(Acceptor& acceptor) {
       t->async_wait([this, &acceptor, t](std::error_code) { accept_loop(acceptor); });
       return;
     }
-    if (conns.size() >= cfg.max_connections) {
+    std::shared_ptr<Connection<typename Acceptor::protocol_type::socket>> c;
+    {
+      std::lock_guard lock(conns_mu);
+      if (conns.size() < cfg.max_connections) {
+        c = std::make_shared<Connection<typename Acceptor::protocol_type::socket>>(*this, std::move(socket));
+        conns.insert(c);
+        conn_total.fetch_add(1, std::memory_order_relaxed);
+        conn_current.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (c) {
+      c->start();
+    } else {
       conn_rejected.fetch_add(1, std::memory_order_relaxed);
       std::error_code ignore;
       socket.close(ignore);
-    } else {
-      conn_total.fetch_add(1, std::memory_order_relaxed);
-      conn_current.fetch_add(1, std::memory_order_relaxed);
-      auto c = std::make_shared<Connection<typename Acceptor::protocol_type::socket>>(*this, std::move(socket));
-      conns.insert(c);
-      c->start();
     }
     accept_loop(acceptor);
   });
@@ -463,9 +482,9 @@ void Server::start() {
   impl_->guard.emplace(impl_->io.get_executor());
   impl_->accept_loop(impl_->unix_acceptor);
   if (impl_->tcp_acceptor) impl_->accept_loop(*impl_->tcp_acceptor);
-  impl_->io_thread = std::thread([this] { impl_->io.run(); });
-  spdlog::info("listening on {}{}{} ({} workers)", config_.socket.string(), config_.tcp.empty() ? "" : " and ",
-               config_.tcp, config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency()));
+  for (unsigned i = 0; i < impl_->threads; ++i) impl_->pool.emplace_back([this] { impl_->io.run(); });
+  spdlog::info("listening on {}{}{} ({} threads)", config_.socket.string(), config_.tcp.empty() ? "" : " and ",
+               config_.tcp, impl_->threads);
 }
 
 void Server::stop(std::chrono::milliseconds grace) {
@@ -476,18 +495,26 @@ void Server::stop(std::chrono::milliseconds grace) {
     std::error_code ec;
     impl_->unix_acceptor.close(ec);
     if (impl_->tcp_acceptor) impl_->tcp_acceptor->close(ec);
-    auto conns = impl_->conns;  // drain() may erase from the set
-    for (const auto& c : conns) c->drain();
   });
+  std::vector<std::shared_ptr<ConnectionBase>> conns;
+  {
+    std::lock_guard lock(impl_->conns_mu);
+    conns.assign(impl_->conns.begin(), impl_->conns.end());
+  }
+  for (const auto& c : conns) c->drain();
+  conns.clear();
   auto deadline = Clock::now() + grace;
   while (impl_->conn_current.load() > 0 && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (impl_->conn_current.load() > 0)
     spdlog::warn("stopping with {} connections still busy after {} ms", impl_->conn_current.load(), grace.count());
-  impl_->workers.join();
   impl_->guard.reset();
   impl_->io.stop();
-  if (impl_->io_thread.joinable()) impl_->io_thread.join();
+  for (auto& t : impl_->pool) t.join();
+  {
+    std::lock_guard lock(impl_->conns_mu);
+    impl_->conns.clear();
+  }
   if (!impl_->bound_path.empty()) ::unlink(impl_->bound_path.c_str());
   spdlog::info("stopped; {} requests served", impl_->requests.load());
 }

@@ -1,10 +1,13 @@
 // regexd::server::Server: the socket front of the daemon (docs/protocol.md).
 //
-// One I/O thread (Asio) owns every socket; requests run on a fixed pool of
-// worker threads, each scanning with its own scratch (engine::Scanner keeps
-// per-thread state).  Each connection has at most kMaxInFlight requests in
-// flight; while it is at the limit the server reads nothing more from it, so
-// back-pressure reaches the client and no queue grows without bound.
+// A fixed pool of threads (config.workers, default: cores) runs one Asio
+// io_context.  Each connection's work is serialized on its own strand, and a
+// request is answered on the thread that read it (no hand-off, which would
+// cost two context switches per request), scanning with that thread's own
+// scratch (engine::Scanner keeps per-thread state).  Different connections
+// run in parallel.  A connection reads only when it needs bytes for its next
+// frame and pauses while 32 replies wait for a client that does not read
+// them, so back-pressure reaches the client and no queue grows unbounded.
 //
 // Thread safety: start() and stop() from one controlling thread; stats_json()
 // from anywhere.
@@ -21,8 +24,6 @@
 
 namespace regexd::server {
 
-inline constexpr std::size_t kMaxInFlight = 32;
-
 class Server {
  public:
   Server(ServerConfig config, Registry& registry);
@@ -35,7 +36,7 @@ class Server {
   // group in one rename, so there is no moment when it is wider.  A stale
   // socket from a crashed run is replaced; a live one is an error.
   Status bind();
-  // Starts the I/O thread, the workers and accepting.
+  // Starts the threads and accepting.
   void start();
   // Graceful stop: no new connections, requests in flight are answered,
   // connections closed, the socket file removed.  Waits at most `grace` for
