@@ -9,3 +9,13 @@ preset=${REGEXD_PRESET:-default}
 cmake --preset "$preset" -DREGEXD_CORPUS_DIR="$corpus_dir" >/dev/null
 cmake --build --preset "$preset" -j "$(nproc)"
 ctest --preset "$preset" -j "$(nproc)"
+
+# The tests that feed damaged cache files and hostile frames to the code,
+# again under AddressSanitizer + UndefinedBehaviorSanitizer: "no crash" must
+# mean no memory error either, not only no signal.
+if [[ "$preset" != "debug-asan" ]]; then
+  asan_tests=(cache_store_test server_protocol_test)
+  cmake --preset debug-asan -DREGEXD_CORPUS_DIR="$corpus_dir" >/dev/null
+  cmake --build --preset debug-asan -j "$(nproc)" --target "${asan_tests[@]}"
+  ctest --preset debug-asan -j "$(nproc)" -R '^(CacheTest|Protocol)\.'
+fi

@@ -370,4 +370,26 @@ TEST_F(ServerTest, StopAnswersInFlightRequestsAndRemovesTheSocket) {
   EXPECT_FALSE(fs::exists(cfg_.socket));
 }
 
+TEST_F(ServerTest, IdleConnectionsAreClosedAndTheConnectionLimitHolds) {
+  cfg_.idle_timeout = std::chrono::seconds(1);
+  cfg_.max_connections = 2;
+  start();
+  auto a = client();
+  auto b = client();
+  ASSERT_TRUE(a && b);
+  // A third connection is accepted and closed at once, without a greeting.
+  int fd = raw_connect();
+  EXPECT_EQ(read_until_eof(fd), "");
+  ::close(fd);
+  EXPECT_NE(server_->stats_json().find("\"rejected\":1"), std::string::npos) << server_->stats_json();
+  // After a second of silence both are closed by the server...
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  EXPECT_FALSE(a->ping().ok());
+  EXPECT_FALSE(b->ping().ok());
+  // ...which makes room for new ones.
+  auto c = client();
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->ping().ok());
+}
+
 }  // namespace
