@@ -19,3 +19,6 @@ if [[ "$preset" != "debug-asan" ]]; then
   cmake --build --preset debug-asan -j "$(nproc)" --target "${asan_tests[@]}"
   ctest --preset debug-asan -j "$(nproc)" -R '^(CacheTest|Protocol)\.'
 fi
+
+# The frame decoder under libFuzzer for a short while (scripts/fuzz-frames.sh).
+scripts/fuzz-frames.sh 20
