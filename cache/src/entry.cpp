@@ -3,8 +3,10 @@
 #include <xxhash.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <memory>
 
 #include "entry_generated.h"
 #include "regexd/engine/serialize.h"
@@ -347,10 +349,19 @@ Result<std::string> build_image(std::string_view entry_bytes) {
     put_u64(out, r.size);
   }
   out.resize(at, '\0');
-  // std::string storage is at least 16-byte aligned; Hyperscan needs 8.
+  // A deserialized database is only valid at an address with the same
+  // remainder mod 64 as where it was deserialized: Hyperscan places the
+  // bytecode at the next cache-line boundary after its header and stores that
+  // distance in the database.  Readers map the file page-aligned and each
+  // record starts 64-aligned, so deserialize at a 64-aligned address too
+  // (std::string's storage is only 16-aligned), then copy the bytes in.
   for (const auto& r : recs) {
-    auto db = engine::deserialize_database_at(r.blob, out.data() + r.offset);
+    std::unique_ptr<char, decltype(&std::free)> tmp(
+        static_cast<char*>(std::aligned_alloc(kImageAlign, align_up(r.size, kImageAlign))), &std::free);
+    if (!tmp) return make_error(ErrorCode::kResourceLimit, "out of memory building a shared image");
+    auto db = engine::deserialize_database_at(r.blob, tmp.get());
     if (!db) return db.error();
+    std::memcpy(out.data() + r.offset, tmp.get(), r.size);
   }
   put_hash(out, XXH3_128bits(out.data(), out.size()));
   return out;

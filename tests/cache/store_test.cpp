@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,6 +13,8 @@
 #include "regexd/cache/entry.h"
 #include "regexd/cache/fs.h"
 #include "regexd/cache/store.h"
+#include "regexd/engine/compiled_set.h"
+#include "regexd/engine/serialize.h"
 
 namespace fs = std::filesystem;
 using namespace regexd;
@@ -289,6 +293,46 @@ TEST_F(CacheTest, SharedImagesAreMappedValidatedAndRebuilt) {
   EXPECT_EQ(answers(**second), answers(*plain->scanner));
   EXPECT_NE(slurp(img), bytes);
   EXPECT_GT(count_logs(LogLevel::kWarning), 0u);
+}
+
+// Hyperscan places a database's bytecode at the first 64-aligned address after
+// its header and records that distance in the database, so a deserialized
+// database only works at an address with the same remainder mod 64 as where
+// it was deserialized (elsewhere hs_scan's aligned loads crash).  Images are
+// mapped page-aligned with 64-aligned records, so each record must hold the
+// database exactly as deserialized at a 64-aligned address.
+TEST_F(CacheTest, SharedImageRecordsAreDeserializedAtCacheLineAlignment) {
+  auto rules = small_rules();
+  auto store = open_store();
+  auto loaded = store->get_or_compile(rules, {}, "small");
+  ASSERT_TRUE(loaded.ok());
+  std::string entry = slurp(store->entry_path(store->key_for(rules, {})));
+  // The serialized databases, in the image's record order (class, then bytes/utf8).
+  std::vector<std::string> blobs;
+  for (const auto& c : loaded->scanner->compiled().classes)
+    for (const auto* db : {c.bytes_db.get(), c.utf8_db.get()})
+      if (db) {
+        auto blob = regexd::engine::serialize_database(db);
+        ASSERT_TRUE(blob.ok());
+        blobs.push_back(*blob);
+      }
+  for (int round = 0; round < 8; ++round) {  // a fresh build buffer each time
+    auto image = build_image(entry);
+    ASSERT_TRUE(image.ok()) << image.error().message;
+    std::uint32_t n = 0;
+    std::memcpy(&n, image->data() + 12, 4);
+    ASSERT_EQ(n, blobs.size());
+    for (std::uint32_t i = 0; i < n; ++i) {
+      std::uint64_t off = 0, size = 0;
+      std::memcpy(&off, image->data() + 32 + 24 * i + 8, 8);
+      std::memcpy(&size, image->data() + 32 + 24 * i + 16, 8);
+      ASSERT_EQ(off % 64, 0u);
+      void* mem = std::aligned_alloc(64, (size + 63) / 64 * 64);
+      ASSERT_TRUE(regexd::engine::deserialize_database_at(blobs[i], mem).ok());
+      EXPECT_EQ(std::memcmp(image->data() + off, mem, size), 0) << "record " << i << " in round " << round;
+      std::free(mem);
+    }
+  }
 }
 
 TEST_F(CacheTest, UnsafeDirectoriesAreRefusedWithAFix) {

@@ -22,7 +22,7 @@
 namespace regexd::cache {
 
 inline constexpr std::uint32_t kFormatVersion = 1;
-inline constexpr std::uint32_t kImageVersion = 1;
+inline constexpr std::uint32_t kImageVersion = 2;  // 2: records deserialized 64-aligned (docs/cache-format.md)
 inline constexpr std::uint64_t kMaxHeaderSize = 16u << 20;
 
 // Header facts, for inspect and verify (no Hyperscan involved).
