@@ -76,16 +76,9 @@ Scanner::~Scanner() = default;
 Result<std::shared_ptr<const Scanner>> Scanner::from_compiled(std::unique_ptr<CompiledSet> set) {
   if (!set) return make_error(ErrorCode::kInvalidArgument, "no compiled set");
   if (!set->pcre2) set->init_pcre2_slots();
-  // Check now that scratch can be made for every database, so scan() never
-  // meets an allocation failure it cannot report sensibly.
-  hs_scratch_t* proto = nullptr;
-  for (const auto& c : set->classes)
-    for (const auto* db : {c.bytes_db.get(), c.utf8_db.get()})
-      if (db && hs_alloc_scratch(db, &proto) != HS_SUCCESS) {
-        hs_free_scratch(proto);
-        return make_error(ErrorCode::kResourceLimit, "cannot allocate Hyperscan scratch for class " + c.cls);
-      }
-  hs_free_scratch(proto);
+  // Scratch is not allocated here: every thread allocates its own on its
+  // first scan (and reports a failure there as kResourceLimit), so a trial
+  // allocation now would only add ~2 ms to every cache load of a large set.
   return std::shared_ptr<const Scanner>(new Scanner(std::move(set)));
 }
 

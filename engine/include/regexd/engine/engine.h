@@ -97,9 +97,10 @@ struct CompiledSet;  // see regexd/engine/compiled_set.h
 // A compiled rule set, immutable once built.
 //
 // Thread safety: a Scanner is safe to use from any number of threads at once.
-// Each thread gets its own Hyperscan scratch and PCRE2 match state (cloned on
-// the thread's first scan with hs_clone_scratch and kept in thread-local
-// storage), so the scan path takes no locks.
+// Each thread gets its own Hyperscan scratch and PCRE2 match state (allocated
+// on the thread's first scan and kept in thread-local storage), so the scan
+// path takes no locks.  A scratch allocation failure is reported by that
+// scan as kResourceLimit.
 class Scanner {
  public:
   // Compiles `rules`.  Fails only when nothing usable could be built at all
