@@ -67,11 +67,21 @@ struct Server::Impl {
   Registry& registry;
   const ServerConfig& cfg;
   unsigned threads;
-  asio::io_context io;
+  // One io_context per thread, each connection bound to one of them for its
+  // whole life: its handlers never hop between threads (a hop costs a
+  // wake-up, which dominates a small request's round trip) and need no strand.
+  std::vector<std::unique_ptr<asio::io_context>> contexts = make_contexts(threads);
+  std::atomic<std::size_t> next_context{0};
+  asio::io_context& io = *contexts.front();  // acceptors, timers of the server itself
   asio::local::stream_protocol::acceptor unix_acceptor{io};
   std::optional<asio::ip::tcp::acceptor> tcp_acceptor;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::vector<std::thread> pool;
+  static std::vector<std::unique_ptr<asio::io_context>> make_contexts(unsigned n) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (unsigned i = 0; i < n; ++i) v.push_back(std::make_unique<asio::io_context>(1));
+    return v;
+  }
   std::mutex conns_mu;
   std::set<std::shared_ptr<ConnectionBase>> conns;
   fs::path bound_path;
@@ -99,8 +109,9 @@ struct Server::Impl {
 
 namespace {
 
-// One client connection.  Every handler runs on the connection's strand, so
-// its state needs no lock; different connections run on different threads.
+// One client connection.  Every handler runs on the one thread of the
+// connection's io_context, so its state needs no lock; different connections
+// run on different threads.
 // A request is answered on the thread that read it: no hand-off to another
 // pool, which would cost two context switches per request.  The connection
 // reads only when it needs bytes for the next frame, and stops answering
@@ -136,6 +147,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
 
  private:
   static constexpr std::size_t kMaxQueuedReplies = 32;
+  static constexpr int kBurst = 8;
 
   void read_more() {
     if (closed_ || draining_ || reading_) return;
@@ -151,6 +163,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       }
       self->decoder_.feed(std::string_view(self->buf_.data(), n));
       self->arm_idle();
+      self->burst_ = 0;
       self->process_one();
     });
   }
@@ -179,6 +192,10 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     Reply r = impl_.handle(f);
     if (r.close) draining_ = true;
     enqueue(std::move(r.bytes));
+    // Straight on to the next frame (or the next read), but yield to other
+    // connections on this thread every few pipelined frames.
+    if (++burst_ < kBurst) return process_one();
+    burst_ = 0;
     asio::post(sock_.get_executor(), [self = this->shared_from_this()] { self->process_one(); });
   }
 
@@ -240,6 +257,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   std::array<char, 64 * 1024> buf_{};
   std::deque<std::string> queue_;
   bool reading_ = false, writing_ = false, draining_ = false, closed_ = false, blocked_on_writes_ = false;
+  int burst_ = 0;
   std::uint64_t id_ = impl_.conn_total.load();
 };
 
@@ -247,7 +265,8 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
 
 template <typename Acceptor>
 void Server::Impl::accept_loop(Acceptor& acceptor) {
-  acceptor.async_accept(asio::make_strand(io), [this, &acceptor](std::error_code ec,
+  auto& ctx = *contexts[next_context.fetch_add(1, std::memory_order_relaxed) % contexts.size()];
+  acceptor.async_accept(ctx, [this, &acceptor](std::error_code ec,
                                                                   typename Acceptor::protocol_type::socket socket) {
     if (stopping) return;
     if (ec) {
@@ -479,10 +498,10 @@ Status Server::bind() {
 void Server::start() {
   if (impl_->started) return;
   impl_->started = true;
-  impl_->guard.emplace(impl_->io.get_executor());
+  for (auto& ctx : impl_->contexts) impl_->guards.push_back(asio::make_work_guard(*ctx));
   impl_->accept_loop(impl_->unix_acceptor);
   if (impl_->tcp_acceptor) impl_->accept_loop(*impl_->tcp_acceptor);
-  for (unsigned i = 0; i < impl_->threads; ++i) impl_->pool.emplace_back([this] { impl_->io.run(); });
+  for (auto& ctx : impl_->contexts) impl_->pool.emplace_back([c = ctx.get()] { c->run(); });
   spdlog::info("listening on {}{}{} ({} threads)", config_.socket.string(), config_.tcp.empty() ? "" : " and ",
                config_.tcp, impl_->threads);
 }
@@ -508,8 +527,8 @@ void Server::stop(std::chrono::milliseconds grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (impl_->conn_current.load() > 0)
     spdlog::warn("stopping with {} connections still busy after {} ms", impl_->conn_current.load(), grace.count());
-  impl_->guard.reset();
-  impl_->io.stop();
+  impl_->guards.clear();
+  for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->pool) t.join();
   {
     std::lock_guard lock(impl_->conns_mu);
