@@ -1,13 +1,14 @@
 // regexd::server::Server: the socket front of the daemon (docs/protocol.md).
 //
-// A fixed pool of threads (config.workers, default: cores) runs one Asio
-// io_context.  Each connection's work is serialized on its own strand, and a
-// request is answered on the thread that read it (no hand-off, which would
-// cost two context switches per request), scanning with that thread's own
-// scratch (engine::Scanner keeps per-thread state).  Different connections
-// run in parallel.  A connection reads only when it needs bytes for its next
-// frame and pauses while 32 replies wait for a client that does not read
-// them, so back-pressure reaches the client and no queue grows unbounded.
+// A fixed pool of threads (config.workers, default: cores), each running its
+// own Asio io_context; every connection is pinned to one of them (round
+// robin) for its whole life, so its handlers never hop between threads and
+// need no lock.  A request is answered on that thread, scanning with the
+// thread's own scratch (engine::Scanner keeps per-thread state); different
+// connections run in parallel.  A connection reads only when it needs bytes
+// for its next frame and pauses while 32 replies wait for a client that does
+// not read them, so back-pressure reaches the client and nothing grows
+// without bound.
 //
 // Thread safety: start() and stop() from one controlling thread; stats_json()
 // from anywhere.
