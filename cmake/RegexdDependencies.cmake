@@ -23,6 +23,16 @@ message(STATUS "regexd: engine flavor ${REGEXD_HS_FLAVOR_EFFECTIVE} ${Hyperscan_
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 find_package(FlatBuffers CONFIG REQUIRED)
+# flatc runs on the build host.  A cross build finds the target's FlatBuffers
+# package (headers), whose flatc, if any, is a target binary; take the host's
+# flatc from PATH instead.  The generated code checks at compile time that
+# flatc and the headers are the same FlatBuffers version.
+if(TARGET flatbuffers::flatc AND NOT CMAKE_CROSSCOMPILING)
+  set(REGEXD_FLATC "$<TARGET_FILE:flatbuffers::flatc>")
+else()
+  find_program(REGEXD_FLATC_PROGRAM flatc REQUIRED NO_CMAKE_FIND_ROOT_PATH)
+  set(REGEXD_FLATC "${REGEXD_FLATC_PROGRAM}")
+endif()
 find_package(CLI11 CONFIG REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 # The daemon: spdlog for logs, toml++ for its config, standalone Asio.
