@@ -81,7 +81,35 @@ Result<std::unique_ptr<Store>> Store::open(StoreOptions options) {
   fs::path dir = options.root / tags->dir_name();
   if (auto st = ensure_private_dir(dir); !st) return st.error();
   remove_stale_temp_files(dir);
-  return std::unique_ptr<Store>(new Store(std::move(options), *tags, std::move(dir)));
+  std::unique_ptr<Store> store(new Store(std::move(options), *tags, std::move(dir)));
+  store->note_foreign_entries();
+  return store;
+}
+
+// A root shared with other platforms (one volume for x86 and arm64 installs,
+// or a backup restored on another architecture) is normal: their entries are
+// never opened here.  Say so once, at open, so that an operator who wonders
+// why everything is being recompiled after a restore finds the reason.
+void Store::note_foreign_entries() const {
+  std::error_code ec;
+  std::size_t entries = 0;
+  std::vector<std::string> dirs;
+  for (const auto& d : fs::directory_iterator(options_.root, ec)) {
+    if (!d.is_directory(ec) || d.path() == platform_dir_) continue;
+    std::size_t n = 0;
+    for (const auto& f : fs::directory_iterator(d.path(), ec))
+      if (ends_with(f.path().filename().string(), kEntryExt)) ++n;
+    if (n == 0) continue;
+    entries += n;
+    dirs.push_back(d.path().filename().string());
+  }
+  if (entries == 0) return;
+  std::sort(dirs.begin(), dirs.end());
+  std::string list;
+  for (const auto& d : dirs) list += (list.empty() ? "" : ", ") + d;
+  log(LogLevel::kInfo, options_.root.string() + ": ignoring " + std::to_string(entries) +
+                           " entries of other platforms (" + list + "); this is " + platform_dir_.filename().string() +
+                           "; `regexctl prune --foreign` removes them");
 }
 
 void Store::log(LogLevel level, const std::string& msg) const {

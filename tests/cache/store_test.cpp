@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -229,6 +230,54 @@ TEST_F(CacheTest, EntriesForAnotherPlatformAreNeverLoaded) {
   CacheKey wrong{key.hi ^ 1, key.lo};
   auto bytes = encode_entry((*compiled)->compiled(), wrong, here, "x");
   ASSERT_FALSE(decode_entry(*bytes, key, here).ok());
+}
+
+// A backup restored on another architecture: the other platform's entries
+// are named once at open (one info line), never opened, never deleted except
+// by prune --foreign.
+TEST_F(CacheTest, ForeignPlatformsInTheRootAreNamedOnceAndLeftAlone) {
+  auto rules = small_rules();
+  auto compiled = engine::Scanner::compile(rules, {}, nullptr);
+  ASSERT_TRUE(compiled.ok());
+  PlatformTags other = *current_tags();
+  other.arch = other.arch == "aarch64" ? "x86_64" : "aarch64";
+  const fs::path foreign_dir = root_ / other.dir_name();
+  ASSERT_TRUE(ensure_private_dir(foreign_dir).ok());
+  const fs::path foreign = foreign_dir / (compute_key(rules, {}, other).hex() + ".rxdb");
+  auto bytes = encode_entry((*compiled)->compiled(), compute_key(rules, {}, other), other, "restored");
+  ASSERT_TRUE(bytes.ok());
+  ASSERT_TRUE(write_file_atomic(foreign, *bytes).ok());
+
+  auto store = open_store();
+  ASSERT_EQ(count_logs(LogLevel::kInfo), 1u) << "expected one info line naming the foreign entries";
+  const std::string& line = logs_.front().second;
+  EXPECT_NE(line.find("ignoring 1 entries of other platforms (" + other.dir_name() + ")"), std::string::npos) << line;
+  EXPECT_NE(line.find("prune --foreign"), std::string::npos) << line;
+  auto got = store->get_or_compile(rules, {}, "small");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->source, LoadResult::Source::kCompiled);
+  EXPECT_EQ(got->miss_reason, "no entry");  // its own directory was empty; the foreign file was not read
+  EXPECT_EQ(slurp(foreign), *bytes) << foreign << " was changed";
+  EXPECT_EQ(count_logs(LogLevel::kInfo), 1u);
+  EXPECT_EQ(count_logs(LogLevel::kWarning), 0u);
+  // Verify reports it as another platform's, and well-formed.
+  bool listed = false;
+  for (const auto& st : store->verify())
+    if (st.path == foreign) {
+      listed = true;
+      EXPECT_TRUE(st.ok && !st.this_platform) << st.path << ": " << st.problem;
+    }
+  EXPECT_TRUE(listed) << foreign << " not listed by verify";
+
+  PruneOptions po;
+  po.foreign = true;
+  auto rep = store->prune(po);
+  EXPECT_NE(std::find(rep.removed.begin(), rep.removed.end(), foreign_dir), rep.removed.end());
+  EXPECT_FALSE(fs::exists(foreign_dir)) << foreign_dir << " survived prune --foreign";
+  EXPECT_TRUE(fs::exists(store->entry_path(store->key_for(rules, {}))));
+  logs_.clear();
+  open_store();
+  EXPECT_EQ(count_logs(LogLevel::kInfo), 0u) << "info line with no foreign entries left";
 }
 
 TEST_F(CacheTest, TwoProcessesMissingTheSameKeyCompileOnce) {

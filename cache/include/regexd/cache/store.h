@@ -79,7 +79,10 @@ struct PruneReport {
 class Store {
  public:
   // Creates/checks the root and this platform's directory; cleans stale temp
-  // files.  Errors: kPermission (unsafe directory), kIo.
+  // files.  If other platforms' directories hold entries (a shared volume, a
+  // backup restored on another architecture), logs one info line saying they
+  // are ignored; they are never opened.  Errors: kPermission (unsafe
+  // directory), kIo.
   static Result<std::unique_ptr<Store>> open(StoreOptions options);
 
   // Loads the entry for `key` if present and valid.  An error is a miss; its
@@ -108,6 +111,8 @@ class Store {
  private:
   Store(StoreOptions options, PlatformTags tags, std::filesystem::path platform_dir);
   void log(LogLevel level, const std::string& msg) const;
+  // One info line at open if other platforms' entries share the root.
+  void note_foreign_entries() const;
   void note_loaded(const CacheKey& key);
   Result<std::shared_ptr<const engine::Scanner>> load_image(const CacheKey& key, const std::string& bytes);
 
