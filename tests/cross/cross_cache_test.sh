@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Cross-architecture cache test: ONE cache root used in turn by the three
+# flavors, x86_64+Hyperscan (build/default), x86_64+Vectorscan
+# (build/vectorscan-x86) and aarch64+Vectorscan (build/arm64, under qemu).
+#
+#  1. shared root: each flavor's cache_shared_root_test compiles its own entry
+#     of a SpamAssassin subset into the root and answers a corpus sample
+#     exactly as PCRE2 does; a second round loads each entry from the cache
+#     (same check); no flavor changes or deletes another's entries.
+#  2. regexctl prewarm / scan / verify of rules/sample.rules from each flavor
+#     against the same root: the same answers everywhere, verify clean.
+#  3. an arm64 entry planted under the x86_64 Vectorscan entry's name: refused
+#     by regexd's tags (the reason names the architecture) before any byte
+#     reaches Vectorscan, shown by an LD_PRELOAD shim that logs the library's
+#     deserialization calls (Vectorscan 5.4.9 on x86 would load those bytes).
+#  4. restore: a root made on one architecture copied to the other: one info
+#     line about the foreign entries, its own entry compiled, right answers;
+#     prune --foreign removes the foreign directory and nothing else.
+#
+# usage: tests/cross/cross_cache_test.sh CORPUS_DIR   (scripts/flavors.sh cross-cache)
+# Prints one line per check and "cross-cache: N passed, M failed"; exit 1 on
+# any failure.  Every FAIL line names this file's line.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+corpus=${1:?usage: tests/cross/cross_cache_test.sh CORPUS_DIR}
+[[ -f $corpus/MANIFEST.tsv ]] || { echo "cross-cache: error: no corpus at $corpus (scripts/fetch-corpus.sh)" >&2; exit 1; }
+
+flavors=(default vectorscan-x86 arm64)
+declare -A dir_prefix=([default]=x86_64-hyperscan- [vectorscan-x86]=x86_64-vectorscan- [arm64]=aarch64-vectorscan-)
+for f in "${flavors[@]}"; do
+  for p in run run-regexctl tests/cache_shared_root_test; do
+    [[ -x build/$f/$p ]] || { echo "cross-cache: error: build/$f/$p missing; build the $f preset" >&2; exit 1; }
+  done
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/regexd-cross.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "  ok   $*"; }
+# FAIL names the line of the check (the caller of check, or of fail itself).
+fail() {
+  local line=${BASH_LINENO[0]}
+  [[ ${FUNCNAME[1]:-} == check ]] && line=${BASH_LINENO[1]}
+  failed=$((failed + 1))
+  echo "  FAIL $* (tests/cross/cross_cache_test.sh:$line)"
+}
+# check DESCRIPTION COMMAND...: the command's exit status decides.
+check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
+rx() { local f=$1; shift; "build/$f/run-regexctl" "$@"; }
+# The platform directory of flavor $2 under root $1 (exactly one must exist).
+platform_dir() { local d=("$1/${dir_prefix[$2]}"*); [[ ${#d[@]} -eq 1 && -d ${d[0]} ]] && echo "${d[0]}"; }
+# sha256 of every entry under a root, for "nobody changed what is not theirs".
+entry_sums() { (cd "$1" && find . -name '*.rxdb' -print0 | sort -z | xargs -0 -r sha256sum); }
+# The entry of a platform directory whose rule-set name is $2.
+entry_named() {
+  local e
+  for e in "$1"/*.rxdb; do
+    [[ $(rx default inspect --json "$e" | sed -n 's/^  "rule_set_name": "\(.*\)",$/\1/p') == "$2" ]] && { echo "$e"; return; }
+  done
+  return 1
+}
+messages=("$PWD/rules/sample-message.eml")
+mapfile -t -O 1 messages < <(scripts/corpus-sample.sh "$corpus" 30)
+# scan output without the timing field, so flavors can be compared byte for byte.
+scan() { rx "$1" scan --rules rules/sample.rules --class body ${2:+--cache "$2"} "${messages[@]}" |
+  sed 's/,"scan_us":[0-9]*//'; }
+
+echo "cross-cache: 1. one root, three flavors, SpamAssassin subset vs PCRE2"
+root=$work/shared
+for round in compiled cache; do
+  for f in "${flavors[@]}"; do
+    before=$( [[ -d $root ]] && entry_sums "$root" || true)
+    log=$work/shared-$f-$round.log
+    if REGEXD_SHARED_ROOT=$root REGEXD_EXPECT_SOURCE=$round build/$f/run build/$f/tests/cache_shared_root_test \
+         >"$log" 2>&1; then
+      ok "$f: $(grep -o 'shared-root: .*' "$log")"
+    else
+      fail "$f: shared-root test (expect $round) failed; log: $(grep -E 'Failure|error|FAIL|expected|Which is' "$log" | head -n 5 | tr '\n' ' ')"
+    fi
+    after=$(entry_sums "$root")
+    # Entries of the other platforms are byte-identical after this flavor ran.
+    others_before=$(grep -v "${dir_prefix[$f]}" <<<"$before" || true)
+    others_after=$(grep -v "${dir_prefix[$f]}" <<<"$after" || true)
+    check "$f ($round round) left the other platforms' entries untouched" [ "$others_before" == "$others_after" ]
+  done
+done
+for f in "${flavors[@]}"; do
+  d=$(platform_dir "$root" "$f") || d=
+  check "$f has its own platform directory ${d##*/} with one entry" \
+    [ -n "$d" -a "$(find "${d:-/nonexistent}" -name '*.rxdb' 2>/dev/null | wc -l)" == 1 ]
+done
+
+echo "cross-cache: 2. regexctl prewarm / scan / verify of rules/sample.rules, same root"
+reference=$(scan default "")  # x86_64 Hyperscan, no cache
+check "reference scan (default flavor, no cache) found matches" grep -q '"matches":\["' <<<"$reference"
+for f in "${flavors[@]}"; do
+  out=$(rx "$f" prewarm --rules rules/sample.rules --cache "$root" 2>"$work/err") \
+    && [[ $out == *"rules/sample.rules: compiled"* ]] && ok "$f: prewarm compiled its own entry" \
+    || fail "$f: prewarm: $out $(head -n 3 "$work/err")"
+done
+for f in "${flavors[@]}"; do
+  out=$(rx "$f" prewarm --rules rules/sample.rules --cache "$root" 2>"$work/err") \
+    && [[ $out == *"rules/sample.rules: hit"* ]] && ok "$f: prewarm again loads its entry from the cache" \
+    || fail "$f: second prewarm: $out $(head -n 3 "$work/err")"
+  got=$(scan "$f" "$root")
+  check "$f: scan through the shared root equals the reference, ${#messages[@]} messages" [ "$got" == "$reference" ]
+  [[ $got == "$reference" ]] || diff <(echo "$reference") <(echo "$got") | head -n 5
+  out=$(rx "$f" verify "$root" 2>&1) || true
+  check "$f: verify: 6 entries, 0 corrupt on this platform" grep -q '^6 entries checked, 0 corrupt on this platform' <<<"$out"
+  check "$f: verify lists the other platforms' entries as ok" [ "$(grep -c '^ok .*(other platform)$' <<<"$out")" == 4 ]
+done
+
+echo "cross-cache: 3. an arm64 entry planted where x86_64 Vectorscan looks"
+vs_dir=$(platform_dir "$root" vectorscan-x86)
+arm_dir=$(platform_dir "$root" arm64)
+vs_entry=$(entry_named "$vs_dir" rules/sample.rules) || vs_entry=
+arm_entry=$(entry_named "$arm_dir" rules/sample.rules) || arm_entry=
+if [[ -z $vs_entry || -z $arm_entry ]]; then
+  fail "sample.rules entries not found in $vs_dir / $arm_dir"
+else
+  cp "$arm_entry" "$vs_entry"  # under the x86 entry's own file name
+  arm_sum=$(sha256sum <"$arm_entry")
+  spy=$PWD/build/vectorscan-x86/tests/libhs_call_spy.so
+  : >"$work/spy-planted"
+  got=$(LD_PRELOAD=$spy REGEXD_HS_SPY_LOG=$work/spy-planted scan vectorscan-x86 "$root" 2>"$work/err-planted") || true
+  check "planted: answers still equal the reference" [ "$got" == "$reference" ]
+  check "planted: refused on regexd's tags, reason names the architecture" \
+    grep -q 'not usable here (built for architecture aarch64, this is x86_64); recompiling' "$work/err-planted"
+  check "planted: no deserialization call reached Vectorscan" \
+    [ "$(grep -c deserialize "$work/spy-planted" || true)" == 0 ]
+  # The only reader calls are the new entry's own (encode records
+  # hs_serialized_database_info of each database it writes): one per database.
+  ndb=$(rx default inspect --json "$vs_entry" | grep -c '"[a-z0-9]*_db_info": "[^"]')
+  check "planted: Vectorscan saw only the $ndb databases of the fresh x86 entry, none of the arm64 bytes" \
+    [ "$(grep -c . "$work/spy-planted" || true)" == "$ndb" ]
+  check "planted: the slot holds a fresh x86_64 entry again" \
+    grep -q '"arch": "x86_64"' <(rx default inspect --json "$vs_entry")
+  check "planted: the arm64 directory's entry is unchanged" [ "$(sha256sum <"$arm_entry")" == "$arm_sum" ]
+  # Control: the shim does see the calls when an entry is loaded.
+  : >"$work/spy-hit"
+  LD_PRELOAD=$spy REGEXD_HS_SPY_LOG=$work/spy-hit scan vectorscan-x86 "$root" >/dev/null 2>&1 || true
+  check "control: loading the valid x86 entry makes $ndb deserialization calls the shim sees" \
+    [ "$(grep -c '^hs_deserialize_database$' "$work/spy-hit" || true)" == "$ndb" ]
+fi
+
+echo "cross-cache: 4. restore a root on the other architecture"
+# restore FROM TO: a root made by FROM only, copied as a backup would be, used by TO.
+restore() {
+  local from=$1 to=$2 src=$work/made-by-$1 dst=$work/restored-on-$2 out
+  rx "$from" prewarm --rules rules/sample.rules --cache "$src" >/dev/null 2>&1 || { fail "$from: prewarm into $src"; return; }
+  cp -a "$src" "$dst"
+  out=$(scan "$to" "$dst" 2>"$work/err-restore")
+  check "$from -> $to: answers equal the reference" [ "$out" == "$reference" ]
+  check "$from -> $to: exactly one info line, naming the foreign entries" \
+    [ "$(grep -c '^regexd cache info:' "$work/err-restore")" == 1 -a \
+      "$(grep -c "ignoring 1 entries of other platforms (${dir_prefix[$from]}" "$work/err-restore")" == 1 ]
+  check "$from -> $to: no warning or error logged" [ "$(grep -c -E 'warning|error' "$work/err-restore" || true)" == 0 ]
+  out=$(rx "$to" prewarm --rules rules/sample.rules --cache "$dst" 2>/dev/null) || true
+  check "$from -> $to: its own entry was saved and now loads" grep -q 'rules/sample.rules: hit' <<<"$out"
+  check "$from -> $to: the foreign entry is still there" [ "$(entry_sums "$src")" == "$(entry_sums "$dst" | grep "${dir_prefix[$from]}")" ]
+  out=$(rx "$to" prune "$dst" --foreign 2>/dev/null) || true
+  check "$from -> $to: prune --foreign removes the foreign directory" \
+    [ -z "$(platform_dir "$dst" "$from")" -a -n "$(platform_dir "$dst" "$to")" ]
+  check "$from -> $to: after prune nothing foreign is left to mention" \
+    [ -z "$(rx "$to" prewarm --rules rules/sample.rules --cache "$dst" 2>&1 >/dev/null)" ]
+}
+restore arm64 default
+restore default arm64
+
+echo "cross-cache: $passed passed, $failed failed"
+((failed == 0))
