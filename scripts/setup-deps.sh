@@ -6,11 +6,17 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libhyperscan-dev libpcre2-dev libxxhash-dev
+  libpcre2-dev libxxhash-dev
   libflatbuffers-dev flatbuffers-compiler
   libcli11-dev nlohmann-json3-dev
   libasio-dev libspdlog-dev libfmt-dev libtomlplusplus-dev   # the daemon
 )
+# Hyperscan exists for x86 only; ARM64 gets Vectorscan (docs/arm64.md).
+if [[ $(dpkg --print-architecture) == amd64 ]]; then
+  packages+=(libhyperscan-dev)
+else
+  packages+=(libvectorscan-dev)
+fi
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(
     googletest libgtest-dev libgmock-dev libbenchmark-dev
