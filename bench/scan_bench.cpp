@@ -28,9 +28,6 @@
 #include <re2/re2.h>
 #include <re2/set.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -40,6 +37,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "pcre2_reference.h"  // tests/support: the same PCRE2 the tests check against
 #include "regexd/engine/engine.h"
 
 namespace {
@@ -73,20 +71,7 @@ class Matcher {
 
 struct Pcre2Code {
   pcre2_code* code = nullptr;
-  explicit Pcre2Code(const engine::Rule& r) {
-    // The flag mapping of docs/rules.md (the same as regexd's and the tests').
-    std::uint32_t o = 0;
-    if (r.flags & engine::kCaseless) o |= PCRE2_CASELESS;
-    if (r.flags & engine::kMultiline) o |= PCRE2_MULTILINE;
-    if (r.flags & engine::kDotall) o |= PCRE2_DOTALL;
-    if (r.flags & engine::kExtended) o |= PCRE2_EXTENDED;
-    if (r.flags & engine::kUtf8) o |= PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-    pcre2_compile_context* cc = pcre2_compile_context_create(nullptr);
-    pcre2_set_newline(cc, PCRE2_NEWLINE_LF);
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(r.pattern.data()), r.pattern.size(), o, &err, &off, cc);
-    pcre2_compile_context_free(cc);
+  explicit Pcre2Code(const engine::Rule& r) : code(testing::compile_reference(r)) {
     if (code && !(r.flags & engine::kNoOpt)) pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
   }
   ~Pcre2Code() { pcre2_code_free(code); }
