@@ -404,17 +404,10 @@ Result<FileLock> FileLock::acquire(const fs::path& path, std::chrono::millisecon
 }
 
 Result<FileLock> FileLock::try_acquire(const fs::path& path) {
-  for (;;) {
-    int fd = -1;
-    Error error;
-    switch (try_lock_once(path, &fd, &error)) {
-      case LockAttempt::kTaken: return FileLock(fd);
-      case LockAttempt::kFailed: return error;
-      case LockAttempt::kRetry: continue;
-      case LockAttempt::kBusy:
-        return make_error(ErrorCode::kResourceLimit, path.string() + ": locked by another holder");
-    }
-  }
+  auto lock = acquire(path, std::chrono::milliseconds(0));
+  if (!lock && lock.error().code == ErrorCode::kResourceLimit)
+    return make_error(ErrorCode::kResourceLimit, path.string() + ": locked by another holder");
+  return lock;
 }
 
 FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
