@@ -60,10 +60,9 @@ class ConnectionBase {
 };
 
 struct Server::Impl {
-  Impl(Server& s, Registry& r, const ServerConfig& c)
-      : owner(s), registry(r), cfg(c), threads(c.workers ? c.workers : std::max(1u, std::thread::hardware_concurrency())) {}
+  Impl(Registry& r, const ServerConfig& c)
+      : registry(r), cfg(c), threads(c.workers ? c.workers : std::max(1u, std::thread::hardware_concurrency())) {}
 
-  Server& owner;
   Registry& registry;
   const ServerConfig& cfg;
   unsigned threads;
@@ -415,7 +414,7 @@ std::string Server::Impl::list_json() const {
 }
 
 Server::Server(ServerConfig config, Registry& registry)
-    : config_(std::move(config)), registry_(registry), impl_(std::make_unique<Impl>(*this, registry_, config_)) {}
+    : config_(std::move(config)), registry_(registry), impl_(std::make_unique<Impl>(registry_, config_)) {}
 
 Server::~Server() { stop(std::chrono::seconds(2)); }
 

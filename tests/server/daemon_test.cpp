@@ -150,6 +150,12 @@ TEST_F(DaemonTest, ConfigErrorsNameFileLineAndKey) {
   status = stop(0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
   EXPECT_NE(log().find("bad2.toml:2: rulesets.x.format: unknown format 'perl'"), std::string::npos) << log();
+
+  write(dir_ / "bad3.toml", "[server]\nworkers = \"two\"\n");
+  start({"--config", (dir_ / "bad3.toml").string()});
+  status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  EXPECT_NE(log().find("bad3.toml:2: server.workers: wrong type"), std::string::npos) << log();
 }
 
 TEST_F(DaemonTest, EmbeddedDefaultsServeTheDefaultRuleSet) {

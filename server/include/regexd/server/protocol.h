@@ -77,8 +77,6 @@ class FrameDecoder {
   // True and fills `out` when a whole frame is buffered; false when more
   // bytes are needed; an Error when the stream is malformed.
   Result<bool> next(Frame& out);
-  // Bytes buffered but not yet returned as a frame.
-  std::size_t buffered() const { return buf_.size() - pos_; }
   // The id of the frame being decoded when an error happened (0 if unknown).
   std::uint32_t failed_id() const { return failed_id_; }
   WireError failure() const { return failure_; }
