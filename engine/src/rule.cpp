@@ -729,18 +729,24 @@ RuleSet load_rules_file(const std::string& path, RuleFormat format, std::string_
   }
   std::fclose(file);
 
+  return parse_rules(text, path, format, cls);
+}
+
+RuleSet parse_rules(std::string_view text, std::string_view source, RuleFormat format, std::string_view cls) {
   switch (format) {
     case RuleFormat::kNative:
-      return parse_native(text, path);
+      return parse_native(text, source);
     case RuleFormat::kSpamAssassin: {
       SpamAssassinOptions options;
       if (!cls.empty()) options.force_class = std::string(cls);
-      return parse_spamassassin(text, path, options);
+      return parse_spamassassin(text, source, options);
     }
     case RuleFormat::kRspamdMap:
-      return parse_rspamd_map(text, path, cls);
+      return parse_rspamd_map(text, source, cls);
   }
-  return read_error(EINVAL);
+  RuleSet set;
+  set.rejected.push_back(RuleError{std::string(source), 0, {}, "unknown rule format"});
+  return set;
 }
 
 }  // namespace regexd::engine

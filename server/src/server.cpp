@@ -355,20 +355,9 @@ Reply Server::Impl::handle_load(const p::Frame& f) {
   if (!format)
     return error(f, p::WireError::kBadRules,
                  "LOAD_RULES " + name + ": unknown format '" + std::string(q->format) + "'");
-  engine::RuleSet rules;
-  switch (*format) {
-    case engine::RuleFormat::kNative: rules = engine::parse_native(q->text, name); break;
-    case engine::RuleFormat::kSpamAssassin: {
-      engine::SpamAssassinOptions o;
-      if (!cls.empty()) o.force_class = cls;
-      rules = engine::parse_spamassassin(q->text, name, o);
-      break;
-    }
-    case engine::RuleFormat::kRspamdMap:
-      if (cls.empty()) return error(f, p::WireError::kBadRules, "LOAD_RULES " + name + ": rspamd-map needs a class");
-      rules = engine::parse_rspamd_map(q->text, name, cls);
-      break;
-  }
+  if (*format == engine::RuleFormat::kRspamdMap && cls.empty())
+    return error(f, p::WireError::kBadRules, "LOAD_RULES " + name + ": rspamd-map needs a class");
+  engine::RuleSet rules = engine::parse_rules(q->text, name, *format, cls);
   auto loaded = registry.load(name, std::move(rules));
   if (!loaded) return error(f, p::WireError::kBadRules, loaded.error().message);
   p::LoadRulesReply a;

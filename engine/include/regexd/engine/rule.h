@@ -113,6 +113,11 @@ RuleSet parse_spamassassin(std::string_view text, std::string_view source,
 RuleSet parse_rspamd_map(std::string_view text, std::string_view source,
                          std::string_view cls);
 
+// Parses `text` in `format`; `cls` as for load_rules_file().  `source`
+// names the text in error messages.
+RuleSet parse_rules(std::string_view text, std::string_view source, RuleFormat format,
+                    std::string_view cls = {});
+
 // Reads `path` and parses it in `format`.  `cls` is the class for Rspamd maps
 // and the forced class for SpamAssassin files (empty: per-kind classes).
 // A file that cannot be read yields one RuleError naming the file.
