@@ -62,10 +62,9 @@ inline engine::RuleSet spamassassin_rules(bool headers = true, const char* force
   engine::SpamAssassinOptions o;
   o.include_headers = headers;
   if (force_class) o.force_class = force_class;
-  engine::RuleSet set;
-  for (const auto& f : files)
-    set.merge(engine::parse_spamassassin(slurp(f), f.string(), o), engine::RuleSet::OnDuplicate::kLaterWins);
-  return set;
+  std::vector<engine::SourceText> texts;
+  for (const auto& f : files) texts.push_back({f.string(), slurp(f)});
+  return engine::parse_spamassassin(texts, o);
 }
 
 // The rules of `set` for which `keep(rule)` is true, in order.

@@ -47,11 +47,7 @@ void add_rules_options(CLI::App* cmd, RulesArgs& a, const std::string& class_fla
 }
 
 RuleSet load(const RulesArgs& a) {
-  RuleSet set;
-  auto format = *regexd::engine::parse_rule_format(a.format);
-  for (const auto& f : a.files)
-    set.merge(regexd::engine::load_rules_file(f, format, a.cls), regexd::engine::duplicate_policy_for(format));
-  return set;
+  return regexd::engine::load_rules_files(a.files, *regexd::engine::parse_rule_format(a.format), a.cls);
 }
 
 // Valid JSON from arbitrary bytes (file names and rule text need not be UTF-8).

@@ -10,6 +10,9 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <set>
+#include <tuple>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -243,6 +246,10 @@ class SpamAssassinImporter {
   SpamAssassinImporter(std::string_view source, const SpamAssassinOptions& options)
       : source_(source), options_(options) {}
 
+  // The next file of the same configuration (SpamAssassin reads all its .cf
+  // files as one).
+  void set_source(std::string_view source) { source_ = std::string(source); }
+
   void parse_line(unsigned line_no, std::string_view line) {
     if (line.empty() || line.front() == '#') return;
     std::string_view rest = line;
@@ -255,6 +262,8 @@ class SpamAssassinImporter {
       parse_header(line_no, rest);
     } else if (directive == "tflags") {
       parse_tflags(line_no, rest);
+    } else if (directive.starts_with("replace_")) {
+      parse_replace(line_no, directive, rest);
     } else if (const char* kind = skipped_directive_kind(directive)) {
       skip(pop_token(&rest), kind);
     }
@@ -271,6 +280,7 @@ class SpamAssassinImporter {
       // tflags may precede or follow its rule, so it is applied only now.
       auto it = max_hits_.find(rule.id);
       if (it != max_hits_.end()) rule.max_hits = it->second;
+      if (replace_rules_.count(rule.id)) rule.pattern = replace_tags(std::move(rule.pattern));
       set.rules.push_back(std::move(rule));
     }
     set.rejected = std::move(rejected_);
@@ -455,7 +465,156 @@ class SpamAssassinImporter {
     max_hits_[std::string(name)] = multiple ? max_hits : 0;
   }
 
-  std::string_view source_;
+  // ReplaceTags (Mail::SpamAssassin::Plugin::ReplaceTags): settings of any
+  // file apply to the rules named by replace_rules in any file, once all are
+  // read.
+  void parse_replace(unsigned line_no, const std::string& directive, std::string_view rest) {
+    // SpamAssassin's config reader drops everything from a '#' that has no
+    // backslash before it, then turns every "\#" into "#".
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+      if (rest[i] == '#' && (i == 0 || rest[i - 1] != '\\')) {
+        rest = trim(rest.substr(0, i));
+        break;
+      }
+    }
+    std::string unescaped;
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+      if (rest[i] == '\\' && i + 1 < rest.size() && rest[i + 1] == '#') continue;
+      unescaped += rest[i];
+    }
+    rest = unescaped;
+    std::map<std::string, std::string>* table = directive == "replace_tag"     ? &tags_
+                                                : directive == "replace_pre"   ? &pre_
+                                                : directive == "replace_inter" ? &inter_
+                                                : directive == "replace_post"  ? &post_
+                                                                               : nullptr;
+    if (table) {
+      std::string_view name = pop_token(&rest);
+      std::string_view value = trim(rest);
+      if (name.empty() || value.empty()) {
+        reject(line_no, name, directive + " needs a tag name and an expression");
+        return;
+      }
+      (*table)[std::string(name)] = std::string(value);
+    } else if (directive == "replace_rules") {
+      for (std::string_view n = pop_token(&rest); !n.empty(); n = pop_token(&rest)) replace_rules_.emplace(n);
+    } else if (directive == "replace_start" || directive == "replace_end") {
+      std::string_view value = trim(rest);
+      if (value.empty()) {
+        reject(line_no, {}, directive + " needs a string");
+        return;
+      }
+      (directive == "replace_start" ? replace_start_ : replace_end_) = std::string(value);
+    }
+  }
+
+  // Perl's truth: "" and "0" are false.  ReplaceTags tests its table values so.
+  static bool perl_true(const std::string* v) { return v && !v->empty() && *v != "0"; }
+  static const std::string* lookup(const std::map<std::string, std::string>& m, const std::string& k) {
+    auto it = m.find(k);
+    return it == m.end() ? nullptr : &it->second;
+  }
+
+  // The first "<start>X<end>" at or after `from` (X at least one character):
+  // its position and length, as Perl's /$start(.+?)$end/ finds it.
+  std::pair<std::size_t, std::size_t> find_tag(const std::string& s, std::size_t from) const {
+    for (std::size_t a = s.find(replace_start_, from); a != std::string::npos; a = s.find(replace_start_, a + 1)) {
+      std::size_t b = s.find(replace_end_, a + replace_start_.size() + 1);
+      if (b == std::string::npos) break;
+      if (s.find('\n', a) < b) continue;  // '.' does not cross a newline
+      return {a, b + replace_end_.size() - a};
+    }
+    return {std::string::npos, 0};
+  }
+
+  // ReplaceTags' expansion of one pattern, step for step as SpamAssassin
+  // 4.0's finish_parsing_end does it, so a rule means what it means to
+  // SpamAssassin (checked against SpamAssassin itself on all 99 rules of its
+  // own rule set that use tags: byte-identical).
+  std::string replace_tags(std::string re) const {
+    for (int passes = 0; passes <= 5; ++passes) {
+      // <pre NAME>, <post NAME>, <inter NAME>: the first of each is taken out.
+      auto take_modifier = [&](const std::string& word) -> std::string {
+        std::string open = replace_start_ + word + " ";
+        for (std::size_t a = re.find(open); a != std::string::npos; a = re.find(open, a + 1)) {
+          std::size_t b = re.find(replace_end_, a + open.size() + 1);
+          if (b == std::string::npos || re.find('\n', a) < b) continue;
+          std::string name = re.substr(a + open.size(), b - a - open.size());
+          re.erase(a, b + replace_end_.size() - a);
+          return name;
+        }
+        return {};
+      };
+      std::string pre_name = take_modifier("pre");
+      std::string post_name = take_modifier("post");
+      std::string inter_name = take_modifier("inter");
+
+      // Perl's split(/(<[^<>]+>)/, $re): text and tags alternate, and two
+      // adjacent tags leave an empty text between them (which the inter
+      // expression fills); trailing empty texts go.  SpamAssassin 4 hands
+      // ReplaceTags the compiled pattern's text, which always starts with its
+      // "(?aa)" prefix, so no empty text is ever seen in front of a leading
+      // tag; here there is no prefix, and a leading empty text is dropped to
+      // the same effect.  (The split is on '<' and '>' even when
+      // replace_start/replace_end differ, as in SpamAssassin.)
+      std::vector<std::string> parts;
+      std::size_t text_from = 0;
+      for (std::size_t i = 0; i < re.size(); ++i) {
+        if (re[i] != '<') continue;
+        std::size_t j = i + 1;
+        while (j < re.size() && re[j] != '<' && re[j] != '>') ++j;
+        if (j >= re.size() || re[j] != '>' || j == i + 1) continue;
+        parts.push_back(re.substr(text_from, i - text_from));
+        parts.push_back(re.substr(i, j + 1 - i));
+        text_from = j + 1;
+        i = j;
+      }
+      parts.push_back(re.substr(text_from));
+      while (!parts.empty() && parts.back().empty()) parts.pop_back();
+      if (!parts.empty() && parts.front().empty()) parts.erase(parts.begin());
+
+      if (const std::string* pre = lookup(pre_, pre_name); !pre_name.empty() && perl_true(pre)) {
+        for (auto& part : parts)
+          if (auto [at, len] = find_tag(part, 0); at != std::string::npos) part.insert(at, *pre);
+      }
+      if (const std::string* post = lookup(post_, post_name); !post_name.empty() && perl_true(post)) {
+        for (auto& part : parts)
+          for (auto [at, len] = find_tag(part, 0); at != std::string::npos; std::tie(at, len) = find_tag(part, at)) {
+            part.insert(at + len, *post);
+            at += len + post->size();
+          }
+      }
+      if (const std::string* inter = lookup(inter_, inter_name); !inter_name.empty() && perl_true(inter)) {
+        for (auto& part : parts)
+          if (part.empty()) part = *inter;
+      }
+      bool again = false;
+      for (auto& part : parts) {
+        auto [at, len] = find_tag(part, 0);
+        if (at == std::string::npos) continue;
+        std::string name =
+            part.substr(at + replace_start_.size(), len - replace_start_.size() - replace_end_.size());
+        const std::string* replacement = lookup(tags_, name);
+        if (!perl_true(replacement)) continue;
+        std::string tag = replace_start_ + name + replace_end_;
+        for (std::size_t p = part.find(tag); p != std::string::npos; p = part.find(tag, p + replacement->size())) {
+          part.replace(p, tag.size(), *replacement);
+        }
+        // Perl's /<[^>]+>/: another pass expands tags inside tags.
+        for (std::size_t lt = replacement->find('<'); lt != std::string::npos && !again;
+             lt = replacement->find('<', lt + 1)) {
+          std::size_t gt = replacement->find('>', lt + 1);
+          again = gt != std::string::npos && gt > lt + 1;
+        }
+      }
+      re.clear();
+      for (const auto& part : parts) re += part;
+      if (!again) break;
+    }
+    return re;
+  }
+
+  std::string source_;
   const SpamAssassinOptions& options_;
   std::vector<Rule> rules_;
   std::vector<bool> dropped_;  // parallel to rules_: redefined as a non-regex kind
@@ -463,6 +622,9 @@ class SpamAssassinImporter {
   std::unordered_map<std::string, unsigned> max_hits_;
   std::vector<RuleError> rejected_;
   std::map<std::string, std::size_t> skipped_;
+  std::map<std::string, std::string> tags_, pre_, inter_, post_;
+  std::set<std::string> replace_rules_;
+  std::string replace_start_ = "<", replace_end_ = ">";
 };
 
 // The id stem of a map: file name without directory and extension, reduced
@@ -647,6 +809,15 @@ RuleSet parse_spamassassin(std::string_view text, std::string_view source,
   return std::move(importer).finish();
 }
 
+RuleSet parse_spamassassin(const std::vector<SourceText>& texts, const SpamAssassinOptions& options) {
+  SpamAssassinImporter importer({}, options);
+  for (const auto& t : texts) {
+    importer.set_source(t.source);
+    for_each_line(t.text, [&](unsigned line_no, std::string_view line) { importer.parse_line(line_no, line); });
+  }
+  return std::move(importer).finish();
+}
+
 RuleSet parse_rspamd_map(std::string_view text, std::string_view source, std::string_view cls) {
   RuleSet set;
   const std::string stem = map_stem(source);
@@ -705,31 +876,65 @@ RuleSet parse_rspamd_map(std::string_view text, std::string_view source, std::st
   return set;
 }
 
-RuleSet load_rules_file(const std::string& path, RuleFormat format, std::string_view cls) {
-  auto read_error = [&](int error) {
-    RuleSet set;
-    set.rejected.push_back(
-        RuleError{path, 0, {}, std::string("cannot read: ") + std::strerror(error)});
-    return set;
-  };
+namespace {
+
+// Reads a whole file; false (with errno's text in *error) when it cannot.
+bool read_file(const std::string& path, std::string* text, std::string* error) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return read_error(errno);
-  std::string text;
+  if (file == nullptr) {
+    *error = std::strerror(errno);
+    return false;
+  }
   char buffer[1 << 16];
   for (;;) {
     std::size_t n = std::fread(buffer, 1, sizeof buffer, file);
-    text.append(buffer, n);
+    text->append(buffer, n);
     if (n < sizeof buffer) break;
   }
   // Reading a directory, for one, opens fine and fails here with EISDIR.
-  if (std::ferror(file) != 0) {
-    int error = errno;
-    std::fclose(file);
-    return read_error(error);
-  }
+  bool ok = std::ferror(file) == 0;
+  if (!ok) *error = std::strerror(errno);
   std::fclose(file);
+  return ok;
+}
 
+RuleError read_error(const std::string& path, const std::string& why) {
+  return RuleError{path, 0, {}, "cannot read: " + why};
+}
+
+}  // namespace
+
+RuleSet load_rules_file(const std::string& path, RuleFormat format, std::string_view cls) {
+  std::string text, error;
+  if (!read_file(path, &text, &error)) {
+    RuleSet set;
+    set.rejected.push_back(read_error(path, error));
+    return set;
+  }
   return parse_rules(text, path, format, cls);
+}
+
+RuleSet load_rules_files(const std::vector<std::string>& paths, RuleFormat format, std::string_view cls) {
+  if (format != RuleFormat::kSpamAssassin) {
+    RuleSet set;
+    for (const auto& path : paths) set.merge(load_rules_file(path, format, cls), duplicate_policy_for(format));
+    return set;
+  }
+  std::vector<SourceText> texts;
+  std::vector<RuleError> unreadable;
+  for (const auto& path : paths) {
+    SourceText t{path, {}};
+    std::string error;
+    if (read_file(path, &t.text, &error))
+      texts.push_back(std::move(t));
+    else
+      unreadable.push_back(read_error(path, error));
+  }
+  SpamAssassinOptions options;
+  if (!cls.empty()) options.force_class = std::string(cls);
+  RuleSet set = parse_spamassassin(texts, options);
+  set.rejected.insert(set.rejected.begin(), unreadable.begin(), unreadable.end());
+  return set;
 }
 
 RuleSet parse_rules(std::string_view text, std::string_view source, RuleFormat format, std::string_view cls) {

@@ -234,10 +234,7 @@ Result<std::vector<std::string>> expand_files(const RuleSetConfig& rs) {
 
 engine::RuleSet load_rules(const RuleSetConfig& rs, const std::vector<std::string>& files) {
   if (files.empty()) return engine::parse_native(rs.inline_text, "<bundled sample rules>");
-  engine::RuleSet set;
-  for (const auto& f : files)
-    set.merge(engine::load_rules_file(f, rs.format, rs.cls), engine::duplicate_policy_for(rs.format));
-  return set;
+  return engine::load_rules_files(files, rs.format, rs.cls);
 }
 
 }  // namespace regexd::server

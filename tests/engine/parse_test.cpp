@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -875,6 +876,129 @@ TEST(ParseSpamAssassinReal, SystemRuleFiles) {
     EXPECT_FALSE(rule.pattern.empty()) << rule.id;
     EXPECT_GT(rule.line, 0u) << rule.id;
   }
+}
+
+// ReplaceTags: the expected patterns are what SpamAssassin 4.0.1 itself
+// builds from the same lines (tests/support/sa_expand_tags.pl).
+TEST(ParseSpamAssassin, ReplaceTagsExpandAsSpamAssassinDoes) {
+  const char* text =
+      "replace_tag A [a4@]\n"
+      "replace_tag B (?:b|8)\n"
+      "replace_tag AB <A><B>\n"
+      "replace_inter W1 \\W?\n"
+      "replace_pre P1 \\b\n"
+      "replace_post P2 {1,2}\n"
+      "replace_tag H h\\#   # a comment\n"
+      "body TAGS /x<inter W1><post P2><A><B>y/i\n"
+      "body PRE /<pre P1><A>z/\n"
+      "body NESTED /<AB>c/\n"
+      "body UNTOUCHED /<A>/\n"
+      "header HASH Subject =~ /<A><H>/\n"
+      "uri UNKNOWN /<NOPE><A>/\n"
+      "replace_rules TAGS PRE NESTED HASH UNKNOWN MISSING\n";
+  RuleSet set = parse_spamassassin(text, "t.cf");
+  ASSERT_TRUE(set.rejected.empty()) << all_errors(set);
+  EXPECT_EQ(find_rule(set, "TAGS")->pattern, "x[a4@]{1,2}\\W?(?:b|8){1,2}y");
+  EXPECT_EQ(find_rule(set, "TAGS")->flags, kCaseless);
+  EXPECT_EQ(find_rule(set, "PRE")->pattern, "\\b[a4@]z");
+  EXPECT_EQ(find_rule(set, "NESTED")->pattern, "[a4@](?:b|8)c");
+  EXPECT_EQ(find_rule(set, "UNTOUCHED")->pattern, "<A>");  // not in replace_rules
+  EXPECT_EQ(find_rule(set, "HASH")->pattern, "[a4@]h#");
+  EXPECT_EQ(find_rule(set, "UNKNOWN")->pattern, "<NOPE>[a4@]");
+}
+
+TEST(ParseSpamAssassin, ReplaceTagsOwnDelimitersAndOneTagPerPiecePerPass) {
+  const char* text =
+      "replace_start %%\n"
+      "replace_end %%\n"
+      "replace_tag D \\d\n"
+      "replace_tag A [a4@]\n"
+      "body OTHER /<A>%%D%%x%%D%%/\n"
+      "body TWO /%%A%%%%D%%/\n"
+      "replace_rules OTHER TWO\n";
+  RuleSet set = parse_spamassassin(text, "t.cf");
+  ASSERT_TRUE(set.rejected.empty()) << all_errors(set);
+  EXPECT_EQ(find_rule(set, "OTHER")->pattern, "<A>\\dx\\d");
+  EXPECT_EQ(find_rule(set, "TWO")->pattern, "[a4@]%%D%%");
+}
+
+TEST(ParseSpamAssassin, ReplaceTagsAndTflagsApplyAcrossFiles) {
+  std::vector<SourceText> texts = {
+      {"20_rules.cf", "body FUZZY /<A>x/\nbody MANY /m/\nbody GONE /g/\n"},
+      {"25_replace.cf", "replace_tag A [a4]\nreplace_rules FUZZY\ntflags MANY multiple maxhits=3\n"},
+      {"30_later.cf", "meta GONE FUZZY && MANY\nreplace_tag\n"},
+  };
+  RuleSet set = parse_spamassassin(texts);
+  ASSERT_EQ(set.rules.size(), 2u) << all_errors(set);
+  EXPECT_EQ(find_rule(set, "FUZZY")->pattern, "[a4]x");
+  EXPECT_EQ(find_rule(set, "FUZZY")->source, "20_rules.cf");
+  EXPECT_EQ(find_rule(set, "MANY")->max_hits, 3u);
+  EXPECT_EQ(find_rule(set, "GONE"), nullptr);  // redefined as meta in a later file
+  ASSERT_EQ(set.rejected.size(), 1u);
+  EXPECT_EQ(set.rejected[0].to_string(), "30_later.cf:2: replace_tag needs a tag name and an expression");
+}
+
+TEST(ParseSpamAssassin, LoadRulesFilesReadsSpamAssassinFilesAsOneConfiguration) {
+  auto dir = std::filesystem::temp_directory_path() / ("rx_sa_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "a.cf") << "body FUZZY /<A>x/\n";
+  std::ofstream(dir / "b.cf") << "replace_tag A [a4]\nreplace_rules FUZZY\n";
+  RuleSet set = load_rules_files({(dir / "a.cf").string(), (dir / "missing.cf").string(), (dir / "b.cf").string()},
+                                 RuleFormat::kSpamAssassin);
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(set.rules.size(), 1u);
+  EXPECT_EQ(set.rules[0].pattern, "[a4]x");
+  ASSERT_EQ(set.rejected.size(), 1u);
+  EXPECT_NE(set.rejected[0].to_string().find("missing.cf:0: "), std::string::npos) << set.rejected[0].to_string();
+  EXPECT_NE(set.rejected[0].to_string().find("cannot read"), std::string::npos);
+}
+
+// SpamAssassin's own rule set: every rule regexd imports from it has the
+// pattern SpamAssassin itself compiles (ReplaceTags expanded), and the 99
+// rules that use tags are among them.
+TEST(ParseSpamAssassin, RealRuleSetTagsMatchSpamAssassinItself) {
+  std::string cmd = std::string("perl '") + REGEXD_SOURCE_DIR + "/tests/support/sa_expand_tags.pl' '" +
+                    REGEXD_SA_RULES_DIR + "' 2>/dev/null";
+  std::FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[1 << 16];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  ASSERT_EQ(::pclose(pipe), 0) << "SpamAssassin (Debian package spamassassin) could not read " << REGEXD_SA_RULES_DIR;
+  std::map<std::string, std::string> theirs;
+  for (std::size_t pos = 0; pos < out.size();) {
+    std::size_t nl = out.find('\n', pos), tab = out.find('\t', pos);
+    if (nl == std::string::npos) nl = out.size();
+    if (tab < nl) theirs[out.substr(pos, tab - pos)] = out.substr(tab + 1, nl - tab - 1);
+    pos = nl + 1;
+  }
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(REGEXD_SA_RULES_DIR))
+    if (e.path().extension() == ".cf") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  RuleSet ours = load_rules_files(files, RuleFormat::kSpamAssassin);
+  std::size_t compared = 0, tagged = 0;
+  for (const Rule& r : ours.rules) {
+    auto it = theirs.find(r.id);
+    if (it == theirs.end()) continue;  // e.g. rules SpamAssassin skips for a missing plugin
+    ++compared;
+    // SpamAssassin unescapes "\#" on every config line; regexd keeps it in
+    // rule patterns (same meaning to PCRE2 outside x mode).
+    std::string mine = r.pattern;
+    for (std::size_t p; (p = mine.find("\\#")) != std::string::npos;) mine.erase(p, 1);
+    std::string theirs_re = it->second;
+    // SpamAssassin 4's captured-tag templates ("%{GB_TO_ADDR}") are filled in
+    // per message, which regexd does not do; SpamAssassin escapes the braces
+    // of a template it cannot fill, regexd leaves them (a literal '{' to
+    // PCRE2 either way).
+    if (mine.find("%{") != std::string::npos)
+      for (std::size_t p; (p = theirs_re.find("\\{")) != std::string::npos || (p = theirs_re.find("\\}")) != std::string::npos;)
+        theirs_re.erase(p, 1);
+    EXPECT_EQ(mine, theirs_re) << r.id;
+    if (r.pattern.size() > 1000 && r.pattern.find("[\\xf0][\\x9d]") != std::string::npos) ++tagged;
+  }
+  EXPECT_GT(compared, 1000u);
+  EXPECT_GE(tagged, 40u);  // the FUZZY_* rules, expanded
 }
 
 }  // namespace

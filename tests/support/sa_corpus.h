@@ -53,7 +53,6 @@ inline std::vector<std::filesystem::path> sample_messages(std::size_t want) {
 // SpamAssassin's body/rawbody/full/uri rules as one class "full", from every
 // .cf file of REGEXD_SA_RULES_DIR, or only from the files named in `only`.
 inline engine::RuleSet load_sa_rules(const std::vector<std::string>& only = {}) {
-  engine::RuleSet set;
   std::vector<std::filesystem::path> files;
   for (const auto& e : std::filesystem::directory_iterator(REGEXD_SA_RULES_DIR))
     if (e.path().extension() == ".cf" &&
@@ -63,9 +62,9 @@ inline engine::RuleSet load_sa_rules(const std::vector<std::string>& only = {}) 
   engine::SpamAssassinOptions opts;
   opts.force_class = "full";
   opts.include_headers = false;
-  for (const auto& f : files)
-    set.merge(engine::parse_spamassassin(slurp(f), f.string(), opts), engine::RuleSet::OnDuplicate::kLaterWins);
-  return set;
+  std::vector<engine::SourceText> texts;
+  for (const auto& f : files) texts.push_back({f.string(), slurp(f)});
+  return engine::parse_spamassassin(texts, opts);
 }
 
 // Fails the calling test unless both inputs are present: a skipped contract

@@ -103,9 +103,22 @@ struct SpamAssassinOptions {
 // SpamAssassin .cf syntax: body, rawbody, full, uri and header rules with
 // /re/ or m{re} style delimiters.  meta, eval and other rule kinds are counted
 // in RuleSet::skipped.  A name defined twice keeps the later definition, as
-// SpamAssassin does.
+// SpamAssassin does.  tflags (multiple, maxhits=N) and the ReplaceTags plugin's
+// settings (replace_tag, replace_pre, replace_inter, replace_post,
+// replace_rules, replace_start, replace_end) are applied once the whole text
+// is read, expanding tags exactly as SpamAssassin 4.0 does.
 RuleSet parse_spamassassin(std::string_view text, std::string_view source,
                            const SpamAssassinOptions& options = {});
+
+// Several .cf texts read as ONE configuration, in order, as SpamAssassin reads
+// its rule directory: a later text may redefine a rule, and tflags and
+// ReplaceTags settings in any text apply to rules of every text (SpamAssassin's
+// 25_replace.cf defines the tags that 72_active.cf's rules use).
+struct SourceText {
+  std::string source;  // names the text in errors and in Rule::source
+  std::string text;
+};
+RuleSet parse_spamassassin(const std::vector<SourceText>& texts, const SpamAssassinOptions& options = {});
 
 // Rspamd regexp map: one "/re/flags" per line (an optional value may follow
 // after whitespace), '#' comments.  Rule ids are "<stem>:<line>" where stem is
@@ -125,6 +138,13 @@ RuleSet parse_rules(std::string_view text, std::string_view source, RuleFormat f
 // duplicate_policy_for(format).
 RuleSet load_rules_file(const std::string& path, RuleFormat format,
                         std::string_view cls = {});
+
+// Reads `paths` in order as one rule set: SpamAssassin files as one
+// configuration (see the vector overload of parse_spamassassin), the other
+// formats each on its own, merged with duplicate_policy_for(format).  An
+// unreadable file is one RuleError naming it; the other files still load.
+RuleSet load_rules_files(const std::vector<std::string>& paths, RuleFormat format,
+                         std::string_view cls = {});
 
 // How ids repeated across files of one format are treated: SpamAssassin
 // lets a later file redefine a rule; the other formats reject the repeat.
