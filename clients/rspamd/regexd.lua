@@ -236,8 +236,14 @@ local KNOWN_CLASSES = 'body, rawbody, full, url, header:NAME[:raw][:addr|:name|:
 -- Returns the extractor for `cls`, or nil and a reason.
 local function make_extractor(cls)
   if cls == 'body' then
-    -- Decoded, HTML-stripped text parts in UTF-8 (SpamAssassin `body`, without the Subject line).
-    return text_parts('content')
+    -- SpamAssassin `body` as Rspamd's own SpamAssassin support builds it (re_cache's SABODY):
+    -- the decoded Subject first ("considered part of the body and becomes the first paragraph",
+    -- SpamAssassin's docs), then each text part decoded to UTF-8, HTML tags and line breaks removed.
+    local parts = text_parts('content_oneline')
+    return function(task, out)
+      add(out, task:get_header('Subject'))
+      parts(task, out)
+    end
   elseif cls == 'rawbody' then
     -- Text parts decoded from base64/quoted-printable, HTML kept, charset untouched (SA `rawbody`).
     -- (text_part:get_raw_content() would be the undecoded transfer encoding.)

@@ -71,6 +71,7 @@ ITEST_ALL_HEADERS  header:ALL        /^Delivered-To: zzzz@localhost\.spamassassi
 ITEST_QP_DECODED   rawbody           /content="text\/html; charset=windows-1252"/i
 ITEST_BODY_TAGS    body              /<center>/i
 ITEST_BODY_TEXT    body              /Save up to 70% on Life Insurance/
+ITEST_BODY_SUBJECT body              /^Life Insurance - Why Pay More\?$/
 ITEST_FULL_RAW     full              /charset=3Dwindows-1252/
 EOF
 }
@@ -152,6 +153,7 @@ symbols {
   UNSUBSCRIBE_LINK = 0.1; SHORTENER = 1.0; SUBJECT_ALLCAPS = 1.0; SUBJECT_MONEY = 1.0;
   ITEST_SUBJECT = 0.1; ITEST_FROM_ADDR = 0.1; ITEST_FROM_NAME = 0.1; ITEST_ALL_HEADERS = 0.1;
   ITEST_QP_DECODED = 0.1; ITEST_BODY_TAGS = 0.1; ITEST_BODY_TEXT = 0.1; ITEST_FULL_RAW = 0.1;
+  ITEST_BODY_SUBJECT = 0.1;
   ITEST_PUSHED { score = 4.2; description = "pushed at run time"; }
 }
 # URGENT_REPLY is deliberately not listed: it must appear as an option of REGEXD_OTHER.
@@ -244,7 +246,8 @@ expect_option "REPEATED_WORD=1"
 
 log "scanning corpus spam-1/00001 (quoted-printable HTML)"
 scan "$spam_msg" >/dev/null
-expect "spam-1/00001" CLICK_HERE ITEST_SUBJECT ITEST_ALL_HEADERS ITEST_QP_DECODED ITEST_BODY_TEXT ITEST_FULL_RAW
+expect "spam-1/00001" CLICK_HERE ITEST_SUBJECT ITEST_ALL_HEADERS ITEST_QP_DECODED ITEST_BODY_TEXT ITEST_FULL_RAW \
+  ITEST_BODY_SUBJECT
 
 log "scanning corpus easy-ham-1/00001"
 scan "$ham_msg" >/dev/null
