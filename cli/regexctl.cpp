@@ -464,6 +464,7 @@ int main(int argc, char** argv) {
     std::printf("removed %zu files (%llu bytes); kept %zu entries (%llu bytes)\n", rep.removed.size(),
                 static_cast<unsigned long long>(rep.bytes_removed), rep.kept,
                 static_cast<unsigned long long>(rep.bytes_kept));
+    if (rep.locks_removed) std::printf("removed %zu lock files of gone entries\n", rep.locks_removed);
     return 0;
   }
 

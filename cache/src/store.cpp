@@ -337,13 +337,26 @@ PruneReport Store::prune(const PruneOptions& options) {
       remove(e.path, e.size);
       fs::path img = platform_dir_ / (e.key + std::string(kImageExt));
       if (fs::exists(img, ec)) remove(img, 0);  // its size is counted in the entry's
-      // The .lock file stays: removing it could let a process waiting on
-      // the old inode and a newcomer on a new one compile at the same time.
       total -= e.size;
     } else {
       rep.kept++;
       rep.bytes_kept += e.size;
     }
+  }
+  // Lock files of keys without an entry (pruned now, or a compile that never
+  // finished) would otherwise pile up.  One is removed only while this
+  // process holds it: a process that was waiting on it then finds that its
+  // lock no longer names the path (FileLock checks) and locks the new file,
+  // so two compiles of one key never hold "the" lock together.
+  if (options.dry_run) return rep;
+  for (const auto& f : fs::directory_iterator(platform_dir_, ec)) {
+    std::string name = f.path().filename().string();
+    if (!ends_with(name, kLockExt)) continue;
+    std::string key = name.substr(0, name.size() - kLockExt.size());
+    if (fs::exists(platform_dir_ / (key + std::string(kEntryExt)), ec)) continue;
+    auto held = FileLock::try_acquire(f.path());
+    if (!held) continue;  // a compile of that key is running
+    if (fs::remove(f.path(), ec)) rep.locks_removed++;
   }
   return rep;
 }

@@ -438,6 +438,32 @@ TEST_F(CacheTest, PruneBySizeAgeAndForeignButNeverALoadedEntry) {
   EXPECT_TRUE(fs::exists(store->entry_path(keys[3])));
 }
 
+TEST_F(CacheTest, PruneRemovesLockFilesOfGoneEntriesButNotAHeldOne) {
+  auto store = open_store();
+  auto rules = small_rules();
+  ASSERT_TRUE(store->get_or_compile(rules, {}, "small").ok());
+  fs::path entry = store->entry_path(store->key_for(rules, {}));
+  fs::path entry_lock = entry;
+  entry_lock.replace_extension(".lock");
+  ASSERT_TRUE(fs::exists(entry_lock));  // left by the compile
+  fs::path orphan = store->platform_dir() / "0123456789abcdef.lock";
+  fs::path busy = store->platform_dir() / "fedcba9876543210.lock";
+  spit(orphan, "");
+  auto held = FileLock::acquire(busy, std::chrono::milliseconds(0));  // a compile of that key is running
+  ASSERT_TRUE(held.ok());
+  PruneOptions dry;
+  dry.dry_run = true;
+  EXPECT_EQ(store->prune(dry).locks_removed, 0u);
+  EXPECT_TRUE(fs::exists(orphan));
+  auto rep = store->prune({});
+  EXPECT_EQ(rep.locks_removed, 1u);
+  EXPECT_TRUE(rep.removed.empty());
+  EXPECT_FALSE(fs::exists(orphan));
+  EXPECT_TRUE(fs::exists(busy));
+  EXPECT_TRUE(fs::exists(entry_lock));  // its entry is still there
+  EXPECT_TRUE(fs::exists(entry));
+}
+
 TEST_F(CacheTest, VerifyChecksEveryPlatformAndFlagsCorruptionHere) {
   auto store = open_store();
   auto rules = small_rules();

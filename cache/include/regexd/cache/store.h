@@ -74,6 +74,9 @@ struct PruneReport {
   std::vector<std::filesystem::path> removed;
   std::uint64_t bytes_removed = 0, bytes_kept = 0;
   std::size_t kept = 0;
+  // Lock files of keys that have no entry (any more), removed while held
+  // free; not in `removed`.  A dry run removes none.
+  std::size_t locks_removed = 0;
 };
 
 class Store {
