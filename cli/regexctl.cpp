@@ -318,6 +318,10 @@ int main(int argc, char** argv) {
   auto* prewarm_cmd = app.add_subcommand("prewarm", "compile into the cache every rule set (one per --rules file) that is missing");
   add_rules_options(prewarm_cmd, prewarm_args, "--class");
   add_cache(prewarm_cmd);
+  bool prewarm_together = false;
+  prewarm_cmd->add_flag("--together", prewarm_together,
+                        "all files are ONE rule set, as a daemon rule set that lists several files "
+                        "(e.g. SpamAssassin's rule directory)");
 
   std::string inspect_file;
   bool inspect_json = false;
@@ -476,11 +480,18 @@ int main(int argc, char** argv) {
     auto store = open_store(cache_dir, &rc);
     if (!store) return rc;
     bool tty = ::isatty(STDOUT_FILENO);
-    std::size_t total = prewarm_args.files.size(), done = 0, failed = 0;
     auto format = *regexd::engine::parse_rule_format(prewarm_args.format);
-    for (const auto& f : prewarm_args.files) {
+    // One job per file, or one for all of them (named by the first file).
+    std::vector<std::vector<std::string>> jobs;
+    if (prewarm_together)
+      jobs.push_back(prewarm_args.files);
+    else
+      for (const auto& f : prewarm_args.files) jobs.push_back({f});
+    std::size_t total = jobs.size(), done = 0, failed = 0;
+    for (const auto& job : jobs) {
+      std::string f = job.size() == 1 ? job[0] : job[0] + " (+" + std::to_string(job.size() - 1) + " files)";
       if (tty) std::printf("\r[%zu/%zu] %s ...\033[K", done, total, f.c_str()), std::fflush(stdout);
-      RuleSet rules = regexd::engine::load_rules_file(f, format, prewarm_args.cls);
+      RuleSet rules = regexd::engine::load_rules_files(job, format, prewarm_args.cls);
       regexd::engine::CompileOptions opts;
       opts.threads = threads;
       auto res = store->get_or_compile(rules, opts, f);

@@ -177,6 +177,24 @@ TEST_F(CliTest, WarmStartFromTheCacheGivesTheSameAnswersForSpamAssassin) {
   EXPECT_EQ(json::parse(report.out)["cache"], "hit");
 }
 
+TEST_F(CliTest, PrewarmTogetherWarmsTheMultiFileRuleSet) {
+  std::string cache = (dir_ / "cache").string();
+  // SpamAssassin-style: the tag is defined in one file, used in the other.
+  std::string a = write("20_rules.cf", "body FUZZY /<A>lpha/\n");
+  std::string b = write("25_replace.cf", "replace_tag A [a4]\nreplace_rules FUZZY\n");
+  auto r = regexctl("prewarm --together --format spamassassin --rules " + a + " " + b + " --cache " + cache);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("(+1 files): compiled (1 rules"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 rule sets, 1 usable"), std::string::npos) << r.out;
+  // The same files as one set (what a daemon rule set listing both compiles) are now a cache hit.
+  r = regexctl("compile --json --format spamassassin --rules " + a + " " + b + " --cache " + cache);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out)["cache"], "hit");
+  std::string msg = write("m.txt", "4lpha\n");
+  r = regexctl("scan --format spamassassin --rules " + a + " " + b + " --class body --cache " + cache + " " + msg);
+  EXPECT_NE(r.out.find("FUZZY"), std::string::npos) << r.out;  // the tag was expanded across files
+}
+
 TEST_F(CliTest, PrewarmInspectVerifyPrune) {
   std::string cache = (dir_ / "cache").string();
   std::string a = write("a.rules", "A body /alpha/\n");
