@@ -128,7 +128,13 @@ Result<p::Frame> Client::receive() {
     auto got = decoder_.next(f);
     if (!got) return got.error();
     if (*got) return f;
-    ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+    ssize_t n = -1;
+    if (busy_poll_.count() > 0) {
+      auto until = std::chrono::steady_clock::now() + busy_poll_;
+      do n = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+      while (n < 0 && (errno == EAGAIN || errno == EINTR) && std::chrono::steady_clock::now() < until);
+    }
+    if (n < 0) n = ::recv(fd_, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return io_error(errno == EAGAIN ? "receive timed out" : "receive");
     if (n == 0) return make_error(ErrorCode::kIo, "connection closed by the server");

@@ -173,6 +173,25 @@ TEST_F(ServerTest, PipelinedRequestsAreAllAnsweredById) {
     EXPECT_EQ(hits, (std::map<std::string, std::uint32_t>{{id % 2 ? "FOO" : "BAR", 1}})) << id;
 }
 
+// A client that polls before blocking gets the same answers, whether the
+// reply comes within its polling time (long poll) or after it (a poll too
+// short to see any reply, then the blocking read).
+TEST_F(ServerTest, BusyPollingClientGetsTheSameAnswers) {
+  start();
+  for (auto spin : {std::chrono::microseconds(1), std::chrono::microseconds(200000)}) {
+    auto c = client();
+    ASSERT_TRUE(c);
+    c->set_busy_poll(spin);
+    for (int i = 0; i < 50; ++i) {
+      std::string data = i % 2 ? "foo" : "bar";
+      auto r = c->scan(scan_body(data));
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      EXPECT_EQ(hits_of(*r), (std::map<std::string, std::uint32_t>{{i % 2 ? "FOO" : "BAR", 1}})) << spin.count();
+    }
+    EXPECT_TRUE(c->ping().ok());
+  }
+}
+
 TEST_F(ServerTest, SixtyFourConcurrentClientsGetCorrectAnswers) {
   start();
   std::atomic<int> failures{0};
