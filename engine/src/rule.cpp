@@ -250,6 +250,10 @@ class SpamAssassinImporter {
   // files as one).
   void set_source(std::string_view source) { source_ = std::string(source); }
 
+  void parse_text(std::string_view text) {
+    for_each_line(text, [&](unsigned line_no, std::string_view line) { parse_line(line_no, line); });
+  }
+
   void parse_line(unsigned line_no, std::string_view line) {
     if (line.empty() || line.front() == '#') return;
     std::string_view rest = line;
@@ -515,11 +519,14 @@ class SpamAssassinImporter {
     return it == m.end() ? nullptr : &it->second;
   }
 
-  // The first "<start>X<end>" at or after `from` (X at least one character):
-  // its position and length, as Perl's /$start(.+?)$end/ finds it.
-  std::pair<std::size_t, std::size_t> find_tag(const std::string& s, std::size_t from) const {
-    for (std::size_t a = s.find(replace_start_, from); a != std::string::npos; a = s.find(replace_start_, a + 1)) {
-      std::size_t b = s.find(replace_end_, a + replace_start_.size() + 1);
+  // The first "<start><word>X<end>" at or after `from` (X at least one
+  // character): its position and length, as Perl's /$start$word(.+?)$end/
+  // finds it.
+  std::pair<std::size_t, std::size_t> find_tag(const std::string& s, std::size_t from,
+                                               const std::string& word = {}) const {
+    const std::string open = replace_start_ + word;
+    for (std::size_t a = s.find(open, from); a != std::string::npos; a = s.find(open, a + 1)) {
+      std::size_t b = s.find(replace_end_, a + open.size() + 1);
       if (b == std::string::npos) break;
       if (s.find('\n', a) < b) continue;  // '.' does not cross a newline
       return {a, b + replace_end_.size() - a};
@@ -535,15 +542,12 @@ class SpamAssassinImporter {
     for (int passes = 0; passes <= 5; ++passes) {
       // <pre NAME>, <post NAME>, <inter NAME>: the first of each is taken out.
       auto take_modifier = [&](const std::string& word) -> std::string {
-        std::string open = replace_start_ + word + " ";
-        for (std::size_t a = re.find(open); a != std::string::npos; a = re.find(open, a + 1)) {
-          std::size_t b = re.find(replace_end_, a + open.size() + 1);
-          if (b == std::string::npos || re.find('\n', a) < b) continue;
-          std::string name = re.substr(a + open.size(), b - a - open.size());
-          re.erase(a, b + replace_end_.size() - a);
-          return name;
-        }
-        return {};
+        auto [at, len] = find_tag(re, 0, word + " ");
+        if (at == std::string::npos) return {};
+        std::size_t name_at = at + replace_start_.size() + word.size() + 1;
+        std::string name = re.substr(name_at, at + len - replace_end_.size() - name_at);
+        re.erase(at, len);
+        return name;
       };
       std::string pre_name = take_modifier("pre");
       std::string post_name = take_modifier("post");
@@ -573,18 +577,18 @@ class SpamAssassinImporter {
       while (!parts.empty() && parts.back().empty()) parts.pop_back();
       if (!parts.empty() && parts.front().empty()) parts.erase(parts.begin());
 
-      if (const std::string* pre = lookup(pre_, pre_name); !pre_name.empty() && perl_true(pre)) {
+      if (const std::string* pre = lookup(pre_, pre_name); perl_true(pre)) {
         for (auto& part : parts)
           if (auto [at, len] = find_tag(part, 0); at != std::string::npos) part.insert(at, *pre);
       }
-      if (const std::string* post = lookup(post_, post_name); !post_name.empty() && perl_true(post)) {
+      if (const std::string* post = lookup(post_, post_name); perl_true(post)) {
         for (auto& part : parts)
           for (auto [at, len] = find_tag(part, 0); at != std::string::npos; std::tie(at, len) = find_tag(part, at)) {
             part.insert(at + len, *post);
             at += len + post->size();
           }
       }
-      if (const std::string* inter = lookup(inter_, inter_name); !inter_name.empty() && perl_true(inter)) {
+      if (const std::string* inter = lookup(inter_, inter_name); perl_true(inter)) {
         for (auto& part : parts)
           if (part.empty()) part = *inter;
       }
@@ -803,9 +807,7 @@ RuleSet parse_native(std::string_view text, std::string_view source) {
 RuleSet parse_spamassassin(std::string_view text, std::string_view source,
                            const SpamAssassinOptions& options) {
   SpamAssassinImporter importer(source, options);
-  for_each_line(text, [&](unsigned line_no, std::string_view line) {
-    importer.parse_line(line_no, line);
-  });
+  importer.parse_text(text);
   return std::move(importer).finish();
 }
 
@@ -813,7 +815,7 @@ RuleSet parse_spamassassin(const std::vector<SourceText>& texts, const SpamAssas
   SpamAssassinImporter importer({}, options);
   for (const auto& t : texts) {
     importer.set_source(t.source);
-    for_each_line(t.text, [&](unsigned line_no, std::string_view line) { importer.parse_line(line_no, line); });
+    importer.parse_text(t.text);
   }
   return std::move(importer).finish();
 }
