@@ -54,17 +54,15 @@ inline engine::RuleSet sample_rules() {
 // full, url, header:*), later definitions winning as in SpamAssassin.
 inline engine::RuleSet spamassassin_rules(bool headers = true, const char* force_class = nullptr) {
   std::filesystem::path dir = env_or("REGEXD_SA_RULES_DIR", "/usr/share/spamassassin");
-  std::vector<std::filesystem::path> files;
+  std::vector<std::string> files;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    if (e.path().extension() == ".cf") files.push_back(e.path());
+    if (e.path().extension() == ".cf") files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
   engine::SpamAssassinOptions o;
   o.include_headers = headers;
   if (force_class) o.force_class = force_class;
-  std::vector<engine::SourceText> texts;
-  for (const auto& f : files) texts.push_back({f.string(), slurp(f)});
-  return engine::parse_spamassassin(texts, o);
+  return engine::load_spamassassin_files(files, o);
 }
 
 // The rules of `set` for which `keep(rule)` is true, in order.

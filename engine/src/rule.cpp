@@ -922,6 +922,12 @@ RuleSet load_rules_files(const std::vector<std::string>& paths, RuleFormat forma
     for (const auto& path : paths) set.merge(load_rules_file(path, format, cls), duplicate_policy_for(format));
     return set;
   }
+  SpamAssassinOptions options;
+  if (!cls.empty()) options.force_class = std::string(cls);
+  return load_spamassassin_files(paths, options);
+}
+
+RuleSet load_spamassassin_files(const std::vector<std::string>& paths, const SpamAssassinOptions& options) {
   std::vector<SourceText> texts;
   std::vector<RuleError> unreadable;
   for (const auto& path : paths) {
@@ -932,8 +938,6 @@ RuleSet load_rules_files(const std::vector<std::string>& paths, RuleFormat forma
     else
       unreadable.push_back(read_error(path, error));
   }
-  SpamAssassinOptions options;
-  if (!cls.empty()) options.force_class = std::string(cls);
   RuleSet set = parse_spamassassin(texts, options);
   set.rejected.insert(set.rejected.begin(), unreadable.begin(), unreadable.end());
   return set;

@@ -53,18 +53,16 @@ inline std::vector<std::filesystem::path> sample_messages(std::size_t want) {
 // SpamAssassin's body/rawbody/full/uri rules as one class "full", from every
 // .cf file of REGEXD_SA_RULES_DIR, or only from the files named in `only`.
 inline engine::RuleSet load_sa_rules(const std::vector<std::string>& only = {}) {
-  std::vector<std::filesystem::path> files;
+  std::vector<std::string> files;
   for (const auto& e : std::filesystem::directory_iterator(REGEXD_SA_RULES_DIR))
     if (e.path().extension() == ".cf" &&
         (only.empty() || std::find(only.begin(), only.end(), e.path().filename().string()) != only.end()))
-      files.push_back(e.path());
+      files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
   engine::SpamAssassinOptions opts;
   opts.force_class = "full";
   opts.include_headers = false;
-  std::vector<engine::SourceText> texts;
-  for (const auto& f : files) texts.push_back({f.string(), slurp(f)});
-  return engine::parse_spamassassin(texts, opts);
+  return engine::load_spamassassin_files(files, opts);
 }
 
 // Fails the calling test unless both inputs are present: a skipped contract

@@ -120,6 +120,11 @@ struct SourceText {
 };
 RuleSet parse_spamassassin(const std::vector<SourceText>& texts, const SpamAssassinOptions& options = {});
 
+// Reads the .cf files `paths` and parses them in order as one configuration
+// (the vector overload above).  An unreadable file is one RuleError naming
+// it; the other files still load.
+RuleSet load_spamassassin_files(const std::vector<std::string>& paths, const SpamAssassinOptions& options = {});
+
 // Rspamd regexp map: one "/re/flags" per line (an optional value may follow
 // after whitespace), '#' comments.  Rule ids are "<stem>:<line>" where stem is
 // the source's file name without directory and extension.
