@@ -96,6 +96,7 @@ CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions&
   h.u32(options.pcre2_match_limit);
   h.u32(options.pcre2_depth_limit);
   h.u32(options.pcre2_only ? 1 : 0);
+  h.u32(options.cost_check ? 1 : 0);
   return h.digest();
 }
 

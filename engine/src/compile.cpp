@@ -11,6 +11,7 @@
 #include <tuple>
 #include <unordered_set>
 
+#include "cost.h"
 #include "pcre2_util.h"
 #include "probe.h"
 #include "regexd/engine/compiled_set.h"
@@ -131,6 +132,36 @@ void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint3
   cdb.compile_ms = ms_since(t0);
 }
 
+// Moves prefilter-tier rules that Hyperscan runs much slower than PCRE2 to
+// the pcre2 tier (see cost.h), measuring on `nthreads` threads.
+void cost_check(CompiledSet& set, unsigned nthreads, const CompileOptions& options, CompileReport& rep) {
+  std::vector<std::uint32_t> ids;
+  for (std::uint32_t i = 0; i < set.rules.size(); ++i)
+    if (set.rules[i].tier == Tier::kPrefilter) ids.push_back(i);
+  std::vector<std::string> why(ids.size());
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t k; (k = next.fetch_add(1)) < ids.size();) {
+      detail::CostSample sample;
+      if (detail::measure_prefilter(set.rules[ids[k]].rule, options.pcre2_match_limit, options.pcre2_depth_limit,
+                                    &sample))
+        detail::prefer_pcre2(sample, detail::calibration_text().size(), &why[k]);
+    }
+  };
+  {
+    std::vector<std::jthread> pool;
+    for (unsigned t = 1; t < std::min<std::size_t>(nthreads, ids.size()); ++t) pool.emplace_back(worker);
+    worker();
+  }
+  for (std::size_t k = 0; k < ids.size(); ++k) {
+    if (why[k].empty()) continue;
+    CompiledRule& cr = set.rules[ids[k]];
+    cr.tier = Tier::kPcre2;
+    for (auto& [id, reason] : rep.demoted)
+      if (id == cr.rule.id) reason += "; " + why[k];
+  }
+}
+
 std::size_t db_size(const HsDatabasePtr& db) {
   std::size_t n = 0;
   if (db && hs_database_size(db.get(), &n) == HS_SUCCESS) return n;
@@ -187,6 +218,8 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     set->rules[i].tier = probes[i].tier;
     if (probes[i].tier != Tier::kNative) rep.demoted.emplace_back(set->rules[i].rule.id, probes[i].reason);
   }
+  unsigned nthreads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  if (options.cost_check && !options.pcre2_only) cost_check(*set, nthreads, options, rep);
   rep.classify_ms = ms_since(t_classify);
 
   // 3. Group by class and compile the classes in parallel.
@@ -201,7 +234,6 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     members.push_back(std::move(ids));
   }
   std::vector<std::vector<std::pair<std::uint32_t, std::string>>> demoted(set->classes.size());
-  unsigned nthreads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   nthreads = std::min<unsigned>(nthreads, static_cast<unsigned>(std::max<std::size_t>(1, set->classes.size())));
   // Largest classes first, so one big class does not start last.
   std::vector<std::size_t> order(set->classes.size());

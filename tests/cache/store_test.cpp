@@ -131,6 +131,10 @@ TEST_F(CacheTest, KeyChangesWithEveryRuleField) {
   engine::CompileOptions limits;
   limits.pcre2_match_limit = 5;
   EXPECT_NE(k0, compute_key(base, limits, tags));
+  // The cost check decides tiers, so a set built without it is another entry.
+  engine::CompileOptions no_cost_check;
+  no_cost_check.cost_check = false;
+  EXPECT_NE(k0, compute_key(base, no_cost_check, tags));
 }
 
 TEST_F(CacheTest, EveryFlippedByteIsCaughtBeforeHyperscan) {

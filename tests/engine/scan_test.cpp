@@ -149,6 +149,13 @@ TEST(ScanEdgeCases, Pcre2OnlyBuildGivesTheSameAnswers) {
   check_edge_cases(o);
 }
 
+// Tiers decided by the pattern text alone: the answers must not move.
+TEST(ScanEdgeCases, BuildWithoutCostCheckGivesTheSameAnswers) {
+  CompileOptions o;
+  o.cost_check = false;
+  check_edge_cases(o);
+}
+
 TEST(ScanTiers, ConstructsLandInTheExpectedTier) {
   RuleSet set;
   set.rules = {make_rule("NATIVE", "foo\\d+bar"), make_rule("BACKREF", "(\\w)\\1x"),

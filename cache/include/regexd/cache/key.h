@@ -14,7 +14,7 @@ namespace regexd::cache {
 inline constexpr std::uint32_t kKeyScheme = 1;
 // Bumped whenever the engine's tiering or chosen Hyperscan flags change, so
 // that old entries (valid, but built by other rules) are not reused.
-inline constexpr std::uint32_t kEngineFormat = 1;
+inline constexpr std::uint32_t kEngineFormat = 2;
 
 // Everything about the running process that decides whether a compiled
 // database is usable here.

@@ -60,6 +60,13 @@ struct CompileOptions {
   // a build while the real one compiles, as Rspamd falls back to PCRE until
   // its Hyperscan databases are ready.
   bool pcre2_only = false;
+  // Measure every prefilter-tier pattern alone (Hyperscan prefilter vs PCRE2
+  // on a fixed 64 KiB calibration text) and let PCRE2 alone answer for those
+  // where Hyperscan is >= 3x slower and under 256 MB/s.  Answers are the same
+  // either way; this trades ~0.1-0.4 s of compile per prefilter pattern for
+  // scan speed (SpamAssassin: nine FUZZY_* rules, body scans ~40% faster).
+  // Off = tiers decided by the pattern text alone.  Part of the cache key.
+  bool cost_check = true;
 };
 
 struct ClassReport {

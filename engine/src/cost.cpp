@@ -1,0 +1,128 @@
+#include "cost.h"
+
+#include <hs.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+
+#include "pcre2_util.h"
+
+namespace regexd::engine::detail {
+namespace {
+
+constexpr std::size_t kCalibrationBytes = 64 * 1024;
+constexpr int kRuns = 3;
+// The bar (see cost.h): Hyperscan must be this many times slower than PCRE2,
+// and slower than this in absolute terms, before PCRE2 alone takes the rule.
+constexpr double kMinRatio = 3.0;
+constexpr double kMaxHsMBps = 256.0;
+
+std::string make_calibration_text() {
+  // Words and fragments as they appear in mail bodies: plain English, markup
+  // leftovers, money and numbers, a URL, a signature, non-ASCII names.
+  static constexpr std::string_view kWords[] = {
+      "the", "of", "and", "to", "a", "in", "is", "you", "that", "it", "for", "your", "on", "with", "this", "are",
+      "be", "as", "at", "have", "from", "or", "by", "not", "we", "will", "can", "our", "all", "if", "more",
+      "please", "email", "click", "here", "free", "money", "order", "now", "offer", "information", "business",
+      "list", "one", "time", "mail", "new", "message", "http://www.example.com/page?id=42", "Thanks,", "Best",
+      "regards", "unsubscribe", "remove", "receive", "credit", "company", "account", "2002", "$100", "10%",
+      "Re:", "--", "<br>", "<p>", "&nbsp;", "caf\xc3\xa9", "na\xc3\xafve", "\xe2\x82\xac" "50", "Jos\xc3\xa9",
+      "M\xc3\xbcller", "\xe2\x80\x94", "\xe2\x80\x9cquoted\xe2\x80\x9d", "(see", "below)", "e.g.", "U.S.",
+      "FREE!!!", "CLICK", "HERE", "Dear", "friend,", "meeting", "tomorrow", "project", "report", "attached",
+      "file", "version", "linux", "server", "kernel", "patch"};
+  std::string s;
+  s.reserve(kCalibrationBytes + 64);
+  std::uint64_t x = 88172645463325252ull;  // xorshift64: same sequence everywhere
+  std::size_t col = 0;
+  while (s.size() < kCalibrationBytes) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::string_view w = kWords[x % std::size(kWords)];
+    s += w;
+    col += w.size();
+    if (x % 11 == 0) s += ".";
+    if (col > 68) {
+      s += '\n';
+      col = 0;
+    } else {
+      s += ' ';
+      ++col;
+    }
+  }
+  // Cut on a line end so the text stays valid UTF-8 (UTF-8 patterns are
+  // scanned by Hyperscan only on valid input).
+  s.resize(s.rfind('\n', kCalibrationBytes) + 1);
+  return s;
+}
+
+template <typename F>
+double best_ns(F&& f) {
+  double best = 1e300;
+  f();  // warm caches, lazy JIT/scratch state
+  for (int i = 0; i < kRuns; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+int ignore_match(unsigned, unsigned long long, unsigned long long, unsigned, void*) { return 0; }
+
+}  // namespace
+
+std::string_view calibration_text() {
+  static const std::string text = make_calibration_text();
+  return text;
+}
+
+bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
+                       CostSample* out) {
+  const std::string_view text = calibration_text();
+  const std::string expr = hs_expression_for(rule);
+  // Only "did it match" matters to the scanner; leftmost start tracking would
+  // make the measurement slower than the scan it predicts.
+  unsigned flags = (hs_flags_for(rule, Tier::kPrefilter) & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
+  hs_database_t* raw_db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile(expr.c_str(), flags, HS_MODE_BLOCK, nullptr, &raw_db, &err) != HS_SUCCESS) {
+    hs_free_compile_error(err);
+    return false;
+  }
+  HsDatabasePtr db(raw_db);
+  hs_scratch_t* raw_scratch = nullptr;
+  if (hs_alloc_scratch(db.get(), &raw_scratch) != HS_SUCCESS) return false;
+  HsScratchPtr scratch(raw_scratch);
+
+  std::string error;
+  Pcre2CodePtr code = pcre2_compile_rule(rule, &error);
+  if (!code) return false;
+  if (!(rule.flags & kNoOpt)) pcre2_jit_compile(code.get(), PCRE2_JIT_COMPLETE);
+  Pcre2Matcher matcher(pcre2_match_limit, pcre2_depth_limit);
+
+  bool hs_ok = true;
+  out->hs_ns = best_ns([&] {
+    hs_ok &= hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
+                     nullptr) == HS_SUCCESS;
+  });
+  out->pcre2_ns = best_ns([&] { matcher.count(code.get(), text, 1, (rule.flags & kUtf8) != 0); });
+  return hs_ok;
+}
+
+bool prefer_pcre2(const CostSample& s, std::size_t bytes, std::string* why) {
+  if (s.hs_ns <= 0 || s.pcre2_ns <= 0 || bytes == 0) return false;
+  double hs_mbps = static_cast<double>(bytes) / 1e6 / (s.hs_ns / 1e9);
+  double pcre2_mbps = static_cast<double>(bytes) / 1e6 / (s.pcre2_ns / 1e9);
+  if (hs_mbps >= kMaxHsMBps || s.hs_ns < kMinRatio * s.pcre2_ns) return false;
+  char buf[160];
+  std::snprintf(buf, sizeof buf,
+                "hyperscan prefilter scans the calibration text at %.0f MB/s, PCRE2 alone at %.0f MB/s", hs_mbps,
+                pcre2_mbps);
+  *why = buf;
+  return true;
+}
+
+}  // namespace regexd::engine::detail

@@ -1,0 +1,46 @@
+// Cost check: is a prefilter-tier pattern cheaper in PCRE2 alone?
+//
+// A prefilter is Hyperscan's approximation of a pattern it cannot run as
+// written.  Usually it scans at hundreds of MB/s and fires rarely, so PCRE2
+// only confirms a few buffers.  But for some patterns (SpamAssassin's
+// FUZZY_PHARMACY and kin: `\W{0,2}` between look-alike classes repeated
+// {1,2}) the approximation leaves Hyperscan without a literal to anchor on
+// and it crawls at ~80 MB/s, several times slower than PCRE2 JIT running the
+// real pattern over the same bytes.  Nothing in the pattern text predicts it
+// (tagged rules built the same way scan fast), so it is measured: each
+// prefilter pattern is compiled alone and both engines scan a fixed,
+// generated mail-like text.
+//
+// Only speed depends on the outcome, never an answer: both tiers end in
+// PCRE2's verdict.  To keep the tiering stable from run to run the bar is
+// high (Hyperscan 3x slower than PCRE2 AND slower than 256 MB/s; the rules
+// this moves are ~10x and ~80 MB/s, everything else measured far from it), and
+// the result is stored with the compiled set, so a cache hit never measures.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "regexd/engine/rule.h"
+
+namespace regexd::engine::detail {
+
+// The calibration text: 64 KiB of deterministic, mail-like lines (common
+// words, punctuation, digits, a URL, some UTF-8), the same on every machine.
+std::string_view calibration_text();
+
+struct CostSample {
+  double hs_ns = 0;     // best of a few scans of the calibration text
+  double pcre2_ns = 0;  // likewise, PCRE2 (JIT) looking for the first match
+};
+
+// Measures `rule` as a prefilter alone.  Returns false when Hyperscan or
+// PCRE2 refuses it here (the class compile then decides as before).
+bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
+                       CostSample* out);
+
+// The decision, kept apart so it is testable without a clock: true when
+// PCRE2 alone should answer for the rule.  Sets *why to a one-line reason.
+bool prefer_pcre2(const CostSample& sample, std::size_t bytes, std::string* why);
+
+}  // namespace regexd::engine::detail

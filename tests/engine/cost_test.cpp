@@ -1,0 +1,78 @@
+// The cost check (engine/src/cost.h): its decision is tested on given
+// timings, never on a clock; its measurement only for "it measures".
+#include <gtest/gtest.h>
+
+#include <cstdint>
+
+#include "cost.h"
+#include "regexd/engine/engine.h"
+#include "utf8.h"
+
+using namespace regexd::engine;
+using regexd::engine::detail::CostSample;
+
+namespace {
+
+constexpr std::size_t kBytes = 64 * 1024;
+
+CostSample sample_us(double hs_us, double pcre2_us) { return {hs_us * 1000, pcre2_us * 1000}; }
+
+Rule make_rule(std::string id, std::string pattern, std::uint32_t flags = 0) {
+  Rule r;
+  r.id = std::move(id);
+  r.cls = "body";
+  r.pattern = std::move(pattern);
+  r.flags = flags;
+  return r;
+}
+
+}  // namespace
+
+TEST(CostCheck, CalibrationTextIsFixedMailLikeUtf8) {
+  std::string_view t = detail::calibration_text();
+  EXPECT_GT(t.size(), 60u * 1024);
+  EXPECT_LE(t.size(), 64u * 1024);
+  EXPECT_TRUE(detail::valid_utf8(t));  // UTF-8 rules are measured on it too
+  EXPECT_EQ(t.back(), '\n');
+  EXPECT_NE(t.find("caf\xc3\xa9"), std::string_view::npos);
+  EXPECT_NE(t.find("http://"), std::string_view::npos);
+  std::size_t longest = 0;
+  for (std::size_t pos = 0, nl; (nl = t.find('\n', pos)) != std::string_view::npos; pos = nl + 1)
+    longest = std::max(longest, nl - pos);
+  EXPECT_LT(longest, 120u);
+  // Tiering depends on this text: a change to it must come with a bump of
+  // cache::kEngineFormat (old entries were tiered on the old text), and then
+  // with this fingerprint (FNV-1a 64).
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : t) h = (h ^ c) * 1099511628211ull;
+  EXPECT_EQ(h, 0x7aa1095af8286713ull) << std::hex << h;
+}
+
+TEST(CostCheck, PrefersPcre2OnlyWhenHyperscanIsSlowAndMuchSlower) {
+  std::string why;
+  // SpamAssassin's FUZZY_PHARMACY, measured: ~0.75 ms against ~0.06 ms.
+  EXPECT_TRUE(detail::prefer_pcre2(sample_us(750, 60), kBytes, &why));
+  EXPECT_NE(why.find("87 MB/s"), std::string::npos) << why;
+  EXPECT_NE(why.find("1092 MB/s"), std::string::npos) << why;
+  why.clear();
+  // Much slower than PCRE2 but still fast in absolute terms: keep Hyperscan.
+  EXPECT_FALSE(detail::prefer_pcre2(sample_us(200, 10), kBytes, &why));
+  // Slow, but PCRE2 is not 3x faster: keep Hyperscan.
+  EXPECT_FALSE(detail::prefer_pcre2(sample_us(750, 300), kBytes, &why));
+  EXPECT_FALSE(detail::prefer_pcre2(sample_us(750, 250.1), kBytes, &why));
+  EXPECT_TRUE(detail::prefer_pcre2(sample_us(750, 250), kBytes, &why));
+  // No measurement: no decision.
+  EXPECT_FALSE(detail::prefer_pcre2(sample_us(0, 0), kBytes, &why));
+  EXPECT_FALSE(detail::prefer_pcre2(sample_us(750, 60), 0, &why));
+  EXPECT_TRUE(why.find("calibration") != std::string::npos);
+}
+
+TEST(CostCheck, MeasuresWhatBothEnginesAccept) {
+  CostSample s;
+  ASSERT_TRUE(detail::measure_prefilter(make_rule("LA", "foo(?!bar)\\w+baz", kCaseless), 1'000'000, 10'000, &s));
+  EXPECT_GT(s.hs_ns, 0);
+  EXPECT_GT(s.pcre2_ns, 0);
+  ASSERT_TRUE(detail::measure_prefilter(make_rule("U", "(?<=\\s)caf\\x{e9}\\b", kUtf8), 1'000'000, 10'000, &s));
+  // Hyperscan refuses it even as a prefilter: no measurement, no decision.
+  EXPECT_FALSE(detail::measure_prefilter(make_rule("EMB", "a$b"), 1'000'000, 10'000, &s));
+}
