@@ -37,10 +37,22 @@ thread_local std::vector<std::unique_ptr<ThreadState>> tls_states;
 
 struct HsContext {
   ThreadState* st;
+  const CompiledSet* set;
+  std::uint32_t class_index;
+  unsigned bad_id = UINT_MAX;  // set when the database reports a rule it does not hold
 };
 
-int on_match(unsigned int id, unsigned long long, unsigned long long, unsigned int, void* ctx) {
-  auto* st = static_cast<HsContext*>(ctx)->st;
+int on_match(unsigned int id, unsigned long long, unsigned long long, unsigned int, void* ctx_ptr) {
+  auto* ctx = static_cast<HsContext*>(ctx_ptr);
+  auto* st = ctx->st;
+  // A database only reports the rule indices it was compiled with, but one
+  // read from a cache file is trusted no further than the header that
+  // describes it: ids outside this class's rules stop the scan instead of
+  // indexing past `hit` (found by scripts/fuzz-entries.sh).
+  if (id >= st->hit.size() || ctx->set->rules[id].class_index != ctx->class_index) {
+    ctx->bad_id = id;
+    return 1;  // HS_SCAN_TERMINATED
+  }
   if (!st->hit[id]) {
     st->hit[id] = 1;
     st->candidates.push_back(id);
@@ -122,7 +134,7 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     st = tls_states.back().get();
   }
 
-  HsContext ctx{st};
+  HsContext ctx{st, &set, static_cast<std::uint32_t>(it - set.classes.begin())};
   st->candidates.clear();
   auto run_hs = [&](const HsDatabasePtr& db) -> bool {
     if (!db) return true;
@@ -136,6 +148,10 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   if (hs_ok && utf8_via_hs) hs_ok = run_hs(cdb.utf8_db);
   if (!hs_ok) {
     for (auto id : st->candidates) st->hit[id] = 0;
+    if (ctx.bad_id != UINT_MAX)
+      return make_error(ErrorCode::kInternal, "hyperscan database of class '" + std::string(cls) +
+                                                  "' reported rule index " + std::to_string(ctx.bad_id) +
+                                                  ", which is not one of its rules (damaged cache entry?)");
     return make_error(ErrorCode::kInternal, "hyperscan scan failed for class '" + std::string(cls) + "'");
   }
 

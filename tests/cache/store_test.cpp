@@ -137,6 +137,38 @@ TEST_F(CacheTest, KeyChangesWithEveryRuleField) {
   EXPECT_NE(k0, compute_key(base, no_cost_check, tags));
 }
 
+// An entry whose checksum is right but whose databases do not belong to the
+// classes that hold them (a writer bug, a resealed damaged file): a match
+// for a rule outside the class must be an error, not a write past the end of
+// the scanner's per-rule state (found by scripts/fuzz-entries.sh).
+TEST_F(CacheTest, ADatabaseReportingAnotherClassRuleIsAnErrorNotACrash) {
+  auto rules = engine::parse_native(
+      "A body /alpha/\n"
+      "B body /beta/\n"
+      "S header:Subject /subject\\d/\n",
+      "swap.rules");
+  auto compiled = engine::Scanner::compile(rules, {}, nullptr);
+  ASSERT_TRUE(compiled.ok());
+  auto tags = *current_tags();
+  auto key = compute_key(rules, {}, tags);
+  auto bytes = encode_entry((*compiled)->compiled(), key, tags, "swap");
+  ASSERT_TRUE(bytes.ok());
+  auto set = decode_entry(*bytes, key, tags);
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  ASSERT_EQ((*set)->classes.size(), 2u);
+  std::swap((*set)->classes[0].bytes_db, (*set)->classes[1].bytes_db);
+  auto scanner = engine::Scanner::from_compiled(std::move(*set));
+  ASSERT_TRUE(scanner.ok());
+  // `body` now scans with the Subject database, which reports rule S.
+  auto res = (*scanner)->scan("body", "subject1");
+  ASSERT_FALSE(res.ok());
+  EXPECT_NE(res.error().message.find("not one of its rules"), std::string::npos) << res.error().message;
+  // A buffer that does not match is answered, and the scanner stays usable.
+  auto quiet = (*scanner)->scan("body", "nothing here");
+  ASSERT_TRUE(quiet.ok());
+  EXPECT_TRUE(quiet->hits.empty());
+}
+
 TEST_F(CacheTest, EveryFlippedByteIsCaughtBeforeHyperscan) {
   auto store = open_store();
   auto rules = small_rules();
