@@ -20,8 +20,10 @@ if [[ "$preset" != "debug-asan" ]]; then
   ctest --preset debug-asan -j "$(nproc)" -R '^(CacheTest|Protocol)\.'
 fi
 
-# The frame decoder under libFuzzer for a short while (scripts/fuzz-frames.sh).
+# The frame decoder and the cache entry decoder under libFuzzer for a short
+# while (scripts/fuzz-frames.sh, scripts/fuzz-entries.sh).
 scripts/fuzz-frames.sh 20
+scripts/fuzz-entries.sh 20
 
 # --- arm64 / Vectorscan flavors (issue 6, docs/arm64.md) -------------------
 # Builds the x86_64+Vectorscan and aarch64+Vectorscan presets from Debian
