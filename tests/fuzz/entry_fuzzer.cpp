@@ -10,12 +10,20 @@
 // tags, key) and, when they pass, Hyperscan's deserializer and a scan.
 // Whatever the edits, decode_entry must return an error or a set that
 // scans without a memory error.
+//
+// Inputs with an odd first byte edit the shared image (.rxdimg) built from
+// the seed instead, within its header and record table (the bytes regexd
+// interprets; the databases themselves are Hyperscan's bytecode, which
+// nobody validates beyond the checksum: docs/cache-format.md), reseal it and
+// attach it to the entry as a reader mapping it would.
 #include <xxhash.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
 
 #include "regexd/cache/entry.h"
@@ -28,6 +36,7 @@ namespace {
 
 struct Seed {
   std::string entry;
+  std::string image;
   cache::CacheKey key;
   cache::PlatformTags tags;
 };
@@ -66,6 +75,12 @@ const Seed& seed() {
       std::abort();
     }
     out.entry = std::move(*bytes);
+    auto image = cache::build_image(out.entry);
+    if (!image.ok()) {
+      std::fprintf(stderr, "entry_fuzzer: cannot build the seed image\n");
+      std::abort();
+    }
+    out.image = std::move(*image);
     return out;
   }();
   return s;
@@ -81,23 +96,60 @@ void reseal(std::string& e) {
   }
 }
 
+void scan_all(const engine::Scanner& scanner) {
+  for (const auto& cls : scanner.classes()) {
+    (void)scanner.scan(cls, "Viagra123 foo_x_baz aax caf\xc3\xa9 http://www.example.com/");
+    (void)scanner.scan(cls, "\xff\xfe not UTF-8");
+  }
+}
+
+// Applies the input's edits to `bytes[0, limit)`: 4 bytes each, a 24-bit
+// position (modulo limit) and the byte to write there.  Returns how many
+// input bytes were used.
+std::size_t apply_edits(std::string& bytes, std::size_t limit, const std::uint8_t* data, std::size_t size) {
+  std::size_t i = 0;
+  for (; i + 4 <= size; i += 4) {
+    std::size_t pos = (data[i] | (data[i + 1] << 8) | (static_cast<std::size_t>(data[i + 2]) << 16)) % limit;
+    bytes[pos] = static_cast<char>(data[i + 3]);
+  }
+  return i;
+}
+
+void fuzz_image(const Seed& s, const std::uint8_t* data, std::size_t size) {
+  std::string img = s.image;
+  std::uint32_t records = 0;
+  std::memcpy(&records, img.data() + 12, 4);  // little-endian hosts only, as the format
+  apply_edits(img, 32 + 24 * static_cast<std::size_t>(records), data, size);
+  reseal(img);
+  // Readers map images page-aligned; give the edited copy the same alignment.
+  std::shared_ptr<char> mem(static_cast<char*>(std::aligned_alloc(4096, (img.size() + 4095) / 4096 * 4096)),
+                            &std::free);
+  std::memcpy(mem.get(), img.data(), img.size());
+  cache::DecodeOptions no_dbs;
+  no_dbs.skip_databases = true;
+  auto set = cache::decode_entry(s.entry, s.key, s.tags, no_dbs);
+  if (!set.ok()) std::abort();  // the entry itself is untouched
+  if (!cache::attach_image(**set, s.entry, std::string_view(mem.get(), img.size()), mem).ok()) return;
+  auto scanner = engine::Scanner::from_compiled(std::move(*set));
+  if (scanner.ok()) scan_all(**scanner);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const Seed& s = seed();
-  std::string e = s.entry;
-  // Edits of 4 bytes: a 24-bit position (taken modulo the bytes before the
-  // epilogue) and the byte to write there.  A trailing 1-3 bytes, if any,
-  // cut the file short by that many units of 8 bytes times their value.
-  std::size_t body = e.size() - 16;
-  std::size_t i = 0;
-  for (; i + 4 <= size; i += 4) {
-    std::size_t pos = (data[i] | (data[i + 1] << 8) | (static_cast<std::size_t>(data[i + 2]) << 16)) % body;
-    e[pos] = static_cast<char>(data[i + 3]);
+  if (size > 0 && (data[0] & 1)) {
+    fuzz_image(s, data + 1, size - 1);
+    return 0;
   }
-  if (i < size) {
-    std::size_t cut = std::min<std::size_t>(body - 1, static_cast<std::size_t>(data[i]) * 8);
-    e.erase(body - cut, cut);  // drop bytes just before the epilogue
+  std::string e = s.entry;
+  // A trailing 1-3 bytes, if any, cut the file short by 8 bytes times the
+  // first one's value, just before the epilogue.
+  std::size_t body = e.size() - 16;
+  std::size_t used = apply_edits(e, body, data, size);
+  if (used < size) {
+    std::size_t cut = std::min<std::size_t>(body - 1, static_cast<std::size_t>(data[used]) * 8);
+    e.erase(body - cut, cut);
   }
   reseal(e);
 
@@ -105,10 +157,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto set = cache::decode_entry(e, s.key, s.tags);
   if (!set.ok()) return 0;
   auto scanner = engine::Scanner::from_compiled(std::move(*set));
-  if (!scanner.ok()) return 0;
-  for (const auto& cls : (*scanner)->classes()) {
-    (void)(*scanner)->scan(cls, "Viagra123 foo_x_baz aax caf\xc3\xa9 http://www.example.com/");
-    (void)(*scanner)->scan(cls, "\xff\xfe not UTF-8");
-  }
+  if (scanner.ok()) scan_all(**scanner);
   return 0;
 }
