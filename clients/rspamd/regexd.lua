@@ -11,7 +11,9 @@ set changed, to learn its classes).
 
 Optionally (`rules_file`) the plugin owns the rule set: the primary controller sends the file to
 regexd with LOAD_RULES at start-up and whenever the file changes (it is watched as an Rspamd map),
-retrying every `push_retry` seconds while regexd is unreachable.
+retrying every `push_retry` seconds while regexd is unreachable. regexd keeps pushed rule sets in
+memory only, so the controller also checks every `push_retry` seconds (LIST_RULESETS) that regexd
+still has it as pushed, and pushes it again after a regexd restart or configuration reload.
 
 Configuration: local.d/regexd.conf (see clients/rspamd/local.d/regexd.conf for every option).
 Install: copy this file to /etc/rspamd/plugins.d/regexd.lua (Debian's `modules.try_path`), or add
@@ -360,8 +362,11 @@ end
 
 local ruleset_info -- {version = V, classes = {cls = true}} once known
 
-local function fetch_classes(ctx, cb)
-  request(ctx, OP_LIST_RULESETS, {}, 0, settings.timeout, function(r, why)
+-- Asks regexd for its rule sets (LIST_RULESETS) and calls cb(entry, why): entry is the JSON
+-- object of the configured rule set, or nil with why (not loaded, or the request failed; kind is
+-- the request's failure kind, nil when regexd answered).
+local function find_ruleset(ctx, cb)
+  request(ctx, OP_LIST_RULESETS, {}, 0, settings.timeout, function(r, why, kind)
     local json = r and r.str()
     if r and not json then why = 'truncated LIST_RULESETS reply' end
     if json then
@@ -371,17 +376,26 @@ local function fetch_classes(ctx, cb)
         why = 'LIST_RULESETS reply is not JSON: ' .. tostring(perr)
       else
         local list = parser:get_object()
-        why = string.format('rule set "%s" is not loaded in regexd', settings.ruleset)
         for _, rs in ipairs(type(list) == 'table' and list or {}) do
           if type(rs) == 'table' and rs.name == settings.ruleset and type(rs.classes) == 'table' then
-            local set = {}
-            for _, c in ipairs(rs.classes) do set[tostring(c)] = true end
-            ruleset_info = {version = tonumber(rs.version), classes = set}
-            why = nil
-            break
+            cb(rs)
+            return
           end
         end
+        cb(nil, string.format('rule set "%s" is not loaded in regexd', settings.ruleset))
+        return
       end
+    end
+    cb(nil, why, kind or 'protocol')
+  end)
+end
+
+local function fetch_classes(ctx, cb)
+  find_ruleset(ctx, function(rs, why)
+    if rs then
+      local set = {}
+      for _, c in ipairs(rs.classes) do set[tostring(c)] = true end
+      ruleset_info = {version = tonumber(rs.version), classes = set}
     end
     if why then
       rspamd_logger.errx(ctx.task or rspamd_config, 'regexd: cannot learn the classes of rule set %s: %s',
@@ -565,6 +579,7 @@ end
 
 local push_ctx -- {ev_base = ...} in the primary controller once it runs
 local pending_text -- rules text waiting to be pushed
+local pushed_text -- the text regexd last accepted
 local push_in_flight = false
 
 local function push_rules()
@@ -597,6 +612,7 @@ local function push_rules()
       return
     end
     if pending_text == text then pending_text = nil end
+    pushed_text = text
     rspamd_logger.infox(rspamd_config,
         'regexd: pushed rule set %s version %s from %s: %s rules, %s rejected, state %s',
         settings.ruleset, version, settings.rules_file, rules, rejected, state)
@@ -604,6 +620,26 @@ local function push_rules()
       rspamd_logger.warnx(rspamd_config, 'regexd: rejected: %s', line)
     end
     push_rules() -- the file may have changed while this request was in flight
+  end)
+end
+
+-- regexd keeps pushed rule sets in memory only (docs/protocol.md): after it restarts, or reloads
+-- its configuration for the same name, the rule set is gone or installed by its configuration
+-- ("origin": "config"). Checked every push_retry seconds; the text is then pushed again.
+local check_in_flight = false
+local function check_pushed()
+  if not push_ctx or not pushed_text or pending_text or push_in_flight or check_in_flight then return end
+  check_in_flight = true
+  find_ruleset(push_ctx, function(rs, why, kind)
+    check_in_flight = false
+    if kind then return end -- regexd unreachable or confused: the next round tries again
+    -- (a regexd that predates "origin" is only checked for presence)
+    if rs and (rs.origin == nil or rs.origin == 'load_rules') then return end
+    rspamd_logger.infox(rspamd_config, 'regexd: %s; pushing %s again',
+        rs and string.format('rule set %s version %s was installed by regexd\'s %s', settings.ruleset,
+            rs.version, rs.origin) or why, settings.rules_file)
+    if not pending_text then pending_text = pushed_text end
+    push_rules()
   end)
 end
 
@@ -626,7 +662,7 @@ local function setup_rules_push()
     push_ctx = {ev_base = ev_base}
     push_rules()
     rspamd_config:add_periodic(ev_base, settings.push_retry, function()
-      push_rules()
+      if pending_text then push_rules() else check_pushed() end
       return true
     end)
   end)

@@ -15,9 +15,11 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 std::shared_ptr<RuleSetVersion> make_version(const std::string& name, std::uint32_t number,
                                              std::shared_ptr<const engine::Scanner> scanner, std::string state,
-                                             std::string source, std::shared_ptr<RuleSetStats> stats) {
+                                             std::string source, std::string origin,
+                                             std::shared_ptr<RuleSetStats> stats) {
   auto v = std::make_shared<RuleSetVersion>();
   v->name = name;
+  v->origin = std::move(origin);
   v->number = number;
   v->state = std::move(state);
   v->source = std::move(source);
@@ -75,7 +77,7 @@ Registry::~Registry() {
   thread_.join();
 }
 
-Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rules) {
+Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rules, std::string origin) {
   LoadOutcome out;
   out.rejected = rules.rejected;
   std::uint32_t number = 0;
@@ -91,7 +93,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
         std::lock_guard lock(mu_);
         number = ++next_number_[name];
       }
-      auto v = make_version(name, number, std::move(*hit), "hyperscan", "cache", stats);
+      auto v = make_version(name, number, std::move(*hit), "hyperscan", "cache", origin, stats);
       v->build_ms = ms_since(t0);
       // Rules PCRE2 rejected are not in the entry; only when there are some
       // is the (JIT-compiling) PCRE2 pass worth running to name them.
@@ -127,12 +129,12 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
   {
     std::lock_guard lock(mu_);
     number = ++next_number_[name];
-    auto v = make_version(name, number, std::move(*scanner), "pcre2", "pcre2", stats);
+    auto v = make_version(name, number, std::move(*scanner), "pcre2", "pcre2", origin, stats);
     current_[name] = v;
     out.version = std::move(v);
     // A queued compile of an older version of this set is no longer wanted.
     std::erase_if(jobs_, [&](const Job& j) { return j.name == name; });
-    jobs_.push_back({name, number, std::move(rules)});
+    jobs_.push_back({name, number, std::move(rules), std::move(origin)});
   }
   cv_.notify_all();
   spdlog::info("rule set {} version {}: {} rules answered by PCRE2 while Hyperscan compiles", name, number,
@@ -214,7 +216,7 @@ void Registry::run_job(Job& job) {
     if (it == current_.end() || it->second->number != job.number) return;
     stats = it->second->stats;
   }
-  auto v = make_version(job.name, job.number, std::move(scanner), "hyperscan", source, stats);
+  auto v = make_version(job.name, job.number, std::move(scanner), "hyperscan", source, job.origin, stats);
   v->build_ms = ms_since(t0);
   spdlog::info("rule set {} version {}: Hyperscan build ready in {:.0f} ms ({}; native {}, prefilter {}, pcre2 {})",
                job.name, job.number, v->build_ms, source, v->native, v->prefilter, v->pcre2);

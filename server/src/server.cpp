@@ -358,7 +358,7 @@ Reply Server::Impl::handle_load(const p::Frame& f) {
   if (*format == engine::RuleFormat::kRspamdMap && cls.empty())
     return error(f, p::WireError::kBadRules, "LOAD_RULES " + name + ": rspamd-map needs a class");
   engine::RuleSet rules = engine::parse_rules(q->text, name, *format, cls);
-  auto loaded = registry.load(name, std::move(rules));
+  auto loaded = registry.load(name, std::move(rules), "load_rules");
   if (!loaded) return error(f, p::WireError::kBadRules, loaded.error().message);
   p::LoadRulesReply a;
   a.version = loaded->version->number;
@@ -382,6 +382,7 @@ std::string Server::Impl::stats_json() const {
                              {"version", v->number},
                              {"state", v->state},
                              {"source", v->source},
+                             {"origin", v->origin},
                              {"rules", v->scanner->rule_count()},
                              {"tiers", {{"native", v->native}, {"prefilter", v->prefilter}, {"pcre2", v->pcre2}}},
                              {"cache", {{"hits", v->stats->cache_hits.load()}, {"misses", v->stats->cache_misses.load()}}},
@@ -397,7 +398,7 @@ std::string Server::Impl::stats_json() const {
 std::string Server::Impl::list_json() const {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& v : registry.all())
-    j.push_back({{"name", v->name}, {"version", v->number}, {"state", v->state},
+    j.push_back({{"name", v->name}, {"version", v->number}, {"state", v->state}, {"origin", v->origin},
                  {"rules", v->scanner->rule_count()}, {"classes", v->classes}});
   return j.dump();
 }

@@ -76,6 +76,9 @@ ITEST_FULL_RAW     full              /charset=3Dwindows-1252/
 EOF
 }
 itest_rules >"$tmp/itest.rules"
+# regexd's own copy: the plugin pushes itest.rules, which regexd must not watch too (its reload
+# would race the plugin's push).
+itest_rules >"$tmp/itest.orig.rules"
 
 # The changed rule set pushed at run time: a new rule, and the header:From:* classes dropped (the
 # plugin must notice that the rule set lost classes and not fail the next message).
@@ -109,10 +112,17 @@ Content-Transfer-Encoding: quoted-printable
 EOF
 
 # ---------------------------------------------------------------------------------------------
-log "starting regexd ($regexd_bin)"
-"$regexd_bin" --socket "$sock" --cache "$tmp/cache" \
-  --rules "$tmp/itest.rules" --format native --name itest >"$tmp/regexd.log" 2>&1 &
-regexd_pid=$!
+start_regexd() { # RULES-FILE: regexd with that file as rule set "itest"; sets regexd_pid
+  "$regexd_bin" --socket "$sock" --cache "$tmp/cache" \
+    --rules "$1" --format native --name itest >>"$tmp/regexd.log" 2>&1 &
+  regexd_pid=$!
+  for _ in $(seq 300); do
+    kill -0 "$regexd_pid" 2>/dev/null || die "regexd exited during start-up: $(tail -n 3 "$tmp/regexd.log")"
+    [[ -S $sock ]] && socket_accepts "$sock" && break
+    sleep 0.1
+  done
+  socket_accepts "$sock" || die "regexd does not accept connections on $sock after 30 s"
+}
 socket_accepts() { # PATH [HTTP-PATH]: connects; with HTTP-PATH, GETs it and wants a 200 answer
   python3 - "$@" <<'EOF'
 import socket, sys
@@ -128,12 +138,8 @@ except OSError:
     sys.exit(1)
 EOF
 }
-for _ in $(seq 300); do
-  kill -0 "$regexd_pid" 2>/dev/null || die "regexd exited during start-up: $(tail -n 3 "$tmp/regexd.log")"
-  [[ -S $sock ]] && socket_accepts "$sock" && break
-  sleep 0.1
-done
-socket_accepts "$sock" || die "regexd does not accept connections on $sock after 30 s"
+log "starting regexd ($regexd_bin)"
+start_regexd "$tmp/itest.orig.rules"
 
 # ---------------------------------------------------------------------------------------------
 # Rspamd: a standalone configuration (not /etc/rspamd), only the regexd plugin, Unix sockets only,
@@ -276,6 +282,22 @@ scan "$src/rules/sample-message.eml" >/dev/null
 expect "sample-message.eml after the push" CLICK_HERE FREE_MONEY LOTTERY_WINNER PRICE_EURO REPEATED_WORD \
   SHORTENER SUBJECT_ALLCAPS UNSUBSCRIBE_LINK REGEXD_OTHER ITEST_PUSHED
 expect_option "ITEST_PUSHED=1"
+
+# ---------------------------------------------------------------------------------------------
+# regexd keeps pushed rule sets in memory only: restarted on the rules it started with, it must get
+# the pushed ones back from the plugin (periodic LIST_RULESETS check, "origin": "config").
+log "restarting regexd on its original rules"
+stop_pid "$regexd_pid"; regexd_pid=
+before=$(push_count)
+start_regexd "$tmp/itest.orig.rules"
+for _ in $(seq 150); do [[ $(push_count) -gt $before ]] && break; sleep 0.1; done
+[[ $(push_count) -gt $before ]] || die "the plugin did not push rules_file again within 15 s of a regexd restart"
+grep -q "regexd: rule set itest version 1 was installed by regexd's config; pushing .* again" \
+  "$tmp/log/rspamd.log" || die "the plugin's log does not say why it pushed again"
+log "$(grep -o 'pushed rule set itest version.*' "$tmp/log/rspamd.log" | tail -1)"
+scan "$src/rules/sample-message.eml" >/dev/null
+expect "sample-message.eml after a regexd restart" CLICK_HERE FREE_MONEY LOTTERY_WINNER PRICE_EURO \
+  REPEATED_WORD SHORTENER SUBJECT_ALLCAPS UNSUBSCRIBE_LINK REGEXD_OTHER ITEST_PUSHED
 
 # ---------------------------------------------------------------------------------------------
 log "stopping regexd"

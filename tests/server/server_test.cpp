@@ -120,6 +120,8 @@ TEST_F(ServerTest, GreetingPingScanAndErrorsOnALiveConnection) {
   auto list = c->list_rulesets();
   ASSERT_TRUE(list.ok());
   EXPECT_NE(list->find("\"name\":\"t\""), std::string::npos) << *list;
+  // Installed by the daemon's side, not by LOAD_RULES (keys are sorted).
+  EXPECT_NE(list->find("\"name\":\"t\",\"origin\":\"config\""), std::string::npos) << *list;
 }
 
 TEST_F(ServerTest, SocketIsCreatedWithItsModeAndStaleOnesAreReplaced) {
@@ -356,6 +358,9 @@ TEST_F(ServerTest, LoadRulesReportsRejectionsAndRefusesAnEmptySet) {
   EXPECT_EQ(r->rules, 1u);
   EXPECT_EQ(r->rejected, 1u);
   EXPECT_NE(r->report.find("n:2: rule BAD:"), std::string::npos) << r->report;
+  auto pushed = c->list_rulesets();
+  ASSERT_TRUE(pushed.ok());
+  EXPECT_NE(pushed->find("\"name\":\"n\",\"origin\":\"load_rules\""), std::string::npos) << *pushed;
   auto none = c->load_rules({"n", "native", "", "BAD body /(/\n"});
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.error().message.find("BAD_RULES"), std::string::npos);

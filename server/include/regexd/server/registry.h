@@ -52,6 +52,7 @@ struct RuleSetVersion {
   std::shared_ptr<const engine::Scanner> scanner;
   std::string state;   // "hyperscan" or "pcre2" (while Hyperscan compiles, or if it failed)
   std::string source;  // "cache", "compiled" or "pcre2"
+  std::string origin;  // who installed it: "config" (start-up, SIGHUP, file change) or "load_rules"
   double build_ms = 0; // Hyperscan compile or cache load (0 while pending)
   std::size_t native = 0, prefilter = 0, pcre2 = 0;
   std::vector<std::string> classes;
@@ -75,9 +76,10 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
 
   // Installs a new version of `name` (creating it if needed) and returns once
-  // that version answers scans.  Errors: kInvalidArgument when no rule of
+  // that version answers scans.  `origin` is reported by LIST_RULESETS/STATS
+  // ("config" or "load_rules").  Errors: kInvalidArgument when no rule of
   // `rules` can be compiled (the current version stays).
-  Result<LoadOutcome> load(const std::string& name, engine::RuleSet rules);
+  Result<LoadOutcome> load(const std::string& name, engine::RuleSet rules, std::string origin = "config");
   // Removes `name`; scans in flight finish on their version.
   bool remove(const std::string& name);
 
@@ -92,6 +94,7 @@ class Registry {
     std::string name;
     std::uint32_t number;
     engine::RuleSet rules;
+    std::string origin;
   };
   void worker();
   void run_job(Job& job);
