@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <optional>
 #include <cstdlib>
 #include <map>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -47,26 +49,62 @@ std::vector<FileStamp> stamp(const RuleSetConfig& rs) {
   return out;
 }
 
-// Loads one configured rule set into the registry.  Returns false (logged)
-// when nothing could be installed; the previous version then stays.
-bool load_ruleset(server::Registry& registry, const RuleSetConfig& rs) {
+// Reads one configured rule set's files; nullopt (logged) when its globs
+// cannot be expanded.
+std::optional<engine::RuleSet> read_ruleset(const RuleSetConfig& rs) {
   std::vector<std::string> files;
   if (!rs.files.empty()) {
     auto expanded = server::expand_files(rs);
     if (!expanded) {
       spdlog::error("{}", expanded.error().message);
-      return false;
+      return std::nullopt;
     }
     files = std::move(*expanded);
   }
-  engine::RuleSet rules = server::load_rules(rs, files);
-  auto loaded = registry.load(rs.name, std::move(rules));
+  return server::load_rules(rs, files);
+}
+
+// Loads one configured rule set into the registry.  Returns false (logged)
+// when nothing could be installed; the previous version then stays.
+bool load_ruleset(server::Registry& registry, const RuleSetConfig& rs) {
+  auto rules = read_ruleset(rs);
+  if (!rules) return false;
+  auto loaded = registry.load(rs.name, std::move(*rules));
   if (!loaded) {
     spdlog::error("{}", loaded.error().message);
     return false;
   }
   for (const auto& e : loaded->rejected) spdlog::warn("rule set {}: {}", rs.name, e.to_string());
   return true;
+}
+
+// --prewarm: compiles every configured rule set that the cache lacks, with
+// the options the registry uses (so the daemon's next start finds them), and
+// returns the exit status: 0 all present or compiled, 1 any failed.
+int prewarm(cache::Store& store, const Config& cfg) {
+  int failed = 0;
+  for (const auto& rs : cfg.rulesets) {
+    auto rules = read_ruleset(rs);
+    if (!rules) {
+      ++failed;
+      continue;
+    }
+    for (const auto& e : rules->rejected) spdlog::warn("rule set {}: {}", rs.name, e.to_string());
+    auto t0 = std::chrono::steady_clock::now();
+    auto got = store.get_or_compile(*rules, server::Registry::default_compile_options(), rs.name);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (!got || got->scanner->rule_count() == 0) {
+      spdlog::error("prewarm: rule set {}: {}", rs.name, got ? "no usable rule" : got.error().message);
+      ++failed;
+      continue;
+    }
+    const bool compiled = got->source == cache::LoadResult::Source::kCompiled;
+    spdlog::info("prewarm: rule set {}: {} in {:.0f} ms ({} rules){}", rs.name,
+                 compiled ? "compiled" : "already in the cache", ms, got->scanner->rule_count(),
+                 compiled && !got->save_error.empty() ? "; not saved: " + got->save_error : "");
+    if (compiled && !got->save_error.empty()) ++failed;
+  }
+  return failed ? 1 : 0;
 }
 
 }  // namespace
@@ -76,7 +114,7 @@ int main(int argc, char** argv) {
   std::string config_path, socket, cache_dir, tcp, log_level = "info", name = "default", format = "native", cls;
   std::vector<std::string> rules;
   int workers = -1;
-  bool no_cache = false;
+  bool no_cache = false, do_prewarm = false;
   app.add_option("--config", config_path, "TOML config file")->check(CLI::ExistingFile);
   app.add_option("--socket", socket, "Unix socket path (overrides the config)");
   app.add_option("--tcp", tcp, "also listen on this loopback host:port");
@@ -88,6 +126,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"native", "spamassassin", "rspamd-map"}));
   app.add_option("--class", cls, "class for rspamd-map rules / forced class for SpamAssassin");
   app.add_option("--name", name, "name of the --rules rule set");
+  app.add_flag("--prewarm", do_prewarm,
+               "compile the configured rule sets into the cache and exit (0: all there; 1: some failed)");
   app.add_option("--log-level", log_level, "debug, info, warning, error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   CLI11_PARSE(app, argc, argv);
@@ -160,7 +200,15 @@ int main(int argc, char** argv) {
     }
   }
 
-  server::Registry registry({store.get(), {}});
+  if (do_prewarm) {
+    if (!store) {
+      spdlog::error("prewarm: no cache to fill ({})", cfg.cache.enabled ? "it could not be opened" : "--no-cache");
+      return 2;
+    }
+    return prewarm(*store, cfg);
+  }
+
+  server::Registry registry({store.get(), server::Registry::default_compile_options()});
   server::Server srv(cfg.server, registry);
   if (auto st = srv.bind(); !st) {
     spdlog::error("{}", st.error().message);

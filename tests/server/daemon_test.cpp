@@ -138,6 +138,48 @@ TEST_F(DaemonTest, ConfigReloadOnChangeAndSighupThenSigtermRemovesTheSocket) {
   EXPECT_NE(log().find("loaded from the cache"), std::string::npos) << log();
 }
 
+// `regexd --prewarm`: the configured rule sets are compiled into the cache
+// under the keys the daemon looks up, so its next start is warm; a rule set
+// that cannot be read makes the exit status 1.
+TEST_F(DaemonTest, PrewarmFillsTheCacheForTheNextStart) {
+  write(dir_ / "mail.rules", "VIAGRA body /viagra/i\nLOOK body /foo(?!bar)\\w+/\n");
+  std::string head = "[server]\nsocket = \"" + sock_ + "\"\n[cache]\nroot = \"" + (dir_ / "cache").string() + "\"\n";
+  write(dir_ / "regexd.toml", head + "[rulesets.mail]\nformat = \"native\"\nfiles = [\"mail.rules\"]\n");
+  start({"--config", (dir_ / "regexd.toml").string(), "--prewarm"});
+  int status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  EXPECT_NE(log().find("prewarm: rule set mail: compiled in"), std::string::npos) << log();
+  EXPECT_FALSE(fs::exists(sock_));  // nothing was served
+
+  start({"--config", (dir_ / "regexd.toml").string(), "--prewarm"});
+  status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  EXPECT_NE(log().find("prewarm: rule set mail: already in the cache"), std::string::npos) << log();
+
+  // The daemon starts on the prewarmed entry: Hyperscan at once.
+  start({"--config", (dir_ / "regexd.toml").string()});
+  auto c = connect();
+  ASSERT_TRUE(c);
+  auto list = c->list_rulesets();
+  ASSERT_TRUE(list.ok());
+  EXPECT_NE(list->find("\"state\":\"hyperscan\""), std::string::npos) << *list;
+  EXPECT_NE(log().find("rule set mail version 1: 2 rules loaded from the cache"), std::string::npos) << log();
+  c.reset();
+  stop(SIGTERM);
+
+  write(dir_ / "broken.toml",
+        head + "[rulesets.mail]\nformat = \"native\"\nfiles = [\"mail.rules\"]\n"
+               "[rulesets.gone]\nformat = \"native\"\nfiles = [\"missing.rules\"]\n");
+  start({"--config", (dir_ / "broken.toml").string(), "--prewarm"});
+  status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << "\n" << log();
+  EXPECT_NE(log().find("missing.rules"), std::string::npos) << log();
+
+  start({"--config", (dir_ / "regexd.toml").string(), "--prewarm", "--no-cache"});
+  status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << log();
+}
+
 TEST_F(DaemonTest, ConfigErrorsNameFileLineAndKey) {
   write(dir_ / "bad.toml", "[server]\nsocket = \"/tmp/x.sock\"\nsocket_mdoe = \"0660\"\n");
   start({"--config", (dir_ / "bad.toml").string()});
