@@ -96,7 +96,13 @@ TEST_F(CliTest, CompileReportCountsTiersAndListsRejectedRulesWithFileAndLine) {
   auto j = json::parse(r.out);
   EXPECT_EQ(j["rules"], 2);
   EXPECT_EQ(j["tiers"]["native"], 1);
-  EXPECT_EQ(j["tiers"]["prefilter"], 1);
+  // B is a prefilter by its text; the cost check may still give it to PCRE2
+  // where Hyperscan measures slow (under qemu it does), and says why.
+  EXPECT_EQ(j["tiers"]["prefilter"].get<int>() + j["tiers"]["pcre2"].get<int>(), 1);
+  if (j["tiers"]["pcre2"] == 1) {
+    ASSERT_EQ(j["demoted"].size(), 1u);
+    EXPECT_NE(j["demoted"][0]["reason"].get<std::string>().find("calibration text"), std::string::npos) << j;
+  }
   ASSERT_EQ(j["rejected"].size(), 2u);
   EXPECT_EQ(j["rejected"][0]["rule"], "C");
   EXPECT_EQ(j["rejected"][0]["line"], 4);
@@ -106,7 +112,9 @@ TEST_F(CliTest, CompileReportCountsTiersAndListsRejectedRulesWithFileAndLine) {
   EXPECT_NE(errors.find("unknown flag 'q'"), std::string::npos) << errors;
   auto t = regexctl("compile --rules " + rules);
   EXPECT_EQ(t.status, 0);
-  EXPECT_NE(t.out.find("native 1, prefilter 1, pcre2 0"), std::string::npos) << t.out;
+  EXPECT_TRUE(t.out.find("native 1, prefilter 1, pcre2 0") != std::string::npos ||
+              t.out.find("native 1, prefilter 0, pcre2 1") != std::string::npos)
+      << t.out;
 }
 
 TEST_F(CliTest, RspamdMapAndSpamAssassinFormats) {
