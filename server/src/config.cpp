@@ -92,7 +92,7 @@ Result<Config> load_config(const fs::path& path) {
   auto invalid = [&](const toml::node& n, std::string_view key, std::string why) -> Error {
     return make_error(ErrorCode::kInvalidArgument, where(path, n, key) + ": " + why);
   };
-  if (auto st = check_keys(path, root, "", {"server", "cache", "rulesets"}); !st) return st.error();
+  if (auto st = check_keys(path, root, "", {"server", "cache", "compile", "rulesets"}); !st) return st.error();
 
   if (const toml::table* t = root["server"].as_table()) {
     if (auto st = check_keys(path, *t, "server",
@@ -175,6 +175,16 @@ Result<Config> load_config(const fs::path& path) {
       c.cache.max_age = cache::parse_age(*max_age);
       if (!c.cache.max_age) return s.invalid("max_age", "expected an age such as \"30d\"");
     }
+  }
+
+  if (const toml::table* t = root["compile"].as_table()) {
+    if (auto st = check_keys(path, *t, "compile", {"cost_check"}); !st) return st.error();
+    Section s{path, *t, "compile", std::nullopt};
+    auto cost_check = s.get<bool>("cost_check");
+    if (s.error) return *s.error;
+    if (cost_check) c.compile.cost_check = *cost_check;
+  } else if (root.contains("compile")) {
+    return invalid(*root.get("compile"), "compile", "expected a table");
   }
 
   if (const toml::table* rsets = root["rulesets"].as_table()) {

@@ -78,6 +78,14 @@ bool load_ruleset(server::Registry& registry, const RuleSetConfig& rs) {
   return true;
 }
 
+// The compile options of every rule set, for the registry and --prewarm
+// alike: the cache key depends on them, so both must use this.
+engine::CompileOptions compile_options(const Config& cfg) {
+  engine::CompileOptions o;
+  o.cost_check = cfg.compile.cost_check;
+  return o;
+}
+
 // --prewarm: compiles every configured rule set that the cache lacks, with
 // the options the registry uses (so the daemon's next start finds them), and
 // returns the exit status: 0 all present or compiled, 1 any failed.
@@ -91,7 +99,7 @@ int prewarm(cache::Store& store, const Config& cfg) {
     }
     for (const auto& e : rules->rejected) spdlog::warn("rule set {}: {}", rs.name, e.to_string());
     auto t0 = std::chrono::steady_clock::now();
-    auto got = store.get_or_compile(*rules, server::Registry::default_compile_options(), rs.name);
+    auto got = store.get_or_compile(*rules, compile_options(cfg), rs.name);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!got || got->scanner->rule_count() == 0) {
       spdlog::error("prewarm: rule set {}: {}", rs.name, got ? "no usable rule" : got.error().message);
@@ -208,7 +216,7 @@ int main(int argc, char** argv) {
     return prewarm(*store, cfg);
   }
 
-  server::Registry registry({store.get(), server::Registry::default_compile_options()});
+  server::Registry registry({store.get(), compile_options(cfg)});
   server::Server srv(cfg.server, registry);
   if (auto st = srv.bind(); !st) {
     spdlog::error("{}", st.error().message);

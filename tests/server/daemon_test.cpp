@@ -167,6 +167,15 @@ TEST_F(DaemonTest, PrewarmFillsTheCacheForTheNextStart) {
   c.reset();
   stop(SIGTERM);
 
+  // compile.cost_check is part of the key: without it, the set is another entry.
+  std::string log_before = log();
+  write(dir_ / "text.toml", head + "[compile]\ncost_check = false\n[rulesets.mail]\nformat = \"native\"\n"
+                                   "files = [\"mail.rules\"]\n");
+  start({"--config", (dir_ / "text.toml").string(), "--prewarm"});
+  status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
+  EXPECT_NE(log().find("prewarm: rule set mail: compiled in", log_before.size()), std::string::npos) << log();
+
   write(dir_ / "broken.toml",
         head + "[rulesets.mail]\nformat = \"native\"\nfiles = [\"mail.rules\"]\n"
                "[rulesets.gone]\nformat = \"native\"\nfiles = [\"missing.rules\"]\n");
@@ -198,6 +207,12 @@ TEST_F(DaemonTest, ConfigErrorsNameFileLineAndKey) {
   status = stop(0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
   EXPECT_NE(log().find("bad3.toml:2: server.workers: wrong type"), std::string::npos) << log();
+
+  write(dir_ / "bad4.toml", "[compile]\ncost_check = \"no\"\n");
+  start({"--config", (dir_ / "bad4.toml").string()});
+  status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  EXPECT_NE(log().find("bad4.toml:2: compile.cost_check: wrong type"), std::string::npos) << log();
 }
 
 TEST_F(DaemonTest, EmbeddedDefaultsServeTheDefaultRuleSet) {

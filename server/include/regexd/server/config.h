@@ -49,9 +49,15 @@ struct CacheConfig {
   std::optional<std::chrono::seconds> max_age;  // prune at start-up
 };
 
+// How rule sets are compiled (engine::CompileOptions the daemon exposes).
+struct CompileConfig {
+  bool cost_check = true;  // docs/rules.md, "Cost check"
+};
+
 struct Config {
   ServerConfig server;
   CacheConfig cache;
+  CompileConfig compile;
   std::vector<RuleSetConfig> rulesets;
   std::filesystem::path path;  // the file it came from, if any
 };

@@ -70,10 +70,6 @@ class Registry {
     cache::Store* store = nullptr;  // optional; not owned
     engine::CompileOptions compile;
   };
-  // The compile options the daemon serves with: what `regexd --prewarm` must
-  // use for its cache keys to be the ones a later start looks up.
-  static engine::CompileOptions default_compile_options() { return {}; }
-
   explicit Registry(Options options);
   ~Registry();  // drops queued compiles, waits for the running one
   Registry(const Registry&) = delete;
