@@ -132,34 +132,36 @@ void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint3
   cdb.compile_ms = ms_since(t0);
 }
 
+// Runs fn(0..n-1) on up to `nthreads` threads (the calling one included),
+// each taking the next index as it finishes one.
+template <typename F>
+void parallel_for(std::size_t n, unsigned nthreads, F fn) {
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t k; (k = next.fetch_add(1)) < n;) fn(k);
+  };
+  std::vector<std::jthread> pool;
+  for (std::size_t t = 1; t < std::min<std::size_t>(nthreads, n); ++t) pool.emplace_back(worker);
+  worker();
+}
+
 // Moves prefilter-tier rules that Hyperscan runs much slower than PCRE2 to
-// the pcre2 tier (see cost.h), measuring on `nthreads` threads.
-void cost_check(CompiledSet& set, unsigned nthreads, const CompileOptions& options, CompileReport& rep) {
+// the pcre2 tier (see cost.h), measuring on `nthreads` threads.  Returns the
+// reason per rule index (empty for rules it left alone).
+std::vector<std::string> cost_check(CompiledSet& set, unsigned nthreads, const CompileOptions& options) {
   std::vector<std::uint32_t> ids;
   for (std::uint32_t i = 0; i < set.rules.size(); ++i)
     if (set.rules[i].tier == Tier::kPrefilter) ids.push_back(i);
-  std::vector<std::string> why(ids.size());
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (std::size_t k; (k = next.fetch_add(1)) < ids.size();) {
-      detail::CostSample sample;
-      if (detail::measure_prefilter(set.rules[ids[k]].rule, options.pcre2_match_limit, options.pcre2_depth_limit,
-                                    &sample))
-        detail::prefer_pcre2(sample, detail::calibration_text().size(), &why[k]);
-    }
-  };
-  {
-    std::vector<std::jthread> pool;
-    for (unsigned t = 1; t < std::min<std::size_t>(nthreads, ids.size()); ++t) pool.emplace_back(worker);
-    worker();
-  }
-  for (std::size_t k = 0; k < ids.size(); ++k) {
-    if (why[k].empty()) continue;
-    CompiledRule& cr = set.rules[ids[k]];
-    cr.tier = Tier::kPcre2;
-    for (auto& [id, reason] : rep.demoted)
-      if (id == cr.rule.id) reason += "; " + why[k];
-  }
+  std::vector<std::string> why(set.rules.size());
+  parallel_for(ids.size(), nthreads, [&](std::size_t k) {
+    detail::CostSample sample;
+    if (detail::measure_prefilter(set.rules[ids[k]].rule, options.pcre2_match_limit, options.pcre2_depth_limit,
+                                  &sample))
+      detail::prefer_pcre2(sample, detail::calibration_text().size(), &why[ids[k]]);
+  });
+  for (auto id : ids)
+    if (!why[id].empty()) set.rules[id].tier = Tier::kPcre2;
+  return why;
 }
 
 std::size_t db_size(const HsDatabasePtr& db) {
@@ -214,12 +216,16 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   auto probes = options.pcre2_only
                     ? std::vector<detail::ProbeResult>(inputs.size(), {Tier::kPcre2, "pcre2-only build"})
                     : detail::probe_patterns(inputs, options.probe_timeout);
-  for (std::size_t i = 0; i < set->rules.size(); ++i) {
-    set->rules[i].tier = probes[i].tier;
-    if (probes[i].tier != Tier::kNative) rep.demoted.emplace_back(set->rules[i].rule.id, probes[i].reason);
-  }
+  for (std::size_t i = 0; i < set->rules.size(); ++i) set->rules[i].tier = probes[i].tier;
   unsigned nthreads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  if (options.cost_check && !options.pcre2_only) cost_check(*set, nthreads, options, rep);
+  std::vector<std::string> slower;
+  if (options.cost_check && !options.pcre2_only) slower = cost_check(*set, nthreads, options);
+  for (std::size_t i = 0; i < set->rules.size(); ++i) {
+    if (probes[i].tier == Tier::kNative) continue;
+    std::string reason = probes[i].reason;
+    if (!slower.empty() && !slower[i].empty()) reason += "; " + slower[i];
+    rep.demoted.emplace_back(set->rules[i].rule.id, std::move(reason));
+  }
   rep.classify_ms = ms_since(t_classify);
 
   // 3. Group by class and compile the classes in parallel.
@@ -234,23 +240,14 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     members.push_back(std::move(ids));
   }
   std::vector<std::vector<std::pair<std::uint32_t, std::string>>> demoted(set->classes.size());
-  nthreads = std::min<unsigned>(nthreads, static_cast<unsigned>(std::max<std::size_t>(1, set->classes.size())));
   // Largest classes first, so one big class does not start last.
   std::vector<std::size_t> order(set->classes.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](auto a, auto b) { return members[a].size() > members[b].size(); });
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (std::size_t k; (k = next.fetch_add(1)) < order.size();) {
-      std::size_t c = order[k];
-      compile_class(*set, set->classes[c], std::move(members[c]), demoted[c]);
-    }
-  };
-  {
-    std::vector<std::jthread> pool;
-    for (unsigned t = 1; t < nthreads; ++t) pool.emplace_back(worker);
-    worker();
-  }
+  parallel_for(order.size(), nthreads, [&](std::size_t k) {
+    std::size_t c = order[k];
+    compile_class(*set, set->classes[c], std::move(members[c]), demoted[c]);
+  });
   for (auto& d : demoted)
     for (auto& [id, why] : d) rep.demoted.emplace_back(set->rules[id].rule.id, why);
 
