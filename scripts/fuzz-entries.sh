@@ -12,7 +12,7 @@ out=build/fuzz
 mkdir -p "$out/entry-corpus" "$out/gen"
 command -v clang++ >/dev/null || { echo "fuzz-entries: clang++ not found (Debian package clang)" >&2; exit 1; }
 flatc --cpp -o "$out/gen" cache/schema/entry.fbs
-flavor=hyperscan
+flavor=hyperscan  # only names the seed entry's tags; Vectorscan installs the same hs.h
 [[ -f /usr/include/hs/hs.h ]] || { echo "fuzz-entries: hs.h not found (libhyperscan-dev)" >&2; exit 1; }
 # Hyperscan and PCRE2 are not instrumented; regexd's code is.
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

