@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The SpamAssassin referee (issue 12): SpamAssassin 4.0.1 itself and regexd through Rspamd 3.4 and
+# the plugin's buffer building, on the same corpus messages, every rule hit compared.
+#
+#   1. SpamAssassin's parsed configuration (tests/support/sa_referee.pl --describe) says what each
+#      rule is; regexd (SpamAssassin's rules as one rule set, the daemon built from this tree) says
+#      which it rejected. The rules regexd cannot run (eval, exists:, !~ header tests, rejected ...)
+#      are switched off in SpamAssassin with `score NAME 0`: SpamAssassin then neither runs them nor
+#      gives a meta anything but 0 for them (Plugin/Check.pm, do_meta_tests).
+#   2. A private Rspamd (Unix sockets in a temp dir, no DNS, only the regexd plugin with
+#      classes = ["*"]) scans each message with `rspamc -j`; regexd's hits are the symbols the
+#      plugin inserts and the options of REGEXD_OTHER.
+#   3. SpamAssassin (local tests, its own rules, no Bayes/AWL/network/user prefs, private home)
+#      checks the same messages (tests/support/sa_referee.pl).
+#   4. tests/support/sa_referee_compare.py compares per message and prints the report: messages
+#      where public rules+metas are identical, where `__` sub-rules are, and the rules that differ.
+#
+# usage: bench/sa_referee.sh [N]          N corpus messages (default 400, scripts/corpus-sample.sh)
+# env:   REGEXD_BIN        the daemon (default: build/referee/server/regexd, else build/default/...)
+#        REGEXCTL_BIN      regexctl next to it
+#        REGEXD_CORPUS_DIR the corpus (default ~/.cache/regexd/corpus)
+#        REGEXD_SA_RULES_DIR SpamAssassin's rules (default /usr/share/spamassassin)
+#        SA_REFEREE_CACHE  regexd's cache dir (default ~/.cache/regexd/sa-referee; a cold start
+#                          answers with PCRE2 while Hyperscan compiles: same answers, more CPU)
+#        RSPAMD_HS_CACHE   Rspamd's own Hyperscan cache (default ~/.cache/regexd/sa-referee-rspamd)
+#        SA_REFEREE_REPORT write the report (Markdown) here too, and REPORT.json
+#        SA_REFEREE_MIN_PUBLIC, SA_REFEREE_MIN_SUB  minimum % of messages identical; below: exit 1
+#        SA_REFEREE_METAS  auto (default: regexd evaluates metas if its answers hold any), yes, no
+#        SA_REFEREE_KEEP=1 keep the temp dir (logs, every answer)
+set -euo pipefail
+
+die() { echo "sa_referee: FAIL: $*" >&2; exit 1; }
+log() { echo "sa_referee: $*" >&2; }
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+n=${1:-400}
+[[ $n =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$n'"
+regexd_bin=${REGEXD_BIN:-}
+if [[ -z $regexd_bin ]]; then
+  for d in "$src/build/referee" "$src/build/default"; do
+    [[ -x $d/server/regexd ]] && { regexd_bin=$d/server/regexd; break; }
+  done
+fi
+[[ -n $regexd_bin && -x $regexd_bin ]] || die "no regexd binary (set REGEXD_BIN)"
+regexctl_bin=${REGEXCTL_BIN:-$(dirname "$(dirname "$regexd_bin")")/cli/regexctl}
+[[ -x $regexctl_bin ]] || die "no regexctl next to $regexd_bin (set REGEXCTL_BIN)"
+corpus=${REGEXD_CORPUS_DIR:-$HOME/.cache/regexd/corpus}
+sa_rules=${REGEXD_SA_RULES_DIR:-/usr/share/spamassassin}
+cache=${SA_REFEREE_CACHE:-$HOME/.cache/regexd/sa-referee}
+hs_cache=${RSPAMD_HS_CACHE:-$HOME/.cache/regexd/sa-referee-rspamd}
+for tool in rspamd rspamc perl python3; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup-deps.sh --test)"
+done
+perl -MMail::SpamAssassin -e 1 2>/dev/null || die "Mail::SpamAssassin missing (Debian package spamassassin)"
+compgen -G "$sa_rules/*.cf" >/dev/null || die "no SpamAssassin rules in $sa_rules"
+
+started=$(date +%s)
+tmp=$(mktemp -d /tmp/regexd-sa-referee.XXXXXX)
+regexd_pid= rspamd_pid=
+# shellcheck source=../tests/support/rspamd_private.sh
+source "$src/tests/support/rspamd_private.sh"
+cleanup() {
+  local rc=$?
+  stop_pid "$rspamd_pid"; stop_pid "$regexd_pid"
+  if [[ $rc -ne 0 ]]; then
+    echo "---- regexd log (tail) ----" >&2; tail -n 20 "$tmp/regexd.log" 2>/dev/null >&2 || true
+    echo "---- rspamd log (regexd lines, errors) ----" >&2
+    grep -E 'regexd|error' "$tmp/log/rspamd.log" 2>/dev/null | tail -n 20 >&2 || true
+  fi
+  if [[ ${SA_REFEREE_KEEP:-0} == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$tmp"/{out,lists} "$cache"
+
+"$src/scripts/corpus-sample.sh" "$corpus" "$n" >"$tmp/messages.txt"
+n=$(wc -l <"$tmp/messages.txt")
+
+# ---------------------------------------------------------------------------------------------
+# regexd: SpamAssassin's rules as rule set "sa" (the daemon's own file order: sorted, as SA reads)
+sock=$tmp/regexd.sock
+log "starting regexd ($regexd_bin) on $sa_rules/*.cf"
+"$regexd_bin" --socket "$sock" --cache "$cache" --rules "$sa_rules"/*.cf --format spamassassin \
+  --name sa >"$tmp/regexd.log" 2>&1 &
+regexd_pid=$!
+for _ in $(seq 1200); do
+  kill -0 "$regexd_pid" 2>/dev/null || die "regexd exited during start-up: $(tail -n 3 "$tmp/regexd.log")"
+  [[ -S $sock ]] && socket_accepts "$sock" && break
+  sleep 0.1
+done
+socket_accepts "$sock" || die "regexd does not accept connections on $sock after 120 s"
+"$regexctl_bin" stats --json --socket "$sock" >"$tmp/stats-start.json" || die "regexctl stats failed"
+regexd_state=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rulesets"][0]; print(r["rules"], "rules,", r["state"])' "$tmp/stats-start.json")
+log "regexd ready: $regexd_state"
+
+# ---------------------------------------------------------------------------------------------
+# What SpamAssassin has, what regexd runs, what SpamAssassin must switch off.
+perl "$src/tests/support/sa_referee.pl" --rules "$sa_rules" --describe >"$tmp/describe.jsonl" \
+  2>"$tmp/describe.err" || die "sa_referee.pl --describe failed: $(tail -n 3 "$tmp/describe.err")"
+lists_summary=$(python3 "$src/tests/support/sa_referee_compare.py" lists "$tmp/describe.jsonl" \
+  "$tmp/regexd.log" "$tmp/lists")
+log "$lists_summary"
+
+# ---------------------------------------------------------------------------------------------
+# Rspamd 3.4 with only the plugin, every class of the rule set.
+cat >"$tmp/regexd-override.conf" <<EOF
+socket = "$sock";
+ruleset = "sa";
+timeout = 30s;
+classes = ["*"];
+symbol_prefix = "";
+EOF
+log "starting rspamd $(rspamd --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1)"
+# REGEXD_OTHER carries one option per rule hit: Rspamd's default cap of 4 KiB of options per symbol
+# would cut the list.
+rspamd_private_start "$tmp" "$src" "$hs_cache" "$tmp/regexd-override.conf" \
+  "  task_timeout = 60s; max_opts_len = 1048576;"
+log "rspamd ready after $(($(date +%s) - started)) s"
+
+# ---------------------------------------------------------------------------------------------
+log "scanning $n messages through rspamd + regexd"
+i=0
+: >"$tmp/rspamd-times.tsv"
+while IFS= read -r msg; do
+  i=$((i + 1))
+  t0=$(date +%s%N)
+  rspamc -j -t 60 -h "$tmp/run/normal.sock" "$msg" >"$tmp/out/$i.json" || die "rspamc failed on $msg"
+  t1=$(date +%s%N)
+  printf '%s\t%s\t%s\n' "$i" "$msg" "$(((t1 - t0) / 1000))" >>"$tmp/rspamd-times.tsv"
+done <"$tmp/messages.txt"
+python3 - "$tmp/rspamd-times.tsv" "$tmp/out" >"$tmp/rspamd.jsonl" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    i, f, us = line.rstrip('\n').split('\t')
+    d = json.load(open(f"{sys.argv[2]}/{i}.json"))
+    print(json.dumps({"file": f, "ms": int(us) / 1000, "answer": d}))
+EOF
+"$regexctl_bin" stats --json --socket "$sock" >"$tmp/stats-end.json" || true
+classes_note=$(grep -o 'regexd: [^"]*classes[^"]*' "$tmp/log/rspamd.log" | grep -iv 'socket' | sort -u | head -3 || true)
+
+log "SpamAssassin checks the same $n messages"
+xargs -d '\n' perl "$src/tests/support/sa_referee.pl" --rules "$sa_rules" --off "$tmp/lists/off.txt" \
+  <"$tmp/messages.txt" >"$tmp/sa.jsonl" 2>"$tmp/sa.err" || die "sa_referee.pl failed: $(tail -n 5 "$tmp/sa.err")"
+
+# ---------------------------------------------------------------------------------------------
+args=(compare "$tmp/lists" "$tmp/sa.jsonl" "$tmp/rspamd.jsonl" --metas "${SA_REFEREE_METAS:-auto}"
+      --stats "$tmp/stats-end.json")
+[[ -n ${SA_REFEREE_REPORT:-} ]] && args+=(--report "$SA_REFEREE_REPORT")
+[[ -n ${SA_REFEREE_MIN_PUBLIC:-} ]] && args+=(--min-public "$SA_REFEREE_MIN_PUBLIC")
+[[ -n ${SA_REFEREE_MIN_SUB:-} ]] && args+=(--min-sub "$SA_REFEREE_MIN_SUB")
+rc=0
+python3 "$src/tests/support/sa_referee_compare.py" "${args[@]}" || rc=$?
+echo
+echo "regexd $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?') ($regexd_bin): $regexd_state at start;" \
+  "$lists_summary. $(date -u +%FT%TZ), $(($(date +%s) - started)) s."
+[[ -n $classes_note ]] && echo "rspamd log: $classes_note"
+exit "$rc"

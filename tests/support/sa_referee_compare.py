@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""The set logic of the SpamAssassin referee (bench/sa_referee.sh, issue 12).
+
+  sa_referee_compare.py lists DESCRIBE.jsonl REGEXD.log OUTDIR
+      From SpamAssassin's parsed configuration (sa_referee.pl --describe) and the rules regexd
+      rejected (its log), writes OUTDIR/off.txt (the rules regexd cannot run, to be switched off in
+      SpamAssassin), OUTDIR/known.txt (the regex rules regexd runs), OUTDIR/relay.txt (rules on
+      SpamAssassin's relay pseudo-headers) and OUTDIR/lists.json (all of it with counts).
+
+  sa_referee_compare.py compare OUTDIR SA.jsonl RSPAMD.jsonl [--report FILE]
+                                [--min-public PCT] [--min-sub PCT] [--metas auto|yes|no]
+      Compares, message by message, SpamAssassin's hits with regexd's (through Rspamd and the
+      plugin) and prints a Markdown report; exits 1 when an agreement is below its minimum.
+
+What is compared, per message: the names regexd knows (known.txt, plus SpamAssassin's metas when
+regexd evaluates metas), without
+  - rules on SpamAssassin's relay pseudo-headers (X-Spam-Relays-*, ALL-TRUSTED, ALL-UNTRUSTED,
+    ALL-INTERNAL, ALL-EXTERNAL): built from SpamAssassin's Received-header parsing and its
+    trusted/internal network settings, which Rspamd does not expose;
+  - public rules and metas whose score is 0 in SpamAssassin's score set 0 (local tests, no Bayes):
+    SpamAssassin does not run them at all (Plugin/Check.pm skips rules whose score is 0).
+Public = names without a leading `__`; sub-rules = names with it.
+"""
+import argparse
+import collections
+import json
+import os
+import re
+import sys
+
+RELAY_HEADER = re.compile(r'^(X-Spam-Relays-(Trusted|Untrusted|Internal|External)|'
+                          r'ALL-(TRUSTED|UNTRUSTED|INTERNAL|EXTERNAL))(:|$)', re.I)
+NAME = re.compile(r'^[A-Za-z0-9_]+$')
+REGEX_TYPES = {'header', 'body', 'rawbody', 'full', 'uri'}
+
+
+def read_jsonl(path):
+    with open(path, encoding='utf-8') as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_list(path, names):
+    with open(path, 'w', encoding='utf-8') as f:
+        for n in sorted(names):
+            f.write(n + '\n')
+
+
+def cmd_lists(a):
+    rules = read_jsonl(a.describe)
+    rejected = set()
+    with open(a.regexd_log, encoding='utf-8', errors='replace') as f:
+        for line in f:
+            # "rule set NAME: FILE:LINE: rule ID: reason" (server/src/main.cpp, engine RuleError)
+            m = re.search(r'rule set \S+: .*?: rule ([A-Za-z0-9_]+): ', line)
+            if m:
+                rejected.add(m.group(1))
+    known, off, relay, metas, zero, why_off = set(), set(), set(), set(), set(), collections.Counter()
+    for r in rules:
+        name, typ = r['name'], r['type']
+        if r['score'] == 0:
+            zero.add(name)
+        if typ == 'meta':
+            metas.add(name)
+            continue
+        reason = None
+        if typ not in REGEX_TYPES:
+            reason = 'type ' + typ
+        elif r['eval']:
+            reason = 'eval'
+        elif r.get('exists'):
+            reason = 'exists:'
+        elif r.get('neg'):
+            reason = 'negated header test (!~)'
+        elif name in rejected:
+            reason = 'rejected by regexd'
+        if reason:
+            off.add(name)
+            why_off[reason] += 1
+            continue
+        known.add(name)
+        if typ == 'header' and RELAY_HEADER.match(r.get('header', '')):
+            relay.add(name)
+    os.makedirs(a.outdir, exist_ok=True)
+    write_list(os.path.join(a.outdir, 'off.txt'), off)
+    write_list(os.path.join(a.outdir, 'known.txt'), known)
+    write_list(os.path.join(a.outdir, 'relay.txt'), relay)
+    deps = {r['name']: r.get('deps', []) for r in rules if r['type'] == 'meta'}
+    with open(os.path.join(a.outdir, 'lists.json'), 'w', encoding='utf-8') as f:
+        json.dump({'known': sorted(known), 'off': sorted(off), 'off_why': why_off, 'relay': sorted(relay),
+                   'metas': sorted(metas), 'zero': sorted(zero), 'rejected': sorted(rejected),
+                   'meta_deps': deps, 'types': {r['name']: r['type'] for r in rules},
+                   'headers': {r['name']: r['header'] for r in rules if 'header' in r}}, f)
+    print(f'SpamAssassin: {len(rules)} rules ({len(metas)} metas); regexd runs {len(known)} of its regex '
+          f'rules ({len(relay)} on relay pseudo-headers); switched off in SpamAssassin: {len(off)} '
+          f'({", ".join(f"{k} {v}" for k, v in why_off.most_common())}); regexd rejected {len(rejected)}')
+
+
+def regexd_hits(d):
+    """Every rule name in an `rspamc -j` answer: the symbols, and the options of REGEXD_OTHER."""
+    syms = d.get('symbols', {})
+    names = set()
+    for sym, v in syms.items():
+        if sym == 'REGEXD_OTHER':
+            for o in v.get('options', []):
+                o = str(o).split('(')[0].strip()
+                if NAME.match(o):
+                    names.add(o)
+        elif NAME.match(sym):
+            names.add(sym)
+    return names
+
+
+def pct(n, d):
+    return 100.0 * n / d if d else 0.0
+
+
+def closure(name, deps, memo, stack=()):
+    """Every rule a meta depends on, transitively."""
+    if name in memo:
+        return memo[name]
+    out = set()
+    for d in deps.get(name, []):
+        out.add(d)
+        if d in deps and d not in stack:
+            out |= closure(d, deps, memo, stack + (name,))
+    memo[name] = out
+    return out
+
+
+def cmd_compare(a):
+    with open(os.path.join(a.outdir, 'lists.json'), encoding='utf-8') as f:
+        L = json.load(f)
+    known, relay, zero, metas = set(L['known']), set(L['relay']), set(L['zero']), set(L['metas'])
+    types, headers, deps = L['types'], L['headers'], L['meta_deps']
+    sa = {r['file']: r for r in read_jsonl(a.sa)}
+    rs = {r['file']: r for r in read_jsonl(a.rspamd)}
+    files = [f for f in rs if f in sa]
+    missing = [f for f in list(sa) + list(rs) if f not in sa or f not in rs]
+    failed = [f for f in files if 'REGEXD_FAIL' in rs[f]['answer'].get('symbols', {})]
+
+    got = {f: regexd_hits(rs[f]['answer']) for f in files}
+    seen_metas = set().union(*got.values()) & metas if got else set()
+    evaluates_metas = {'yes': True, 'no': False}.get(a.metas, bool(seen_metas))
+    universe = set(known) | (metas if evaluates_metas else set())
+    universe -= relay
+    universe -= {n for n in zero if not n.startswith('__')}
+    unknown_to_sa = collections.Counter()
+    for f in files:
+        for n in got[f]:
+            if n not in types:
+                unknown_to_sa[n] += 1
+
+    only_sa, only_rx = collections.Counter(), collections.Counter()
+    same_pub = same_sub = 0
+    for f in files:
+        s = set(sa[f]['hits']) & universe
+        r = got[f] & universe
+        for n in s - r:
+            only_sa[n] += 1
+        for n in r - s:
+            only_rx[n] += 1
+        pub = lambda x: {n for n in x if not n.startswith('__')}
+        sub = lambda x: {n for n in x if n.startswith('__')}
+        same_pub += pub(s) == pub(r)
+        same_sub += sub(s) == sub(r)
+
+    n = len(files)
+    memo = {}
+    relay_dep = {m for m in metas if closure(m, deps, memo) & relay}
+
+    def what(name):
+        t = types.get(name, '?')
+        if t == 'header':
+            return 'header ' + headers.get(name, '?')
+        if t == 'meta':
+            return 'meta' + (' (depends on a relay rule)' if name in relay_dep else '')
+        return t
+
+    out = []
+    w = out.append
+    w(f'## SpamAssassin referee: {n} messages')
+    w('')
+    w(f'| | identical | % |')
+    w(f'|---|---|---|')
+    w(f'| public rules and metas | {same_pub}/{n} | {pct(same_pub, n):.1f}% |')
+    w(f'| `__` sub-rules | {same_sub}/{n} | {pct(same_sub, n):.1f}% |')
+    w('')
+    npub = len({x for x in universe if not x.startswith('__')})
+    w(f'Compared: {len(universe)} names ({npub} public, {len(universe) - npub} `__`); regexd evaluates '
+      f'metas: {"yes" if evaluates_metas else "no"} ({len(seen_metas)} distinct SpamAssassin metas in its '
+      f'answers; {a.metas}). Left out: {len(relay)} relay pseudo-header rules, '
+      f'{len([x for x in zero if not x.startswith("__")])} public rules/metas with score 0, '
+      f'{len(L["off"])} rules regexd cannot run (switched off in SpamAssassin).')
+    if failed:
+        w(f'**REGEXD_FAIL on {len(failed)} messages** (e.g. {failed[0]}).')
+    if missing:
+        w(f'**{len(missing)} messages answered by only one side** (e.g. {missing[0]}).')
+    w('')
+    sa_ms = sorted(sa[f].get('ms', 0) for f in files)
+    rs_ms = sorted(rs[f].get('ms', 0) for f in files)
+    if n:
+        med = lambda v: v[len(v) // 2]
+        w(f'Time per message: SpamAssassin check() median {med(sa_ms):.1f} ms, mean {sum(sa_ms) / n:.1f} ms; '
+          f'rspamc round trip through Rspamd + regexd median {med(rs_ms):.1f} ms, mean {sum(rs_ms) / n:.1f} ms.')
+        if a.stats:
+            try:
+                with open(a.stats, encoding='utf-8') as f:
+                    st = json.load(f)['rulesets'][0]
+                w(f'regexd inside the daemon (STATS, all SCAN requests): p50 {st["latency_us"]["p50"] / 1000:.1f} ms, '
+                  f'p99 {st["latency_us"]["p99"] / 1000:.1f} ms; rule set state {st["state"]} at the end '
+                  f'(pcre2: Hyperscan was still compiling, answers equal, slower).')
+            except (OSError, ValueError, KeyError, IndexError) as e:
+                w(f'(regexd STATS unreadable: {e})')
+        w('')
+    rows = sorted(set(only_sa) | set(only_rx), key=lambda x: (-(only_sa[x] + only_rx[x]), x))
+    w(f'Rules causing differences ({len(rows)}), by messages affected:')
+    w('')
+    w('| rule | kind | only SpamAssassin | only regexd |')
+    w('|---|---|---|---|')
+    for x in rows[:a.top]:
+        w(f'| {x} | {what(x)} | {only_sa[x]} | {only_rx[x]} |')
+    if len(rows) > a.top:
+        rest_sa = sum(only_sa[x] for x in rows[a.top:])
+        rest_rx = sum(only_rx[x] for x in rows[a.top:])
+        w(f'| ({len(rows) - a.top} more) | | {rest_sa} | {rest_rx} |')
+    if unknown_to_sa:
+        w('')
+        w(f'Names in regexd\'s answers that SpamAssassin\'s configuration does not define '
+          f'(rules in `if`/`ifplugin` blocks SpamAssassin skips): '
+          + ', '.join(f'{k} ({v})' for k, v in unknown_to_sa.most_common(15)))
+    text = '\n'.join(out) + '\n'
+    sys.stdout.write(text)
+    if a.report:
+        with open(a.report, 'w', encoding='utf-8') as f:
+            f.write(text)
+        with open(a.report + '.json', 'w', encoding='utf-8') as f:
+            json.dump({'messages': n, 'public_identical': same_pub, 'sub_identical': same_sub,
+                       'public_pct': pct(same_pub, n), 'sub_pct': pct(same_sub, n),
+                       'evaluates_metas': evaluates_metas, 'regexd_fail': len(failed),
+                       'only_sa': only_sa, 'only_regexd': only_rx}, f, indent=1)
+    rc = 0
+    if n == 0 or missing or failed:
+        print('sa_referee: FAIL: messages missing or failed on one side', file=sys.stderr)
+        rc = 1
+    if a.min_public is not None and pct(same_pub, n) < a.min_public:
+        print(f'sa_referee: FAIL: public rules identical on {pct(same_pub, n):.1f}% < {a.min_public}%',
+              file=sys.stderr)
+        rc = 1
+    if a.min_sub is not None and pct(same_sub, n) < a.min_sub:
+        print(f'sa_referee: FAIL: sub-rules identical on {pct(same_sub, n):.1f}% < {a.min_sub}%',
+              file=sys.stderr)
+        rc = 1
+    return rc
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sp = p.add_subparsers(dest='cmd', required=True)
+    l = sp.add_parser('lists')
+    l.add_argument('describe')
+    l.add_argument('regexd_log')
+    l.add_argument('outdir')
+    c = sp.add_parser('compare')
+    c.add_argument('outdir')
+    c.add_argument('sa')
+    c.add_argument('rspamd')
+    c.add_argument('--report')
+    c.add_argument('--stats', help="regexctl stats --json taken after the scans")
+    c.add_argument('--min-public', type=float)
+    c.add_argument('--min-sub', type=float)
+    c.add_argument('--metas', choices=['auto', 'yes', 'no'], default='auto')
+    c.add_argument('--top', type=int, default=40)
+    a = p.parse_args()
+    if a.cmd == 'lists':
+        cmd_lists(a)
+        return 0
+    return cmd_compare(a)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
