@@ -1,9 +1,13 @@
 --[[
 regexd.lua: Rspamd (3.4+) plugin that scans messages with the regexd sidecar.
 
-On every message it collects the buffers that the configured classes name (decoded text parts,
-raw text parts, the whole message, URLs, headers), sends them to regexd in one SCAN request over
-its Unix socket (docs/protocol.md, version 1) and inserts one symbol per matched rule.
+On every message it builds the buffers of the configured classes (by default every class of the
+rule set) the way SpamAssassin 4.0 builds what its rules see (rendered body lines, decoded body,
+the whole message, the URI list, header values; docs/rules.md, "Buffers as SpamAssassin builds
+them"), sends them to regexd in one SCAN request over its Unix socket (docs/protocol.md, version 1;
+with the MESSAGE flag when regexd offers it) and inserts one symbol per matched rule. With
+`spamassassin_rules` the public rules and meta rules of SpamAssassin's .cf files are registered as
+symbols with SpamAssassin's scores; other matched rules are options of `other_symbol`.
 If regexd is down, slow or answers with an error, the message is processed without regexd's
 symbols and `fail_symbol` (score 0) is inserted with the reason. Every socket operation is bounded
 by `timeout`; a message waits for at most two round trips (a second one only right after the rule
@@ -30,7 +34,8 @@ regexd {
   socket = "/run/regexd/regexd.sock";
   ruleset = "default";
   timeout = 1s;
-  classes = ["body", "url", "header:Subject"];
+  classes = ["*"];
+  spamassassin_rules = ["/usr/share/spamassassin/*.cf", "/etc/spamassassin/*.cf"];
   symbols { FREE_MONEY = 2.0; }
 }
 ]])
@@ -40,6 +45,7 @@ end
 local rspamd_logger = require "rspamd_logger"
 local rspamd_tcp = require "rspamd_tcp"
 local rspamd_util = require "rspamd_util"
+local rspamd_url = require "rspamd_url"
 local lua_util = require "lua_util"
 local ucl = require "ucl"
 
@@ -54,6 +60,8 @@ local OP_SCAN = 0x03
 local OP_LIST_RULESETS = 0x05
 local OP_REPLY = 0x80
 local FLAG_CLOSE = 0x01
+local FLAG_MESSAGE = 0x02 -- SCAN: the buffers are one whole message (absent header = no buffer)
+local CAP_MESSAGE = 0x04 -- greeting capability: SCAN accepts FLAG_MESSAGE
 local HEADER_LEN = 10 -- u32 length + u32 id + u8 opcode + u8 flags
 local ERROR_NAMES = {
   [1] = 'MALFORMED', [2] = 'TOO_LARGE', [3] = 'UNKNOWN_OPCODE', [4] = 'UNKNOWN_RULESET',
@@ -65,12 +73,17 @@ local settings = {
   socket = '/run/regexd/regexd.sock',
   ruleset = 'default',
   timeout = 1.0, -- seconds, for each socket operation (connect, write, each read)
-  classes = {'body', 'rawbody', 'url', 'header:Subject'},
+  classes = {'*'}, -- every class of the rule set
   symbol_prefix = '', -- symbol of a listed rule = symbol_prefix .. rule id (or its `name`)
   symbols = {}, -- rule id -> score, or {score = ..., description = ..., name = ...}
-  -- Rules not listed in `symbols` (Rspamd cannot register symbols at run time, so a rule pushed
-  -- later has no symbol of its own): they are reported as options of this one symbol.
+  -- SpamAssassin .cf files (globs) whose public rules and metas become symbols with their scores
+  spamassassin_rules = nil,
+  score_set = 0, -- SpamAssassin score set: 0 no Bayes, no network tests; 1 network; 2 Bayes; 3 both
+  -- Rules without a symbol of their own (`__` rules, rules not listed; Rspamd cannot register
+  -- symbols at run time, so a rule pushed later has none): reported as options of this symbol,
+  -- continued in other_symbol_2 ... other_symbol_N (N = other_symbols) past Rspamd's per-symbol limit.
   other_symbol = 'REGEXD_OTHER',
+  other_symbols = 32,
   other_score = 0.0,
   group = 'regexd',
   check_symbol = 'REGEXD_CHECK',
@@ -149,6 +162,9 @@ local function error_text(s, f)
   return string.format('error %d %s: %s', code, ERROR_NAMES[code] or '?', msg)
 end
 
+-- Capabilities of the last greeting received (docs/protocol.md); nil until one was read.
+local server_caps
+
 -- Checks the greeting and finds the reply to request `id` in the bytes received so far.
 -- Returns a reader over the reply body; or nil and a reason (an error frame's code and message
 -- become the reason, starting with "error N"); or nil, nil, true when more bytes are needed.
@@ -161,10 +177,13 @@ local function find_reply(s, id, request_opcode)
   if g.opcode ~= OP_GREETING then
     return nil, string.format('expected a greeting, got opcode 0x%02x', g.opcode)
   end
-  local version = reader(s, g.body_pos, g.body_end).u32()
+  local gr = reader(s, g.body_pos, g.body_end)
+  local version = gr.u32()
   if version ~= PROTOCOL_VERSION then
     return nil, string.format('unsupported protocol version %s', tostring(version))
   end
+  gr.u32() -- max_frame
+  server_caps = gr.u32() or 0
   for i = 2, #frames do
     local f = frames[i]
     if f.id == id then
@@ -182,109 +201,776 @@ local function find_reply(s, id, request_opcode)
 end
 
 ------------------------------------------------------------------------------
--- Extraction: class name -> function(task, out) appending rspamd_text/string buffers to out.
+-- Extraction: class name -> function(task, out, memo) appending rspamd_text/string buffers to out.
+--
+-- Every class is built the way SpamAssassin 4.0 builds what its rules of that type see
+-- (docs/rules.md, "Buffers as SpamAssassin builds them"): Message.pm's rendered and decoded body
+-- text arrays, PerMsgStatus.pm's get() for header rules and get_uri_list() for uri rules.
+-- `memo` is a table shared by the classes of one message (the rendered body feeds body and url).
+
+local MAX_BODY_LINE_LENGTH = 2048 -- Mail::SpamAssassin::Constants
+local BODY_PART_SCAN_SIZE = 50000 -- body_part_scan_size default
+local RAWBODY_PART_SCAN_SIZE = 500000 -- rawbody_part_scan_size default
+local MAX_URI_LENGTH = 8192
 
 local function add(out, v)
   if v ~= nil then out[#out + 1] = v end
 end
 
--- Text parts' content of the given rspamd `get_content` type.
-local function text_parts(content_type)
-  return function(task, out)
-    for _, tp in ipairs(task:get_text_parts() or {}) do
-      if not tp:is_empty() then add(out, tp:get_content(content_type)) end
+-- Length of the Unicode white-space character (Perl's \s on character strings) starting at byte
+-- i of the UTF-8 string s, or 0.
+local function ws_len(s, i)
+  local b = s:byte(i)
+  if b == 32 or (b and b >= 9 and b <= 13) then return 1 end
+  if b == 0xC2 then
+    local c = s:byte(i + 1)
+    if c == 0x85 or c == 0xA0 then return 2 end
+  elseif b == 0xE1 then
+    local c, d = s:byte(i + 1, i + 2)
+    if c == 0x9A and d == 0x80 then return 3 end
+  elseif b == 0xE2 then
+    local c, d = s:byte(i + 1, i + 2)
+    if c == 0x80 and d and ((d >= 0x80 and d <= 0x8A) or d == 0xA8 or d == 0xA9 or d == 0xAF) then return 3 end
+    if c == 0x81 and d == 0x9F then return 3 end
+  elseif b == 0xE3 then
+    local c, d = s:byte(i + 1, i + 2)
+    if c == 0x80 and d == 0x80 then return 3 end
+  end
+  return 0
+end
+
+-- Message.pm get_body_text_array_common's white-space handling:
+--   s/\n+\s*\n+/\x00/gs; s/\s+/ /gs; tr/\x00/\n/
+-- (a white-space run holding two or more newlines becomes one newline, with one space for the
+-- white space before its first and after its last newline; any other run becomes one space).
+local function collapse_ws(text)
+  local out, pos, len = {}, 1, #text
+  while pos <= len do
+    local s = text:find('[%s\194\225\226\227]', pos)
+    if not s then
+      out[#out + 1] = text:sub(pos)
+      break
     end
+    if ws_len(text, s) == 0 then -- a lead byte of a non-space character
+      out[#out + 1] = text:sub(pos, s)
+      pos = s + 1
+    else
+      if s > pos then out[#out + 1] = text:sub(pos, s - 1) end
+      local i, nl, first_nl, last_nl = s, 0, nil, nil
+      while i <= len do
+        local w = ws_len(text, i)
+        if w == 0 then break end
+        if w == 1 and text:byte(i) == 10 then
+          nl = nl + 1
+          first_nl = first_nl or i
+          last_nl = i
+        end
+        i = i + w
+      end
+      if nl >= 2 then
+        out[#out + 1] = (first_nl > s and ' ' or '') .. '\n' .. (last_nl < i - 1 and ' ' or '')
+      else
+        out[#out + 1] = ' '
+      end
+      pos = i
+    end
+  end
+  return (table.concat(out):gsub('%z', '\n'))
+end
+
+-- Message.pm split_into_array_of_short_lines: one element per line (newline kept), lines longer
+-- than MAX_BODY_LINE_LENGTH cut after their last space within that length (or at it).
+local function split_short_lines(text, out)
+  local pos, len = 1, #text
+  while pos <= len do
+    local e = text:find('\n', pos, true) or len
+    local line = text:sub(pos, e)
+    while #line > MAX_BODY_LINE_LENGTH do
+      local cut = line:sub(1, MAX_BODY_LINE_LENGTH + 1):match('.*() ') or MAX_BODY_LINE_LENGTH
+      out[#out + 1] = line:sub(1, cut)
+      line = line:sub(cut + 1)
+    end
+    out[#out + 1] = line
+    pos = e + 1
   end
 end
 
--- Header values of `names` in message order: decoded (or undecoded with `raw`), or the first
--- address / display name of each (`addr`, `name`), or all of them (`addrlist`, `namelist`).
-local function header_extractor(names, raw, part)
-  return function(task, out)
-    for _, name in ipairs(names) do
-      for _, h in ipairs(task:get_header_full(name) or {}) do
-        local value = raw and h.value or h.decoded
-        if not part then
-          add(out, value)
-        else
-          local addrs = rspamd_util.parse_mail_address(value or '', task:get_mempool()) or {}
-          local field = (part == 'addr' or part == 'addrlist') and 'addr' or 'name'
-          for i, a in ipairs(addrs) do
-            if a[field] and a[field] ~= '' then add(out, a[field]) end
-            if (part == 'addr' or part == 'name') and i == 1 then break end
+-- Message.pm split_into_array_of_short_paragraphs (rawbody): pieces of 1-2 x MAX_BODY_LINE_LENGTH,
+-- cut after a newline, else after a '>', else after a space, else at MAX_BODY_LINE_LENGTH.
+local function split_short_paragraphs(text, out)
+  local len, M = #text, MAX_BODY_LINE_LENGTH
+  if len <= M then
+    out[#out + 1] = text
+    return
+  end
+  local ofs = 0 -- 0-based, as in Perl
+  while len - ofs > 2 * M do
+    local j
+    for _, ch in ipairs({'\n', '>', ' '}) do
+      local f = text:find(ch, ofs + M + 1, true)
+      if f and (f - 1) - ofs + 1 <= 2 * M then
+        j = f - 1
+        break
+      end
+    end
+    j = j or (ofs + M)
+    out[#out + 1] = text:sub(ofs + 1, j + 1)
+    ofs = j + 1
+  end
+  if ofs < len then out[#out + 1] = text:sub(ofs + 1) end
+end
+
+-- body_part_scan_size / rawbody_part_scan_size truncation: at the first of `seps` found within
+-- 1 KiB after `size` bytes (kept), else at `size`.
+local function truncate_part(text, size, seps)
+  if #text <= size then return text end
+  for _, ch in ipairs(seps) do
+    local f = text:find(ch, size + 1, true)
+    if f and (f - 1) - size <= 1024 then return text:sub(1, f) end
+  end
+  return text:sub(1, size)
+end
+
+-- HTML rendering as Mail::SpamAssassin::HTML does it on top of HTML::Parser: the text of the
+-- document (entities decoded, white-space runs as one space) without <script> and <style>
+-- contents; <br> and <div> add "\n", <li> <td> <th> <dd> <dt> <embed> <hN> a space, and <p> <hr>
+-- <blockquote> <pre> <listing> <plaintext> <xmp> <title> "\n\n" (start and end tags alike).
+local HTML_WS = {br = '\n', div = '\n', li = ' ', th = ' ', td = ' ', dd = ' ', dt = ' ', embed = ' ',
+                 h1 = ' ', h2 = ' ', h3 = ' ', h4 = ' ', h5 = ' ', h6 = ' ', p = '\n\n', hr = '\n\n',
+                 blockquote = '\n\n', pre = '\n\n', listing = '\n\n', plaintext = '\n\n', xmp = '\n\n',
+                 title = '\n\n'}
+-- HTML::Parser reads the content of these up to their end tag as text (literal mode)
+local HTML_LITERAL = {script = true, style = true, xmp = true, iframe = true, textarea = true, title = true}
+local ENTITIES = {
+  amp = '&', lt = '<', gt = '>', quot = '"', apos = "'", nbsp = '\194\160', copy = '\194\169',
+  reg = '\194\174', trade = '\226\132\162', hellip = '\226\128\166', mdash = '\226\128\148',
+  ndash = '\226\128\147', lsquo = '\226\128\152', rsquo = '\226\128\153', ldquo = '\226\128\156',
+  rdquo = '\226\128\157', bull = '\226\128\162', middot = '\194\183', laquo = '\194\171',
+  raquo = '\194\187', euro = '\226\130\172', pound = '\194\163', yen = '\194\165', cent = '\194\162',
+  sect = '\194\167', deg = '\194\176', times = '\195\151', divide = '\195\183', shy = '\194\173',
+  iexcl = '\194\161', iquest = '\194\191', auml = '\195\164', ouml = '\195\182', uuml = '\195\188',
+  Auml = '\195\132', Ouml = '\195\150', Uuml = '\195\156', szlig = '\195\159', eacute = '\195\169',
+  egrave = '\195\168', aacute = '\195\161', agrave = '\195\160', ccedil = '\195\167', Eacute = '\195\137',
+  ntilde = '\195\177', oacute = '\195\179', iacute = '\195\173', uacute = '\195\186', ecirc = '\195\170',
+}
+local function utf8_char(cp)
+  if cp < 0 or cp > 0x10FFFF then return nil end
+  if cp < 0x80 then return string.char(cp) end
+  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64) end
+  if cp < 0x10000 then
+    return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+  end
+  return string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+      0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+local function decode_entities(t)
+  if not t:find('&', 1, true) then return t end
+  return (t:gsub('&(#?)([%w]+)(;?)', function(hash, name, semi)
+    local r
+    if hash == '#' then
+      local n = name:match('^[xX](%x+)$')
+      r = utf8_char(n and tonumber(n, 16) or tonumber(name) or -1)
+    elseif semi == ';' or name == 'amp' or name == 'lt' or name == 'gt' or name == 'quot' then
+      r = ENTITIES[name]
+    end
+    if r then return r end
+    return nil
+  end))
+end
+
+-- Attributes of a start tag (text after its name) as HTML::Parser gives them: names lowercased,
+-- values unquoted with entities decoded, a bare attribute's value is its name.
+local function html_attrs(s)
+  local attrs, pos = {}, 1
+  while true do
+    local ns, ne = s:find('[^%s=/>"\']+', pos)
+    if not ns then break end
+    local name = s:sub(ns, ne):lower()
+    local vs = s:match('^%s*=%s*()', ne + 1)
+    local value
+    if vs then
+      local q = s:sub(vs, vs)
+      if q == '"' or q == "'" then
+        local ve = s:find(q, vs + 1, true) or #s + 1
+        value, pos = s:sub(vs + 1, ve - 1), ve + 1
+      else
+        local ve = s:find('[%s>]', vs) or #s + 1
+        value, pos = s:sub(vs, ve - 1), ve
+      end
+      value = decode_entities(value)
+    else
+      value, pos = name, ne + 1
+    end
+    if attrs[name] == nil then attrs[name] = value end
+  end
+  return attrs
+end
+
+-- The attributes Mail::SpamAssassin::HTML's html_uri takes URIs from, per tag.
+local HTML_URI_ATTRS = {body = {'background'}, table = {'background'}, tr = {'background'},
+  td = {'background'}, a = {'href', 'data-saferedirecturl'}, area = {'href', 'data-saferedirecturl'},
+  link = {'href', 'data-saferedirecturl'}, img = {'src'}, frame = {'src'}, iframe = {'src'},
+  embed = {'src'}, script = {'src'}, bgsound = {'src'}, form = {'action'}, base = {'href'}}
+
+-- HTML.pm target_uri, simplified: a relative URI resolved against <base href>, if any.
+local function html_target(base, uri)
+  if base == '' or uri:find('^[%a][%w+.-]*:') then return uri end
+  local scheme, authority = base:match('^([%a][%w+.-]*:)(//[^/?#]*)')
+  if uri:find('^//') then return (scheme or '') .. uri end
+  if uri:find('^/') then return (scheme or '') .. (authority or '') .. uri end
+  return base:gsub('[^/]*$', '') .. uri
+end
+
+-- Renders `html` (see above); also returns the URIs of its tags as SpamAssassin's HTML parser
+-- collects them (href, src, background, action...; <base href> applied).
+local function html_render(html)
+  html = html:gsub('&nbsp;', ' '):gsub('<([%w_]+)%s*/>', '<%1>'):gsub('\226\128[\156\157]', '"')
+  local uris, base_href = {}, ''
+  local function push_uri(u)
+    u = u:gsub('^[%s]+', ''):gsub('^\194\160', ''):gsub('[%s]+$', ''):gsub('\194\160$', '')
+    if u == '' then return end
+    if u:lower():find('^data:') or u:lower():find('^mailto:') or u:lower():find('^file:') or
+        u:lower():find('^cid:') or u:lower():find('^tel:') then
+      uris[#uris + 1] = u
+    else
+      uris[#uris + 1] = html_target(base_href, u)
+    end
+  end
+  local texts, ws = {}, {}
+  local inside_script, inside_style = 0, 0
+  local function display(t, is_ws)
+    local n = #texts
+    if is_ws then
+      if n > 0 and not ws[n] then texts[n] = texts[n]:gsub(' $', '') end
+    else
+      t = t:gsub('[ \t\n\r\f\v]+', ' ')
+      if n > 0 and ws[n] then t = t:gsub('^ ', '') end
+    end
+    texts[n + 1] = t
+    ws[n + 1] = is_ws
+  end
+  local function text(t)
+    if t == '' or inside_script > 0 or inside_style > 0 then return end
+    display(decode_entities(t), false)
+  end
+  local function tag(name, num)
+    if HTML_WS[name] then display(HTML_WS[name], true) end
+    if name == 'script' then
+      inside_script = math.max(0, inside_script + num)
+    elseif name == 'style' then
+      inside_style = math.max(0, inside_style + num)
+    end
+  end
+  local pos, len = 1, #html
+  local lower_html
+  while pos <= len do
+    local lt = html:find('<', pos, true)
+    if not lt then
+      text(html:sub(pos))
+      break
+    end
+    local c = html:sub(lt + 1, lt + 1)
+    local stop -- last byte of the markup at lt, or nil if it is text
+    if c:match('%a') or (c == '/' and html:sub(lt + 2, lt + 2):match('%a')) then
+      -- a tag: up to the first '>' outside quoted attribute values
+      local i, q = lt + 1, nil
+      while i <= len do
+        local ch = html:sub(i, i)
+        if q then
+          if ch == q then q = nil end
+        elseif ch == '>' then
+          stop = i
+          break
+        elseif (ch == '"' or ch == "'") and html:sub(i - 1, i - 1):match('[=%s]') then
+          q = ch
+        end
+        i = i + 1
+      end
+      if not stop and q then stop = html:find('>', lt, true) end
+    elseif html:sub(lt, lt + 3) == '<!--' then
+      local e = html:find('-->', lt + 4, true)
+      stop = e and e + 2
+    elseif c == '!' or c == '?' then
+      stop = html:find('>', lt, true)
+    end
+    if not stop then -- not markup (or markup unterminated at the end: HTML::Parser reports it as text)
+      local nxt = c:match('[%a/!?]') and len + 1 or lt + 1
+      if nxt > len then
+        text(html:sub(pos))
+        break
+      end
+      text(html:sub(pos, lt))
+      pos = lt + 1
+    else
+      text(html:sub(pos, lt - 1))
+      local closing, name, after = html:sub(lt + 1, stop):match('^(/?)([%a][%w._:-]*)()')
+      if name then
+        name = name:lower()
+        tag(name, closing == '/' and -1 or 1)
+        if closing == '' and HTML_URI_ATTRS[name] then
+          local attrs = html_attrs(html:sub(lt + after, stop - 1))
+          for _, an in ipairs(HTML_URI_ATTRS[name]) do
+            if attrs[an] then push_uri(attrs[an]) end
+          end
+          if name == 'base' and attrs.href and attrs.href:lower():find('^https?:') or
+              (name == 'base' and attrs.href and attrs.href:lower():find('^ftp:')) then
+            base_href = attrs.href:gsub('^([%a]+:/?/?[^/]+/.-)[^/.]+%.[^/.][^/.]%w?%w?$', '%1')
+            if not base_href:find('/$') then base_href = base_href .. '/' end
           end
         end
+        pos = stop + 1
+        if closing == '' and HTML_LITERAL[name] then
+          lower_html = lower_html or html:lower()
+          local e = lower_html:find('</' .. name, pos, true)
+          local body = html:sub(pos, (e or len + 1) - 1)
+          text(body)
+          if not e then break end
+          pos = e
+        elseif closing == '' and name == 'plaintext' then
+          text(html:sub(pos))
+          break
+        end
+      else
+        pos = stop + 1
       end
     end
   end
+  return table.concat(texts), uris
 end
 
--- SpamAssassin pseudo-headers.
-local HEADER_ALIASES = {
-  ToCc = {'To', 'Cc'},
-  MESSAGEID = {'Message-Id', 'Resent-Message-Id', 'X-Message-Id'},
-}
+------------------------------------------------------------------------------
+-- Headers, as PerMsgStatus::get() gives them (SpamAssassin 4.0)
+
+-- SpamAssassin does not decode RFC 2047 words in these (Message/Node.pm _decode_header).
+local function sa_no_mime_decode(name)
+  local l = name:lower()
+  return l == 'received' or l == 'message-id' or l == 'resent-message-id' or l == 'date' or
+      l == 'resent-date' or l == 'mime-version' or l == 'references' or l == 'in-reply-to' or
+      l:find('^list%-') ~= nil
+end
+
+-- The raw value of header h as SpamAssassin keeps it: everything after the colon, folding and
+-- final newline included.
+local function raw_value(h)
+  local raw = h.raw and tostring(h.raw)
+  if raw then
+    local colon = raw:find(':', 1, true)
+    if colon then return raw:sub(colon + 1) end
+  end
+  return ' ' .. tostring(h.value or '') .. '\n'
+end
+
+-- Values of every `name` header in message order: decoded (get_header) or raw (raw_header, with
+-- `unfold` as get_header(name, 1) does), each with its final newline.
+local function sa_header_list(task, name, raw, unfold)
+  local res = {}
+  for _, h in ipairs(task:get_header_full(name) or {}) do
+    local v = raw_value(h)
+    if raw then
+      if unfold then v = v:gsub('\r?\n%s+', ' ') end
+    else
+      v = v:gsub('\n[ \t]+', ' '):gsub('%s+$', ''):gsub('^%s+', ''):gsub('\r?\n', '')
+      if v:find('=?', 1, true) and not sa_no_mime_decode(name) then
+        v = tostring(h.decoded or v):gsub('\r?\n[ \t]*', ' ')
+      end
+      v = v .. '\n'
+    end
+    res[#res + 1] = v
+  end
+  return res
+end
+
+local function strip_nl(v) return (v:gsub('\n$', '')) end
+
+-- PerMsgStatus::_get for one header request (`Name[:raw][:addr|:name][:first|:last]`, `ALL`,
+-- `ToCc`, `MESSAGEID`, `EnvelopeFrom`): the list of values, empty when the header is absent.
+local function sa_get(task, req)
+  local mods = {}
+  local base = req:gsub(':([^:]*)', function(m) mods[m] = true; return '' end)
+  local raw, want_addr, want_name = mods.raw, mods.addr, mods.name
+  local needraw = raw or want_addr or want_name
+  local res
+  if base == 'ALL' then
+    res = {}
+    if raw then
+      local hdrs = tostring(task:get_raw_headers() or '')
+      for line in hdrs:gmatch('[^\n]*\n') do
+        if line:find('^[ \t]') and #res > 0 then
+          res[#res] = res[#res] .. line
+        elseif line:find('%S') then
+          res[#res + 1] = line
+        end
+      end
+    else
+      local lists, seen = {}, {}
+      for _, h in ipairs(task:get_headers() or {}) do
+        local lname = h.name:lower()
+        lists[lname] = lists[lname] or sa_header_list(task, h.name, false)
+        seen[lname] = (seen[lname] or 0) + 1
+        res[#res + 1] = h.name .. ':' .. ' ' .. (lists[lname][seen[lname]] or '\n')
+      end
+    end
+    return res
+  elseif base == 'EnvelopeFrom' then
+    res = {}
+    local from = task:get_from('smtp')
+    local rp = sa_get(task, 'Return-Path:first:addr')[1]
+    -- (without an envelope from the MTA, Rspamd takes the Return-Path header's address)
+    if from and from[1] and from[1].addr and from[1].addr ~= '' and
+        (not rp or rp:lower() ~= from[1].addr:lower()) then
+      res[1] = from[1].addr
+      return res
+    end
+    -- no SMTP envelope: the headers SpamAssassin falls back on (get_envelope_from), in its order
+    local all = table.concat(sa_get(task, 'ALL'))
+    local xs = sa_get(task, 'X-Sender:first:addr')[1]
+    if xs and xs:find('@', 1, true) then
+      for _, r in ipairs(sa_header_list(task, 'Received', false)) do
+        if r:find('(fetchmail', 1, true) then return res end
+      end
+    end
+    for _, hn in ipairs({'X-Envelope-From', 'Envelope-Sender', 'Return-Path'}) do
+      local v = sa_get(task, hn .. ':first:addr')[1]
+      if v then
+        local after = all:lower():find('\nreceived:.-\n' .. hn:lower() .. ':') or
+            all:lower():find('^received:.-\n' .. hn:lower() .. ':')
+        if not after then
+          res[1] = v
+          return res
+        elseif hn == 'X-Envelope-From' then
+          return res
+        end
+      end
+    end
+    return res
+  elseif base == 'ToCc' then
+    res = sa_header_list(task, 'To', raw, true)
+    for _, v in ipairs(sa_header_list(task, 'Cc', raw, true)) do res[#res + 1] = v end
+  elseif base == 'MESSAGEID' then
+    res = {}
+    for _, hn in ipairs({'X-Message-Id', 'Resent-Message-Id', 'X-Original-Message-ID', 'Message-Id'}) do
+      local l = sa_header_list(task, hn, raw, true)
+      if #l > 0 and l[#l] ~= '' then res[#res + 1] = l[#l] end -- get_header in list context: the last one
+    end
+  else
+    res = sa_header_list(task, base, needraw, true)
+  end
+  if #res == 0 then return res end
+  if mods.first then
+    res = {res[1]}
+  elseif mods.last then
+    res = {res[#res]}
+  end
+  if want_addr or want_name then
+    local out = {}
+    for _, line in ipairs(res) do
+      local addrs = rspamd_util.parse_mail_address(line, task:get_mempool()) or {}
+      for _, a in ipairs(addrs) do
+        local name = a.name
+        if (not name or name == '') and #addrs == 1 then
+          -- no phrase: SpamAssassin takes the comment, "addr (Full Name)"
+          name = line:match('%(([^()]*)%)%s*$')
+        end
+        if want_addr then
+          -- SpamAssassin's parser refuses what Rspamd repairs ("Undisclosed Recipients" -> an address)
+          if a.addr and a.addr ~= '' and not a.addr:find('%s') then out[#out + 1] = a.addr end
+        elseif name and name ~= '' then
+          local n = name
+          if not raw then
+            n = n:gsub('%s+', ' '):gsub('^ ', ''):gsub(' $', ''):gsub("^'(.-)'$", '%1')
+          end
+          out[#out + 1] = n
+        end
+      end
+    end
+    res = out
+  end
+  return res
+end
+
+-- The value a SpamAssassin 4.0 header rule matches (Plugin/Check.pm do_head_tests): the values
+-- joined with "" when they end with a newline, else with "\n"; nil when get() found nothing.
+local function sa_header_value(task, req)
+  local vals = sa_get(task, req)
+  if #vals == 0 then return nil end
+  return table.concat(vals, vals[1]:find('\n$') and '' or '\n')
+end
+
+------------------------------------------------------------------------------
+-- Body
+
+-- Leaf MIME parts in message order, with SpamAssassin's effective type.
+local function leaf_parts(task)
+  local res = {}
+  for _, p in ipairs(task:get_parts() or {}) do
+    if not p:is_multipart() and not p:is_message() then
+      local t, st = p:get_type()
+      local ctype = string.format('%s/%s', tostring(t or 'text'), tostring(st or 'plain')):lower()
+      local fname = p.get_filename and p:get_filename()
+      local eff = (fname and fname:lower():find('%.s?html?$')) and 'text/html' or ctype
+      res[#res + 1] = {part = p, type = ctype, effective = eff}
+    end
+  end
+  return res
+end
+
+-- Util.pm qp_decode: trailing white space of lines dropped, soft breaks joined, =XX decoded
+-- (Rspamd's decoder keeps the white space and reads a run of '=' before a line end differently).
+local function sa_qp_decode(s)
+  s = s:gsub('[ \t]+(\r?\n)', '%1'):gsub('=\r?\n', '')
+  return (s:gsub('=(%x%x)', function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- A part's body decoded from its transfer encoding (SpamAssassin's Node::decode), bytes.
+local function part_decoded(p)
+  local cte = p.get_cte and p:get_cte() or ''
+  if tostring(cte):lower() == 'quoted-printable' then
+    return sa_qp_decode(tostring(p:get_raw_content() or ''))
+  end
+  return tostring(p:get_content() or '')
+end
+
+-- Windows-1252, which SpamAssassin uses for ISO-8859-1 (and for 8-bit text that is not UTF-8 and
+-- declares no better charset): 0x80-0x9F as cp1252's characters, the rest as Latin-1.
+local CP1252 = {[0x80] = 0x20AC, [0x82] = 0x201A, [0x83] = 0x0192, [0x84] = 0x201E, [0x85] = 0x2026,
+  [0x86] = 0x2020, [0x87] = 0x2021, [0x88] = 0x02C6, [0x89] = 0x2030, [0x8A] = 0x0160, [0x8B] = 0x2039,
+  [0x8C] = 0x0152, [0x8E] = 0x017D, [0x91] = 0x2018, [0x92] = 0x2019, [0x93] = 0x201C, [0x94] = 0x201D,
+  [0x95] = 0x2022, [0x96] = 0x2013, [0x97] = 0x2014, [0x98] = 0x02DC, [0x99] = 0x2122, [0x9A] = 0x0161,
+  [0x9B] = 0x203A, [0x9C] = 0x0153, [0x9E] = 0x017E, [0x9F] = 0x0178}
+local function cp1252_to_utf8(s)
+  return (s:gsub('[\128-\255]', function(c)
+    local b = c:byte()
+    return utf8_char(CP1252[b] or b)
+  end))
+end
+
+-- Text of a part as SpamAssassin's normalize_charset gives it, UTF-8: transfer-decoded bytes
+-- kept when they are ASCII or valid UTF-8 (SpamAssassin tries UTF-8 first whatever the declared
+-- charset), Windows-1252 for ISO-8859-1/Windows-1252/US-ASCII/none, else Rspamd's conversion.
+local function part_utf8(p)
+  local b = part_decoded(p)
+  if not b:find('[\128-\255]') or rspamd_util.is_valid_utf8(b) then return b end
+  local ct = tostring(p.get_header and p:get_header('Content-Type') or '')
+  local cs = (ct:match('[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*"?([^";%s]+)') or ''):lower()
+  if cs == '' or cs:find('^iso%-?8859%-1$') or cs == 'windows-1252' or cs == 'cp1252' or
+      cs == 'us-ascii' or cs == 'ascii' then
+    return cp1252_to_utf8(b)
+  end
+  if p:is_text() then
+    local tp = p:get_text()
+    local c = tp and tp:get_content('raw_utf')
+    if c then return tostring(c) end
+  end
+  return b
+end
+
+-- Message.pm get_rendered_body_text_array: Subject first, then every text/plain and text/html
+-- part rendered, a newline between parts, white space collapsed, split into lines.
+local function rendered_body(task, memo)
+  if memo.body then return memo.body end
+  local subjects = sa_header_list(task, 'Subject', false)
+  local subject = subjects[#subjects] or '\n'
+  local text, html_uris = {}, {}
+  local nonempty = false
+  for _, lp in ipairs(leaf_parts(task)) do
+    if nonempty then text[#text + 1] = '\n' end
+    local r
+    if lp.effective == 'text/plain' then
+      r = part_utf8(lp.part)
+    elseif lp.effective == 'text/html' then
+      r = part_utf8(lp.part)
+      if r ~= '' then
+        local uris
+        r, uris = html_render(r)
+        for _, u in ipairs(uris) do html_uris[#html_uris + 1] = u end
+      end
+    end
+    if r then
+      r = truncate_part(r, BODY_PART_SCAN_SIZE, {'\n', ' '})
+      text[#text + 1] = r
+    end
+    if #text > 0 and (nonempty or text[#text] ~= '') then nonempty = true end
+  end
+  local lines = {}
+  split_short_lines(subject .. collapse_ws(table.concat(text)), lines)
+  memo.body, memo.html_uris = lines, html_uris
+  return lines
+end
+
+-- Message.pm get_decoded_body_text_array: every text/* and message/* leaf part (not
+-- text/calendar) decoded from its transfer encoding, charset untouched, in pieces of 2-4 KiB.
+local function decoded_body(task, out)
+  for _, lp in ipairs(leaf_parts(task)) do
+    if (lp.effective:find('^text%f[%W]') or lp.effective:find('^message%f[%W]')) and lp.type ~= 'text/calendar' then
+      local c = part_decoded(lp.part)
+      split_short_paragraphs(truncate_part(c, RAWBODY_PART_SCAN_SIZE, {'\n', '>', ' '}), out)
+    end
+  end
+end
+
+------------------------------------------------------------------------------
+-- URIs (PerMsgStatus get_uri_list; Util uri_list_canonicalize)
+
+local function url_decode(s)
+  return (s:gsub('%%(%x%x)', function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The forms uri_list_canonicalize gives SpamAssassin's uri rules for one URI (the URI itself
+-- included). Not done: redirector_patterns other than the generic one, IDN to ASCII.
+local function sa_uri_forms(uri, add_form)
+  if #uri > MAX_URI_LENGTH then uri = uri:sub(1, MAX_URI_LENGTH) end
+  add_form(uri) -- the URI as found is always in the list
+  uri = uri:gsub('\n', ''):gsub('^%s+', ''):gsub('%s+$', ''):gsub('\r', '')
+  if #uri <= 1 or uri:find('^[#?&]') or (uri:find('^/') and not uri:find('^//')) then return end
+  if uri:lower():find('^mailto:') or uri:find('^[^:]*@') then
+    local m = uri:match('^([^@]+@[^?]+)%?')
+    if m then add_form(m) end
+    m = uri:match('^([^@]+@[^?&]+)&')
+    if m then add_form(m) end
+    if uri:find('%20', 1, true) then
+      m = uri:gsub('^[Mm][Aa][Ii][Ll][Tt][Oo]:', ''):gsub('^(%%20)+', ''):match('^([^@]+@[^?&%%]+)')
+      if m then add_form('mailto:' .. m) end
+    end
+    m = uri:match('^[^?&]*<([^@>]+@[^>]+)>')
+    if m then add_form('mailto:' .. m) end
+    return
+  end
+  local nuri = uri:gsub('\\', '/')
+  nuri = nuri:gsub('^([Hh][Tt][Tt][Pp][Ss]?:)/?/?', '%1//')
+  if nuri:find('%%%x%x') then nuri = url_decode(nuri) end
+  if not nuri:find('^[%-_%w]+:') then
+    nuri = (nuri:find('^ftp%.') and 'ftp://' or 'http://') .. nuri
+  end
+  nuri = nuri:gsub('^([Hh][Tt][Tt][Pp][Ss]?://[^/?#]+)([?#])', '%1/%2')
+  nuri = nuri:gsub('&#0*(%d+);', function(d)
+    d = tonumber(d)
+    if d >= 33 and d <= 126 then return string.char(d) end
+  end)
+  nuri = nuri:gsub('&#[xX]0*(%x+);', function(h)
+    local d = tonumber(h, 16)
+    if d >= 0x21 and d <= 0x7e then return string.char(d) end
+  end)
+  if nuri ~= uri then add_form(nuri) end
+  local host, rest
+  local proto, auth, after = nuri:match('^([Hh][Tt][Tt][Pp][Ss]?://)([^@/?#]*@)()')
+  if proto then
+    host = nuri:sub(after):match('^[^/?#:]+')
+    if host then rest = nuri:sub(after + #host) end
+  else
+    proto, host, rest = nuri:match('^([Hh][Tt][Tt][Pp][Ss]?://)([^/?#:]+)(.*)$')
+    auth = ''
+  end
+  if not (proto and host) then return end
+  local port = rest:match('^:(%d*)')
+  if port and port ~= '' then
+    local noport
+    if proto:lower() == 'http://' then noport = rest:gsub('^:80%f[%D]', '', 1) else noport = rest:gsub('^:443%f[%D]', '', 1) end
+    if noport ~= rest then add_form(proto .. host .. noport) end
+  end
+  if host:find('[%z\1- ]') then
+    host = host:gsub('[%z\1- ]', '')
+    add_form(proto .. host .. rest)
+  end
+  local target = rest:match('([Hh][Tt][Tt][Pp][Ss]?:/?/?[^&#]+)')
+  if target and target:find('.', 1, true) then sa_uri_forms(target, add_form) end
+  local stripped = host:gsub('[^0-9A-Za-z]+$', '')
+  if stripped ~= host then
+    host = stripped
+    add_form(proto .. host .. rest)
+  end
+  local a, b, c, d = host:match('^(%d+)%.(%d+)%.(%d+)%.(%d+)$')
+  if a then
+    local function octet(x) -- leading zeros: octal, as SpamAssassin reads them
+      local o = x:match('^0+([1-3][0-7]?[0-7]?)$') or x:match('^0+([4-7][0-7]?)$')
+      if o then return tostring(tonumber(o, 8)) end
+      return (x:gsub('^0+', ''))
+    end
+    add_form(proto .. table.concat({octet(a), octet(b), octet(c), octet(d)}, '.') .. rest)
+  elseif host:find('^%d+$') then
+    local n = tonumber(host) % 4294967296
+    add_form(string.format('%s%d.%d.%d.%d%s', proto, math.floor(n / 16777216), math.floor(n / 65536) % 256,
+        math.floor(n / 256) % 256, n % 256, rest))
+  elseif proto:lower() == 'http://' and auth == '' and not port and host:lower() ~= 'localhost' then
+    -- http://foobar -> http://www.foobar.com, as Firefox does (SpamAssassin bug 6596)
+    local label = host:match('^[Ww][Ww][Ww]%.([^.]+)$') or host:match('^([^.]+)$')
+    if label then add_form(proto .. 'www.' .. label .. '.com' .. rest) end
+  end
+end
+
+-- The URI list of SpamAssassin's uri rules: the URIs found in the rendered body text (whose first
+-- line is the Subject; mail addresses as mailto: URIs) and those of HTML tags, each with its
+-- canonicalized forms. Sorted, unique.
+local function sa_uri_list(task, memo)
+  if memo.uris then return memo.uris end
+  local set, list = {}, {}
+  local function add_form(f)
+    if not set[f] then
+      set[f] = true
+      list[#list + 1] = f
+    end
+  end
+  -- URIs in the rendered body text (Subject included), found by Rspamd's URL finder
+  -- (rspamd_url.all: no max_lua_urls cap); SpamAssassin's text parser drops trailing punctuation
+  for _, u in ipairs(rspamd_url.all(task:get_mempool(), table.concat(rendered_body(task, memo))) or {}) do
+    local raw = tostring(u:get_raw() or u:get_text())
+    if u:get_protocol() == 'mailto' then raw = raw:gsub('^[Mm][Aa][Ii][Ll][Tt][Oo]://', 'mailto:') end
+    raw = raw:gsub('^([^(]*)%).*$', '%1'):gsub("[-~!@#^&*()_+=:;'?,.]+$", '')
+    sa_uri_forms(raw, add_form)
+  end
+  -- URIs of HTML tags, as SpamAssassin's HTML parser collects them
+  for _, u in ipairs(memo.html_uris or {}) do sa_uri_forms(u, add_form) end
+  table.sort(list)
+  memo.uris = list
+  return list
+end
+
+------------------------------------------------------------------------------
+
 -- Pseudo-headers that SpamAssassin computes from its relay trust path, which Rspamd has not.
 local TRUST_PATH_HEADERS = {
   ['ALL-TRUSTED'] = true, ['ALL-UNTRUSTED'] = true, ['ALL-INTERNAL'] = true, ['ALL-EXTERNAL'] = true,
   ['X-Spam-Relays-Trusted'] = true, ['X-Spam-Relays-Untrusted'] = true,
   ['X-Spam-Relays-Internal'] = true, ['X-Spam-Relays-External'] = true,
 }
-local ADDRESS_PARTS = {addr = true, name = true, addrlist = true, namelist = true}
+local HEADER_MODIFIERS = {raw = true, addr = true, name = true, first = true, last = true}
 
-local KNOWN_CLASSES = 'body, rawbody, full, url, header:NAME[:raw][:addr|:name|:addrlist|:namelist], ' ..
-    'rawheader:NAME'
+local KNOWN_CLASSES = 'body, rawbody, full, url, header:NAME[:raw][:addr|:name][:first|:last] ' ..
+    '(NAME also ALL, ToCc, MESSAGEID, EnvelopeFrom), rawheader:NAME'
 
--- Returns the extractor for `cls`, or nil and a reason.
+-- Returns the extractor for `cls`, or nil and a reason. Header extractors add one buffer when
+-- the header is present (SpamAssassin's get() finds a value), none when it is absent.
 local function make_extractor(cls)
   if cls == 'body' then
-    -- SpamAssassin `body` as Rspamd's own SpamAssassin support builds it (re_cache's SABODY):
-    -- the decoded Subject first ("considered part of the body and becomes the first paragraph",
-    -- SpamAssassin's docs), then each text part decoded to UTF-8, HTML tags and line breaks removed.
-    local parts = text_parts('content_oneline')
-    return function(task, out)
-      add(out, task:get_header('Subject'))
-      parts(task, out)
+    -- SpamAssassin `body`: one buffer per element of the rendered body text array
+    return function(task, out, memo)
+      for _, l in ipairs(rendered_body(task, memo)) do out[#out + 1] = l end
     end
   elseif cls == 'rawbody' then
-    -- Text parts decoded from base64/quoted-printable, HTML kept, charset untouched (SA `rawbody`).
-    -- (text_part:get_raw_content() would be the undecoded transfer encoding.)
-    return text_parts('raw_parsed')
+    return function(task, out) decoded_body(task, out) end
   elseif cls == 'full' then
     return function(task, out) add(out, task:get_content()) end
   elseif cls == 'url' then
-    return function(task, out)
-      for _, u in ipairs(task:get_urls() or {}) do add(out, u:get_text()) end
+    return function(task, out, memo)
+      for _, u in ipairs(sa_uri_list(task, memo)) do out[#out + 1] = u end
     end
   end
   local kind, hdr, rest = cls:match('^(%a+):([^:]+)(.*)$')
   if kind ~= 'header' and kind ~= 'rawheader' then
     return nil, 'unknown class (known: ' .. KNOWN_CLASSES .. ')'
   end
-  local raw, part = kind == 'rawheader', nil
+  local seen_mod = {}
   for mod in rest:gmatch(':([^:]*)') do
-    if mod == 'raw' and not raw then
-      raw = true
-    elseif ADDRESS_PARTS[mod] and not part then
-      part = mod
-    else
+    if not HEADER_MODIFIERS[mod] or seen_mod[mod] then
       return nil, string.format('unsupported header modifier ":%s" (known: ' .. KNOWN_CLASSES .. ')', mod)
     end
+    seen_mod[mod] = true
   end
   if TRUST_PATH_HEADERS[hdr] then
     return nil, 'a SpamAssassin pseudo-header computed from its relay trust path, which Rspamd does not have'
   end
-  if hdr == 'ALL' then
-    if part then return nil, 'header:ALL takes no address modifier' end
-    return function(task, out) add(out, task:get_raw_headers()) end
-  end
-  if hdr == 'EnvelopeFrom' then
-    return function(task, out)
-      local from = task:get_from('smtp')
-      if from and from[1] and from[1].addr ~= '' then add(out, from[1].addr) end
-    end
-  end
-  return header_extractor(HEADER_ALIASES[hdr] or {hdr}, raw, part)
+  local req = hdr .. rest
+  if kind == 'rawheader' and not seen_mod.raw then req = req .. ':raw' end
+  return function(task, out) add(out, sa_header_value(task, req)) end
 end
 
 ------------------------------------------------------------------------------
@@ -306,7 +992,7 @@ end
 -- rspamd_tcp's "complete" mode hands the callback whatever the first read() returned (not
 -- everything up to EOF), so the reply is reassembled here: while the frames are incomplete
 -- another read is queued on the connection with conn:add_read().
-local function request(ctx, opcode, pieces, body_len, timeout, cb)
+local function request(ctx, opcode, pieces, body_len, timeout, cb, flags)
   if 6 + body_len > settings.max_frame then
     cb(nil, string.format('request of %d bytes exceeds max_frame %d', 6 + body_len, settings.max_frame),
         'too_large')
@@ -344,7 +1030,7 @@ local function request(ctx, opcode, pieces, body_len, timeout, cb)
     config = rspamd_config,
     host = settings.socket,
     timeout = timeout,
-    data = make_frame(id, opcode, FLAG_CLOSE, pieces, body_len),
+    data = make_frame(id, opcode, FLAG_CLOSE + (flags or 0), pieces, body_len),
     callback = on_read,
   })
   if not ok then
@@ -446,11 +1132,17 @@ end
 local function build_scan(task, want)
   local name = str4(settings.ruleset)
   local pieces, body_len, n, sent = {name, ''}, #name + 4, 0, {}
+  local memo = {}
   for _, e in ipairs(current_extractors()) do
     if want(e.cls) then
       sent[e.cls] = true
       local bufs = {}
-      e.fn(task, bufs)
+      local ok, err = pcall(e.fn, task, bufs, memo)
+      if not ok then
+        -- a message the buffer building cannot handle: scan it without this class
+        rspamd_logger.errx(task, 'regexd: building class %s failed: %s', e.cls, err)
+        bufs = {}
+      end
       for _, b in ipairs(bufs) do
         local cls = str4(e.cls)
         pieces[#pieces + 1] = cls
@@ -496,6 +1188,13 @@ end
 
 local scan -- forward
 
+-- Options of one other_symbol: Rspamd keeps fewer than `default_max_shots` (100) options and
+-- `max_opts_len` (4096) bytes of options per symbol and drops the rest.
+local OTHER_CHUNK_OPTIONS, OTHER_CHUNK_BYTES = 90, 3500
+local function other_symbol_name(k)
+  return k == 1 and settings.other_symbol or string.format('%s_%d', settings.other_symbol, k)
+end
+
 local function apply(task, res, nbufs)
   local others = {}
   for _, rh in ipairs(res.hits) do
@@ -507,7 +1206,25 @@ local function apply(task, res, nbufs)
     end
   end
   if #others > 0 and settings.other_symbol ~= '' then
-    task:insert_result(settings.other_symbol, 1.0, others)
+    -- Rspamd keeps fewer than default_max_shots (100) options per symbol and at most max_opts_len
+    -- (4096) bytes of them: the rules go into other_symbol, other_symbol_2, ... in chunks below both
+    local chunk, bytes, k = {}, 0, 1
+    local function flush()
+      if #chunk == 0 then return end
+      if k > settings.other_symbols then
+        rspamd_logger.warnx(task, 'regexd: %s more rules matched than %s x %s symbols hold: %s', #chunk,
+            settings.other_symbol, settings.other_symbols, chunk)
+      else
+        task:insert_result(other_symbol_name(k), 1.0, chunk)
+      end
+      chunk, bytes, k = {}, 0, k + 1
+    end
+    for _, rule in ipairs(others) do
+      if #chunk >= OTHER_CHUNK_OPTIONS or bytes + #rule > OTHER_CHUNK_BYTES then flush() end
+      chunk[#chunk + 1] = rule
+      bytes = bytes + #rule
+    end
+    flush()
   end
   if #res.limited > 0 then
     rspamd_logger.infox(task, 'regexd: rules stopped at a PCRE2 resource limit (answer unknown): %s',
@@ -522,7 +1239,11 @@ end
 -- triggers another one.
 scan = function(task, want, retried)
   local pieces, body_len, n, sent = build_scan(task, want)
-  if n == 0 then
+  -- MESSAGE: the buffers are the whole message, so regexd treats a header class without a buffer
+  -- as an absent header ([if-unset: ...], exists:, !~ rules). Only sent to a regexd that announced
+  -- it in its greeting (an older one rejects unknown flag bits).
+  local message_flag = server_caps and (server_caps % (2 * CAP_MESSAGE) >= CAP_MESSAGE)
+  if n == 0 and not message_flag then
     lua_util.debugm(N, task, 'nothing to scan')
     return
   end
@@ -530,6 +1251,13 @@ scan = function(task, want, retried)
     local res
     if r then res, why = parse_scan_reply(r) end
     if not res then
+      if not retried and message_flag and why:find('^error 1 ') and
+          not (server_caps and server_caps % (2 * CAP_MESSAGE) >= CAP_MESSAGE) then
+        -- regexd was replaced by one without MESSAGE since the last greeting: scan again without it
+        rspamd_logger.infox(task, 'regexd: %s; scanning again without the MESSAGE flag', why)
+        scan(task, want, true)
+        return
+      end
       if not retried and why:find('^error 5 ') then
         -- the rule set lost a class: learn the new list and scan again once
         rspamd_logger.infox(task, 'regexd: %s; refreshing the classes of rule set %s and scanning again',
@@ -554,7 +1282,7 @@ scan = function(task, want, retried)
         scan(task, function(c) return ruleset_info.classes[c] and not sent[c] end, true)
       end)
     end
-  end)
+  end, message_flag and FLAG_MESSAGE or 0)
 end
 
 local function regexd_check(task)
@@ -670,6 +1398,99 @@ local function setup_rules_push()
 end
 
 ------------------------------------------------------------------------------
+-- Symbols and scores from SpamAssassin .cf files (option spamassassin_rules)
+
+-- Rule types whose rules regexd runs (and SpamAssassin meta rules, which it evaluates);
+-- `eval:` rules of these types are not regexd's.
+local SA_RULE_TYPES = {body = true, rawbody = true, full = true, uri = true, header = true, meta = true}
+
+-- Reads the .cf files that `globs` name (each glob's files in sorted order, as SpamAssassin reads
+-- a rule directory) as one configuration and returns {NAME = {score = S, description = D}} for
+-- every public rule (name not starting with "__", score non-zero in score set `set`, 0-3).
+-- Scores follow SpamAssassin: one value is all four sets, "(x)" is relative to the set before,
+-- a rule without a score line gets 1.0 (T_ rules 0.01), negated for `tflags nice`.
+-- Conditionals (if, ifplugin) are not evaluated: every rule of every file counts.
+-- Returns the table, the number of files read and a list of problems.
+local function load_sa_rules(globs, set)
+  local defs, scores, descs, tflags = {}, {}, {}, {}
+  local problems, files = {}, 0
+  if type(globs) == 'string' then globs = {globs} end
+  for _, g in ipairs(globs or {}) do
+    local list = rspamd_util.glob(g) or {}
+    table.sort(list)
+    if #list == 0 and not g:find('[*?%[]') then problems[#problems + 1] = g .. ': no such file' end
+    for _, path in ipairs(list) do
+      local f = io.open(path, 'r')
+      if not f then
+        problems[#problems + 1] = path .. ': cannot be read'
+      else
+        files = files + 1
+        for line in f:lines() do
+          line = line:gsub('^%s+', '')
+          local hash = line:find('#', 1, true)
+          while hash and hash > 1 and line:sub(hash - 1, hash - 1) == '\\' do
+            hash = line:find('#', hash + 1, true)
+          end
+          if hash then line = line:sub(1, hash - 1) end
+          local kw, name, rest = line:match('^(%S+)%s+(%S+)%s*(.*)$')
+          if kw then
+            rest = rest:gsub('%s+$', '')
+            if SA_RULE_TYPES[kw] then
+              defs[name] = (not rest:find('^eval:')) or nil -- a later definition replaces an earlier one
+            elseif kw == 'score' then
+              local vals, relative = {}, false
+              for v in rest:gmatch('%S+') do
+                local inner = v:match('^%((%-?[%d.]+)%)$')
+                if inner then relative = true; v = inner end
+                vals[#vals + 1] = tonumber(v)
+              end
+              if (#vals == 1 or #vals == 4) and vals[#vals] then
+                if #vals == 1 then vals = {vals[1], vals[1], vals[1], vals[1]} end
+                local old = scores[name]
+                if relative and old then
+                  for i = 1, 4 do vals[i] = old[i] + vals[i] end
+                end
+                if not relative or old then scores[name] = vals end
+              end
+            elseif kw == 'describe' then
+              descs[name] = rest
+            elseif kw == 'tflags' then
+              tflags[name] = rest
+            end
+          end
+        end
+        f:close()
+      end
+    end
+  end
+  local res = {}
+  for name in pairs(defs) do
+    if not name:find('^__') then
+      local score
+      if scores[name] then
+        score = scores[name][set + 1]
+      else
+        score = name:find('^T_') and 0.01 or 1.0
+        if tflags[name] and (' ' .. tflags[name] .. ' '):find('%snice%s') then score = -score end
+      end
+      if score and score ~= 0 then res[name] = {score = score, description = descs[name]} end
+    end
+  end
+  return res, files, problems
+end
+
+-- Under `rspamadm lua` (tests, the SpamAssassin referee harness): hand the buffer building to the
+-- caller instead of configuring the module.
+local test_exports = rawget(_G, 'regexd_test_exports')
+if type(test_exports) == 'table' then
+  test_exports.make_extractor = make_extractor
+  test_exports.html_render = html_render
+  test_exports.collapse_ws = collapse_ws
+  test_exports.load_sa_rules = load_sa_rules
+  return
+end
+
+------------------------------------------------------------------------------
 -- Configuration
 
 local opts = rspamd_config:get_all_opt(N)
@@ -680,6 +1501,7 @@ end
 settings = lua_util.override_defaults(settings, opts)
 -- override_defaults merges arrays index by index: a configured list replaces the default one
 if opts.classes ~= nil then settings.classes = opts.classes end
+if opts.spamassassin_rules ~= nil then settings.spamassassin_rules = opts.spamassassin_rules end
 if not settings.enabled then
   lua_util.disable_module(N, 'config')
   return
@@ -701,6 +1523,12 @@ if not settings.timeout or settings.timeout <= 0 then
 end
 settings.max_frame = tonumber(settings.max_frame) or 64 * 1024 * 1024
 settings.other_score = tonumber(settings.other_score) or 0.0
+settings.other_symbols = math.max(1, math.floor(tonumber(settings.other_symbols) or 32))
+settings.score_set = tonumber(settings.score_set) or 0
+if settings.score_set ~= 0 and settings.score_set ~= 1 and settings.score_set ~= 2 and settings.score_set ~= 3 then
+  config_error('option score_set must be 0, 1, 2 or 3; using 0')
+  settings.score_set = 0
+end
 
 if type(settings.classes) == 'string' then settings.classes = {settings.classes} end
 local seen = {}
@@ -734,14 +1562,17 @@ local id = rspamd_config:register_symbol({
   group = settings.group,
 })
 if settings.other_symbol ~= '' then
-  rspamd_config:register_symbol({
-    name = settings.other_symbol,
-    type = 'virtual',
-    parent = id,
-    score = settings.other_score,
-    group = settings.group,
-    description = 'regexd rules without a symbol of their own (listed in the options)',
-  })
+  for k = 1, settings.other_symbols do
+    rspamd_config:register_symbol({
+      name = other_symbol_name(k),
+      type = 'virtual',
+      parent = id,
+      score = settings.other_score,
+      group = settings.group,
+      description = 'regexd rules without a symbol of their own (listed in the options)' ..
+          (k > 1 and string.format(', continued (%d)', k) or ''),
+    })
+  end
 end
 if settings.fail_symbol and settings.fail_symbol ~= '' then
   rspamd_config:register_symbol({
@@ -754,6 +1585,20 @@ if settings.fail_symbol and settings.fail_symbol ~= '' then
   })
 end
 
+-- rule id -> {score, description, name}: SpamAssassin's public rules, then `symbols` over them
+local rule_defs = {}
+if settings.spamassassin_rules then
+  local t0 = os.clock()
+  local sa, files, problems = load_sa_rules(settings.spamassassin_rules, settings.score_set)
+  for _, p in ipairs(problems) do config_error('spamassassin_rules: %s', p) end
+  local count = 0
+  for rule_id, d in pairs(sa) do
+    rule_defs[rule_id] = {score = d.score, description = d.description}
+    count = count + 1
+  end
+  rspamd_logger.infox(rspamd_config, 'regexd: %s SpamAssassin rules with a score in set %s from %s files ' ..
+      '(%s ms)', count, settings.score_set, files, math.floor((os.clock() - t0) * 1000))
+end
 for rule_id, v in pairs(settings.symbols or {}) do
   local score, description, name
   if type(v) == 'table' then
@@ -764,17 +1609,21 @@ for rule_id, v in pairs(settings.symbols or {}) do
   if score == nil then
     config_error('symbols.%s: a score (number) or {score = N; description = "..."} is required', rule_id)
   else
-    name = name or (settings.symbol_prefix .. rule_id)
-    rule_symbols[rule_id] = name
-    rspamd_config:register_symbol({
-      name = name,
-      type = 'virtual',
-      parent = id,
-      score = score,
-      group = settings.group,
-      description = description or ('regexd rule ' .. rule_id),
-    })
+    local d = rule_defs[rule_id] or {}
+    rule_defs[rule_id] = {score = score, description = description or d.description, name = name}
   end
+end
+for rule_id, d in pairs(rule_defs) do
+  local name = d.name or (settings.symbol_prefix .. rule_id)
+  rule_symbols[rule_id] = name
+  rspamd_config:register_symbol({
+    name = name,
+    type = 'virtual',
+    parent = id,
+    score = d.score,
+    group = settings.group,
+    description = d.description or ('regexd rule ' .. rule_id),
+  })
 end
 
 rspamd_config:add_on_load(function(_, ev_base, worker)
