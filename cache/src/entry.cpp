@@ -311,6 +311,8 @@ Result<std::string> build_image(std::string_view entry_bytes) {
   auto hdr = check_structure(entry_bytes);
   if (!hdr) return hdr.error();
   const fb::Header* h = *hdr;
+  // Blob bounds and class tables are read below: never on an unchecked header.
+  if (auto st = check_layout(h); !st) return st.error();
   struct Rec {
     std::uint32_t cls, which;
     std::string_view blob;

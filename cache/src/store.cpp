@@ -136,6 +136,11 @@ void Store::note_loaded(const CacheKey& key) {
 Result<std::shared_ptr<const engine::Scanner>> Store::load_image(const CacheKey& key, const std::string& bytes) {
   fs::path img = platform_dir_ / (key.hex() + std::string(kImageExt));
   for (int attempt = 0; attempt < 2; ++attempt) {
+    // The entry is validated in full (everything but deserializing its
+    // databases) before an image is built from it: build_image trusts what
+    // it reads, and a resealed hostile entry must end here as a miss.
+    auto set = decode_entry(bytes, key, tags_, DecodeOptions{true});
+    if (!set) return set.error();
     if (!fs::exists(img)) {
       auto image = build_image(bytes);
       if (!image) return image.error();
@@ -143,8 +148,6 @@ Result<std::shared_ptr<const engine::Scanner>> Store::load_image(const CacheKey&
     }
     auto map = map_file(img);
     if (!map) return map.error();
-    auto set = decode_entry(bytes, key, tags_, DecodeOptions{true});
-    if (!set) return set.error();
     auto st = attach_image(**set, bytes, (*map)->view(), *map);
     if (st) return engine::Scanner::from_compiled(std::move(*set));
     log(LogLevel::kWarning, img.string() + ": " + st.error().message + "; rebuilding it");

@@ -89,11 +89,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
     auto hit = options_.store->get(key);
     if (hit && (*hit)->rule_count() > 0) {
       stats->cache_hits++;
-      {
-        std::lock_guard lock(mu_);
-        number = ++next_number_[name];
-      }
-      auto v = make_version(name, number, std::move(*hit), "hyperscan", "cache", origin, stats);
+      auto v = make_version(name, 0, std::move(*hit), "hyperscan", "cache", origin, stats);
       v->build_ms = ms_since(t0);
       // Rules PCRE2 rejected are not in the entry; only when there are some
       // is the (JIT-compiling) PCRE2 pass worth running to name them.
@@ -104,7 +100,12 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
         if (engine::Scanner::compile(rules, probe, &report)) out.rejected = report.rejected;
       }
       {
+        // The number is taken where the version is installed, under one
+        // lock: a load that took it before the probe above could otherwise
+        // install an older version over a newer one that was loaded during
+        // the probe.  Numbers are therefore installation order.
         std::lock_guard lock(mu_);
+        v->number = number = ++next_number_[name];
         current_[name] = v;
       }
       spdlog::info("rule set {} version {}: {} rules loaded from the cache in {:.1f} ms", name, number,
@@ -175,7 +176,15 @@ void Registry::worker() {
     jobs_.pop_front();
     busy_ = true;
     lock.unlock();
-    run_job(job);
+    // The job boundary: nothing a rules text or a cache file can make a
+    // build throw may end this thread (std::terminate, the daemon with it).
+    // PCRE2 keeps answering for that version, as after a failed build.
+    try {
+      run_job(job);
+    } catch (const std::exception& e) {
+      spdlog::error("rule set {} version {}: Hyperscan build failed ({}); PCRE2 keeps answering", job.name,
+                    job.number, e.what());
+    }
     lock.lock();
     busy_ = false;
     if (jobs_.empty()) idle_cv_.notify_all();

@@ -16,6 +16,7 @@
 #include "regexd/cache/store.h"
 #include "regexd/engine/compiled_set.h"
 #include "regexd/engine/serialize.h"
+#include "hostile_entry.h"
 
 namespace fs = std::filesystem;
 using namespace regexd;
@@ -378,6 +379,32 @@ TEST_F(CacheTest, SharedImagesAreMappedValidatedAndRebuilt) {
   EXPECT_EQ(answers(**second), answers(*plain->scanner));
   EXPECT_NE(slurp(img), bytes);
   EXPECT_GT(count_logs(LogLevel::kWarning), 0u);
+}
+
+// Issue 14 item 8: with shared images on, an entry is validated before an
+// image is built from it.  A resealed entry whose blob lies outside the file
+// made build_image throw std::out_of_range, which killed the daemon's
+// registry thread; now it is a corrupt entry: moved aside, a miss.
+TEST_F(CacheTest, AResealedHostileEntryIsRefusedBeforeAnImageIsBuilt) {
+  auto rules = small_rules();
+  ASSERT_TRUE(open_store()->get_or_compile(rules, {}, "small").ok());
+  auto store = open_store(/*shared=*/true);
+  CacheKey key = store->key_for(rules, {});
+  std::string hostile = test::with_blob_outside_the_file(slurp(store->entry_path(key)));
+  ASSERT_FALSE(hostile.empty()) << "the test could not find the blob offset to edit";
+  spit(store->entry_path(key), hostile);
+  EXPECT_FALSE(build_image(hostile).ok());
+  auto got = store->get(key);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, ErrorCode::kCorrupt) << got.error().message;
+  EXPECT_FALSE(fs::exists(store->platform_dir() / (key.hex() + ".rxdimg")));
+  EXPECT_TRUE(fs::exists(store->entry_path(key).string() + ".corrupt"));
+  // The next compile replaces it, and the image follows.
+  auto again = store->get_or_compile(rules, {}, "small");
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  LoadResult::Source src{};
+  ASSERT_TRUE(store->get(key, &src).ok());
+  EXPECT_EQ(src, LoadResult::Source::kSharedImage);
 }
 
 // Hyperscan places a database's bytecode at the first 64-aligned address after

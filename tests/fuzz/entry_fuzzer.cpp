@@ -11,6 +11,8 @@
 // Whatever the edits, decode_entry must return an error or a set that
 // scans without a memory error.
 //
+// Every edited entry also goes down the store's shared-image path
+// (validate, build an image from it, attach, scan), and build_image alone.
 // Inputs with an odd first byte edit the shared image (.rxdimg) built from
 // the seed instead, within its header and record table (the bytes regexd
 // interprets; the databases themselves are Hyperscan's bytecode, which
@@ -115,21 +117,44 @@ std::size_t apply_edits(std::string& bytes, std::size_t limit, const std::uint8_
   return i;
 }
 
+// Readers map images page-aligned; give a copy in memory the same alignment.
+std::shared_ptr<char> page_aligned_copy(const std::string& img) {
+  std::shared_ptr<char> mem(static_cast<char*>(std::aligned_alloc(4096, (img.size() + 4095) / 4096 * 4096)),
+                            &std::free);
+  std::memcpy(mem.get(), img.data(), img.size());
+  return mem;
+}
+
 void fuzz_image(const Seed& s, const std::uint8_t* data, std::size_t size) {
   std::string img = s.image;
   std::uint32_t records = 0;
   std::memcpy(&records, img.data() + 12, 4);  // little-endian hosts only, as the format
   apply_edits(img, 32 + 24 * static_cast<std::size_t>(records), data, size);
   reseal(img);
-  // Readers map images page-aligned; give the edited copy the same alignment.
-  std::shared_ptr<char> mem(static_cast<char*>(std::aligned_alloc(4096, (img.size() + 4095) / 4096 * 4096)),
-                            &std::free);
-  std::memcpy(mem.get(), img.data(), img.size());
+  auto mem = page_aligned_copy(img);
   cache::DecodeOptions no_dbs;
   no_dbs.skip_databases = true;
   auto set = cache::decode_entry(s.entry, s.key, s.tags, no_dbs);
   if (!set.ok()) std::abort();  // the entry itself is untouched
   if (!cache::attach_image(**set, s.entry, std::string_view(mem.get(), img.size()), mem).ok()) return;
+  auto scanner = engine::Scanner::from_compiled(std::move(*set));
+  if (scanner.ok()) scan_all(**scanner);
+}
+
+// The store's path with shared images on (Store::load_image): validate the
+// entry without its databases, build an image from it, attach the image and
+// scan.  build_image is also called on the unvalidated entry: it must refuse
+// what decode_entry refuses, not read out of bounds or throw.
+void shared_image_path(const Seed& s, const std::string& entry) {
+  (void)cache::build_image(entry);
+  cache::DecodeOptions no_dbs;
+  no_dbs.skip_databases = true;
+  auto set = cache::decode_entry(entry, s.key, s.tags, no_dbs);
+  if (!set.ok()) return;
+  auto image = cache::build_image(entry);
+  if (!image.ok()) return;
+  auto mem = page_aligned_copy(*image);
+  if (!cache::attach_image(**set, entry, std::string_view(mem.get(), image->size()), mem).ok()) return;
   auto scanner = engine::Scanner::from_compiled(std::move(*set));
   if (scanner.ok()) scan_all(**scanner);
 }
@@ -154,6 +179,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   reseal(e);
 
   (void)cache::inspect_entry(e);
+  shared_image_path(s, e);
   auto set = cache::decode_entry(e, s.key, s.tags);
   if (!set.ok()) return 0;
   auto scanner = engine::Scanner::from_compiled(std::move(*set));

@@ -69,7 +69,9 @@ Result<std::unique_ptr<engine::CompiledSet>> decode_entry(std::string_view bytes
 // The epilogue checksum of entry bytes (already validated).
 std::string entry_checksum(std::string_view bytes);
 
-// Shared images: builds image bytes for a validated entry.
+// Shared images: builds image bytes for an entry that decode_entry accepted
+// (the store decodes first).  It repeats the structure and layout checks
+// itself, so a damaged entry is an error here too, never a wild read.
 Result<std::string> build_image(std::string_view entry_bytes);
 // Attaches the databases of a mapped image (`image` must stay mapped while
 // the set lives; pass its owner as keepalive) to a set decoded with
