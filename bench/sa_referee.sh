@@ -20,12 +20,12 @@
 #        REGEXCTL_BIN      regexctl next to it
 #        REGEXD_CORPUS_DIR the corpus (default ~/.cache/regexd/corpus)
 #        REGEXD_SA_RULES_DIR SpamAssassin's rules (default /usr/share/spamassassin)
-#        SA_REFEREE_CACHE  regexd's cache dir (default ~/.cache/regexd/sa-referee; a cold start
-#                          answers with PCRE2 while Hyperscan compiles: same answers, more CPU)
+#        SA_REFEREE_CACHE  regexd's cache dir (default ~/.cache/regexd/sa-referee)
 #        RSPAMD_HS_CACHE   Rspamd's own Hyperscan cache (default ~/.cache/regexd/sa-referee-rspamd)
 #        SA_REFEREE_REPORT write the report (Markdown) here too, and REPORT.json
 #        SA_REFEREE_MIN_PUBLIC, SA_REFEREE_MIN_SUB  minimum % of messages identical; below: exit 1
 #        SA_REFEREE_METAS  auto (default: regexd evaluates metas if its answers hold any), yes, no
+#        SA_REFEREE_PREWARM=0 skip `regexd --prewarm` (default on: compile into the cache first)
 #        SA_REFEREE_KEEP=1 keep the temp dir (logs, every answer)
 set -euo pipefail
 
@@ -65,7 +65,7 @@ cleanup() {
   if [[ $rc -ne 0 ]]; then
     echo "---- regexd log (tail) ----" >&2; tail -n 20 "$tmp/regexd.log" 2>/dev/null >&2 || true
     echo "---- rspamd log (regexd lines, errors) ----" >&2
-    grep -E 'regexd|error' "$tmp/log/rspamd.log" 2>/dev/null | tail -n 20 >&2 || true
+    grep -E 'regexd:|error|failed' "$tmp/log/rspamd.log" 2>/dev/null | tail -n 20 >&2 || true
   fi
   if [[ ${SA_REFEREE_KEEP:-0} == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
   exit "$rc"
@@ -80,9 +80,18 @@ n=$(wc -l <"$tmp/messages.txt")
 # ---------------------------------------------------------------------------------------------
 # regexd: SpamAssassin's rules as rule set "sa" (the daemon's own file order: sorted, as SA reads)
 sock=$tmp/regexd.sock
+regexd_rules=(--cache "$cache" --rules "$sa_rules"/*.cf --format spamassassin --name sa)
+if [[ ${SA_REFEREE_PREWARM:-1} == 1 ]]; then
+  # Without it regexd answers with PCRE2 while Hyperscan compiles in the background (same answers),
+  # and that compile (1.5 min of both cores on a quiet machine) would slow SpamAssassin down and be
+  # lost when regexd stops. Once in the cache this takes a second.
+  t0=$(date +%s)
+  "$regexd_bin" --prewarm "${regexd_rules[@]}" >"$tmp/prewarm.log" 2>&1 ||
+    die "regexd --prewarm failed: $(tail -n 3 "$tmp/prewarm.log")"
+  log "regexd --prewarm: $(($(date +%s) - t0)) s"
+fi
 log "starting regexd ($regexd_bin) on $sa_rules/*.cf"
-"$regexd_bin" --socket "$sock" --cache "$cache" --rules "$sa_rules"/*.cf --format spamassassin \
-  --name sa >"$tmp/regexd.log" 2>&1 &
+"$regexd_bin" --socket "$sock" "${regexd_rules[@]}" >"$tmp/regexd.log" 2>&1 &
 regexd_pid=$!
 for _ in $(seq 1200); do
   kill -0 "$regexd_pid" 2>/dev/null || die "regexd exited during start-up: $(tail -n 3 "$tmp/regexd.log")"
@@ -151,6 +160,15 @@ args=(compare "$tmp/lists" "$tmp/sa.jsonl" "$tmp/rspamd.jsonl" --metas "${SA_REF
 [[ -n ${SA_REFEREE_MIN_SUB:-} ]] && args+=(--min-sub "$SA_REFEREE_MIN_SUB")
 rc=0
 python3 "$src/tests/support/sa_referee_compare.py" "${args[@]}" || rc=$?
+# A Lua error in the plugin leaves a message without any regexd answer (no REGEXD_FAIL either).
+plugin_errors=$(grep -c 'call to (REGEXD[A-Z_]*) failed' "$tmp/log/rspamd.log" || true)
+if ((plugin_errors > 0)); then
+  echo
+  echo "**The plugin failed (Lua error) on $plugin_errors messages**, which then carry no regexd answer:" \
+    "$(grep -o 'call to (REGEXD[A-Z_]*) failed.*' "$tmp/log/rspamd.log" | head -1 | cut -c1-300)"
+  [[ -n ${SA_REFEREE_REPORT:-} ]] && echo "**The plugin failed (Lua error) on $plugin_errors messages.**" >>"$SA_REFEREE_REPORT"
+  rc=1
+fi
 echo
 echo "regexd $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?') ($regexd_bin): $regexd_state at start;" \
   "$lists_summary. $(date -u +%FT%TZ), $(($(date +%s) - started)) s."
