@@ -1,5 +1,7 @@
 #include "pcre2_util.h"
 
+#include "regexd/engine/engine.h"
+
 #include <limits>
 
 namespace regexd::engine {
@@ -15,6 +17,20 @@ const pcre2_real_code_8* LazyPcre2::get(const Rule& rule) const {
     if (code_ && !(rule.flags & kNoOpt)) pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE);
   });
   return code_.get();
+}
+
+std::string exceeds_pattern_limits(const Rule& rule, const PatternLimits& limits) {
+  if (rule.pattern.size() > limits.max_bytes)
+    return "pattern of " + std::to_string(rule.pattern.size()) + " bytes, more than the " +
+           std::to_string(limits.max_bytes) + " allowed";
+  std::string error;
+  Pcre2CodePtr code = detail::pcre2_compile_rule(rule, &error);
+  std::uint32_t captures = 0;
+  if (code && pcre2_pattern_info(code.get(), PCRE2_INFO_CAPTURECOUNT, &captures) == 0 &&
+      captures > limits.max_captures)
+    return std::to_string(captures) + " capture groups, more than the " + std::to_string(limits.max_captures) +
+           " allowed";
+  return {};
 }
 
 namespace detail {
@@ -58,6 +74,7 @@ Pcre2Matcher::Pcre2Matcher(std::uint32_t match_limit, std::uint32_t depth_limit)
   if (mctx_) {
     pcre2_set_match_limit(mctx_.get(), match_limit);
     pcre2_set_depth_limit(mctx_.get(), depth_limit);
+    pcre2_set_heap_limit(mctx_.get(), kPcre2HeapLimitKiB);
     if (jit_stack_) pcre2_jit_stack_assign(mctx_.get(), nullptr, jit_stack_.get());
   }
 }

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace regexd::engine::detail {
+namespace regexd::engine {
 
 bool valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -49,4 +49,4 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-}  // namespace regexd::engine::detail
+}  // namespace regexd::engine

@@ -97,7 +97,7 @@ Result<Config> load_config(const fs::path& path) {
   if (const toml::table* t = root["server"].as_table()) {
     if (auto st = check_keys(path, *t, "server",
                              {"socket", "socket_mode", "socket_group", "tcp", "workers", "max_frame",
-                              "max_connections", "idle_timeout", "watch_interval"});
+                              "max_connections", "idle_timeout", "watch_interval", "max_pattern", "max_captures"});
         !st)
       return st.error();
     Section s{path, *t, "server", std::nullopt};
@@ -110,6 +110,8 @@ Result<Config> load_config(const fs::path& path) {
     auto max_conn = s.get<std::int64_t>("max_connections");
     auto idle = s.get<std::string>("idle_timeout");
     auto watch = s.get<std::int64_t>("watch_interval");
+    auto max_pattern = s.get<std::string>("max_pattern");
+    auto max_captures = s.get<std::int64_t>("max_captures");
     if (s.error) return *s.error;
     if (socket) c.server.socket = *socket;
     if (mode) {
@@ -149,6 +151,15 @@ Result<Config> load_config(const fs::path& path) {
     if (watch) {
       if (*watch < 100) return s.invalid("watch_interval", "expected >= 100 (ms)");
       c.server.watch_interval = std::chrono::milliseconds(*watch);
+    }
+    if (max_pattern) {
+      auto v = cache::parse_size(*max_pattern);
+      if (!v || *v < 16 || *v > (16u << 20)) return s.invalid("max_pattern", "expected a size from 16 to 16M, e.g. \"32K\"");
+      c.server.pushed_rule_limits.max_bytes = static_cast<std::size_t>(*v);
+    }
+    if (max_captures) {
+      if (*max_captures < 0 || *max_captures > 65535) return s.invalid("max_captures", "expected 0..65535");
+      c.server.pushed_rule_limits.max_captures = static_cast<std::uint32_t>(*max_captures);
     }
   } else if (root.contains("server")) {
     return invalid(*root.get("server"), "server", "expected a table");

@@ -1,5 +1,7 @@
 #include "regexd/server/protocol.h"
 
+#include "regexd/engine/utf8.h"
+
 namespace regexd::server::protocol {
 namespace {
 
@@ -18,6 +20,60 @@ Error bad(std::string_view what, std::string_view field) {
 }
 
 }  // namespace
+
+namespace {
+
+bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+// Length of the UTF-8 sequence that starts with `c` (1 for ASCII and for
+// bytes that cannot start one; valid_utf8 decides the rest).
+std::size_t sequence_length(unsigned char c) {
+  if (c >= 0xC2 && c <= 0xDF) return 2;
+  if (c >= 0xE0 && c <= 0xEF) return 3;
+  if (c >= 0xF0 && c <= 0xF4) return 4;
+  return 1;
+}
+
+}  // namespace
+
+Status check_name(std::string_view what, std::string_view value) {
+  auto refuse = [&](const std::string& why) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      std::string(what) + " '" + printable(value) + "': " + why);
+  };
+  if (value.empty()) return refuse("empty");
+  if (value.size() > kMaxNameBytes) return refuse("longer than " + std::to_string(kMaxNameBytes) + " bytes");
+  if (!engine::valid_utf8(value)) return refuse("not valid UTF-8");
+  for (unsigned char c : value)
+    if (is_control(c)) return refuse("contains a control character");
+  return {};
+}
+
+std::string printable(std::string_view s, std::size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = sequence_length(c);
+    if (c >= 0x80 && n > 1 && i + n <= s.size() && engine::valid_utf8(s.substr(i, n))) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else if (c >= 0x80 || is_control(c)) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+      ++i;
+    }
+  }
+  return out;
+}
 
 std::string_view wire_error_name(std::uint32_t code) {
   switch (static_cast<WireError>(code)) {

@@ -47,6 +47,26 @@ bool socket_is_live(const fs::path& path) {
   return live;
 }
 
+// A name from the configuration or a rule text may hold bytes that are not
+// UTF-8 (client input is checked, but not all input is client input): a
+// reply must never throw over it, so such bytes become U+FFFD.
+std::string dump_json(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+// A rule pushed by a client is held to more than the configuration's rules:
+// its class (from the text: header:NAME) is checked like the class field,
+// and its pattern against the daemon's length and capture-group limits
+// (PCRE2's memory per match grows with the groups).  Such a rule is
+// rejected and named in the report; the others load.
+void reject_unsafe_pushed_rules(engine::RuleSet& rules, const engine::PatternLimits& limits) {
+  std::erase_if(rules.rules, [&](const engine::Rule& r) {
+    std::string why;
+    if (auto st = p::check_name("class", r.cls); !st) why = st.error().message;
+    else why = engine::exceeds_pattern_limits(r, limits);
+    if (!why.empty()) rules.rejected.push_back({r.source, r.line, r.id, why});
+    return !why.empty();
+  });
+}
+
 Error sys_error(const std::string& what) { return make_error(ErrorCode::kIo, what + ": " + std::strerror(errno)); }
 
 }  // namespace
@@ -94,9 +114,12 @@ struct Server::Impl {
   Reply handle_load(const p::Frame& f);
   std::string stats_json() const;
   std::string list_json() const;
+  // `msg` may quote client bytes: it goes out as one line of valid UTF-8.
   Reply error(const p::Frame& f, p::WireError code, const std::string& msg, bool close = false) {
     errors.fetch_add(1, std::memory_order_relaxed);
-    return {p::encode_frame(f.id, p::kError, 0, p::encode_error({static_cast<std::uint32_t>(code), msg})), close};
+    return {p::encode_frame(f.id, p::kError, 0,
+                            p::encode_error({static_cast<std::uint32_t>(code), p::printable(msg, 4096)})),
+            close};
   }
   void forget(const std::shared_ptr<ConnectionBase>& c) {
     std::lock_guard lock(conns_mu);
@@ -350,7 +373,12 @@ Reply Server::Impl::handle_load(const p::Frame& f) {
   auto q = p::decode_load_rules(f.body);
   if (!q) return error(f, p::WireError::kMalformed, q.error().message, true);
   std::string name(q->name), cls(q->cls);
-  if (name.empty()) return error(f, p::WireError::kBadRules, "LOAD_RULES: empty rule-set name");
+  // Names and classes come back in JSON replies and logs: text only.
+  if (auto st = p::check_name("LOAD_RULES: rule-set name", name); !st)
+    return error(f, p::WireError::kBadRules, st.error().message);
+  if (!cls.empty())
+    if (auto st = p::check_name("LOAD_RULES " + name + ": class", cls); !st)
+      return error(f, p::WireError::kBadRules, st.error().message);
   auto format = engine::parse_rule_format(q->format);
   if (!format)
     return error(f, p::WireError::kBadRules,
@@ -358,6 +386,7 @@ Reply Server::Impl::handle_load(const p::Frame& f) {
   if (*format == engine::RuleFormat::kRspamdMap && cls.empty())
     return error(f, p::WireError::kBadRules, "LOAD_RULES " + name + ": rspamd-map needs a class");
   engine::RuleSet rules = engine::parse_rules(q->text, name, *format, cls);
+  reject_unsafe_pushed_rules(rules, cfg.pushed_rule_limits);
   auto loaded = registry.load(name, std::move(rules), "load_rules");
   if (!loaded) return error(f, p::WireError::kBadRules, loaded.error().message);
   p::LoadRulesReply a;
@@ -392,7 +421,7 @@ std::string Server::Impl::stats_json() const {
                              {"latency_us", {{"p50", v->stats->latency.percentile(0.5)},
                                              {"p99", v->stats->latency.percentile(0.99)}}}});
   }
-  return j.dump();
+  return dump_json(j);
 }
 
 std::string Server::Impl::list_json() const {
@@ -400,7 +429,7 @@ std::string Server::Impl::list_json() const {
   for (const auto& v : registry.all())
     j.push_back({{"name", v->name}, {"version", v->number}, {"state", v->state}, {"origin", v->origin},
                  {"rules", v->scanner->rule_count()}, {"classes", v->classes}});
-  return j.dump();
+  return dump_json(j);
 }
 
 Server::Server(ServerConfig config, Registry& registry)

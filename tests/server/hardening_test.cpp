@@ -5,8 +5,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <sstream>
 #include <string>
@@ -55,12 +57,63 @@ class HardeningTest : public ::testing::Test {
     EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
     return c.ok() ? std::move(*c) : nullptr;
   }
+  // The JSON of a STATS or LIST_RULESETS reply, parsed (it must parse).
+  static nlohmann::json json_of(const Result<std::string>& reply) {
+    EXPECT_TRUE(reply.ok()) << reply.error().message;
+    return reply.ok() ? nlohmann::json::parse(*reply) : nlohmann::json();
+  }
 
   fs::path dir_;
   ServerConfig cfg_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<Server> server_;
 };
+
+// Item 4: a name or class that is not UTF-8 is refused with one line of
+// valid UTF-8, and a rule set whose name is not UTF-8 (installed from the
+// configuration side, which no client check covers) cannot break a reply.
+TEST_F(HardeningTest, NamesAndClassesThatAreNotUtf8AreRefusedAndRepliesNeverThrow) {
+  ASSERT_TRUE(registry_->load("conf\xff", engine::parse_native("A body /a/\n", "c")).ok());
+  start();
+  auto c = client();
+  ASSERT_TRUE(c);
+  auto bad_name = c->load_rules({"n\xc3\x28", "native", "", "A body /a/\n"});
+  ASSERT_FALSE(bad_name.ok());
+  const std::string& m = bad_name.error().message;
+  EXPECT_NE(m.find("BAD_RULES"), std::string::npos) << m;
+  EXPECT_NE(m.find("n\\xc3(': not valid UTF-8"), std::string::npos) << m;
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  auto bad_class = c->load_rules({"n", "rspamd-map", "b\xfe", "/a/\n"});
+  ASSERT_FALSE(bad_class.ok());
+  EXPECT_NE(bad_class.error().message.find("class 'b\\xfe': not valid UTF-8"), std::string::npos)
+      << bad_class.error().message;
+  auto control = c->load_rules({"a\nb", "native", "", "A body /a/\n"});
+  ASSERT_FALSE(control.ok());
+  EXPECT_NE(control.error().message.find("a\\x0ab': contains a control character"), std::string::npos)
+      << control.error().message;
+  // A class from the rule text: that rule is rejected, the others load.
+  auto text_class = c->load_rules({"n", "native", "", "A body /a/\nB header:X\xff /b/\n"});
+  ASSERT_TRUE(text_class.ok()) << text_class.error().message;
+  EXPECT_EQ(text_class->rules, 1u);
+  EXPECT_EQ(text_class->rejected, 1u);
+  EXPECT_NE(text_class->report.find("rule B: class 'header:X\\xff': not valid UTF-8"), std::string::npos)
+      << text_class->report;
+  // Unknown names in a SCAN come back escaped too.
+  p::ScanRequest q;
+  q.ruleset = "\xff\xfe";
+  q.buffers = {{"body", "a"}};
+  auto scan = c->scan(q);
+  ASSERT_FALSE(scan.ok());
+  EXPECT_NE(scan.error().message.find("'\\xff\\xfe'"), std::string::npos) << scan.error().message;
+
+  auto list = json_of(c->list_rulesets());
+  ASSERT_EQ(list.size(), 2u) << list;
+  EXPECT_EQ(list[0]["name"], "conf\xef\xbf\xbd");  // U+FFFD
+  EXPECT_EQ(list[1]["classes"], nlohmann::json::array({"body"}));
+  auto stats = json_of(c->stats());
+  EXPECT_EQ(stats["rulesets"].size(), 2u) << stats;
+  EXPECT_TRUE(c->ping().ok());
+}
 
 // Item 8: a resealed hostile entry in a cache with shared images is a miss
 // for the registry (the load on the caller's thread and the background build
@@ -151,6 +204,65 @@ TEST_F(HardeningTest, ConcurrentLoadsOfOneNameNeverInstallAnOlderVersion) {
   EXPECT_EQ(reg.find("n")->number, highest.load());
   reg.wait_idle();
   EXPECT_EQ(reg.find("n")->number, highest.load());
+}
+
+// Item 2: the hostile rule of the issue: thousands of capture groups, the O
+// flag (PCRE2's interpreter, whose backtracking frames live on the heap and
+// grow with the groups), and a text that backtracks to the depth limit.
+std::string hostile_pattern() {
+  std::string pattern;
+  for (int i = 0; i < 3000; ++i) pattern += "(x)?";
+  return pattern + "(?:a|b)*c";
+}
+std::string hostile_text() {
+  std::string text;
+  for (int i = 0; i < 10000; ++i) text += "ab";
+  return text + "dc";
+}
+
+// The peak resident size since the last reset_peak_rss(), in MiB.
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+long peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6)) / 1024;
+  return -1;
+}
+
+TEST_F(HardeningTest, APushedRuleOverThePatternLimitsIsRejectedByName) {
+  start();
+  auto c = client();
+  ASSERT_TRUE(c);
+  std::string text = "OK body /ok/\nH body /" + hostile_pattern() + "/O\nLONG body /" + std::string(40000, 'a') + "/\n";
+  auto r = c->load_rules({"n", "native", "", text});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->rules, 1u);
+  EXPECT_EQ(r->rejected, 2u);
+  EXPECT_NE(r->report.find("n:2: rule H: 3000 capture groups, more than the 64 allowed\n"), std::string::npos)
+      << r->report;
+  EXPECT_NE(r->report.find("n:3: rule LONG: pattern of 40000 bytes, more than the 32768 allowed\n"),
+            std::string::npos)
+      << r->report;
+}
+
+// Whatever the rule, one match costs bounded memory: PCRE2's heap limit
+// makes it "limited" (answer unknown) instead of ~470 MB per thread.
+TEST_F(HardeningTest, AHostileRuleCostsBoundedMemory) {
+  auto rules = engine::parse_native("H body /" + hostile_pattern() + "/O\n", "h");
+  engine::CompileOptions pcre2_only;
+  pcre2_only.pcre2_only = true;
+  auto scanner = engine::Scanner::compile(rules, pcre2_only, nullptr);
+  ASSERT_TRUE(scanner.ok()) << scanner.error().message;
+  ASSERT_EQ((*scanner)->rule_count(), 1u);
+  std::string text = hostile_text();
+  reset_peak_rss();
+  long before = peak_rss_mib();
+  auto r = (*scanner)->scan("body", text);
+  long grown = peak_rss_mib() - before;
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->limited, std::vector<std::string>{"H"});
+  EXPECT_LT(grown, 64) << "MiB for one match of one rule";
 }
 
 }  // namespace

@@ -51,7 +51,8 @@ struct CompileOptions {
   // child, so a pattern that makes Hyperscan's analysis explode is killed
   // after this and lands in the pcre2 tier.  (Rspamd's own probe allows 1 s.)
   std::chrono::milliseconds probe_timeout{1000};
-  // PCRE2 limits applied when scanning (pcre2_set_match_limit / depth_limit).
+  // PCRE2 limits applied when scanning (pcre2_set_match_limit / depth_limit;
+  // the heap limit is kPcre2HeapLimitKiB, below).
   std::uint32_t pcre2_match_limit = 1'000'000;
   std::uint32_t pcre2_depth_limit = 10'000;
   // Put every rule in the pcre2 tier: no probe, no Hyperscan compile, so a
@@ -68,6 +69,26 @@ struct CompileOptions {
   // Off = tiers decided by the pattern text alone.  Part of the cache key.
   bool cost_check = true;
 };
+
+// PCRE2's interpreter (rules with the O flag, or where JIT is unavailable)
+// keeps its backtracking frames on the heap, each frame as large as the
+// pattern's capture vector, and each thread's matcher keeps that memory for
+// its next match: a pattern with thousands of groups reached ~470 MB per
+// thread at the depth limit.  Every matcher sets this heap limit (KiB), far
+// above what the depth limit lets a pattern with a few dozen groups use; a
+// match that reaches it is "limited" (answer unknown), like the other limits.
+inline constexpr std::uint32_t kPcre2HeapLimitKiB = 16 * 1024;
+
+// Bounds on one rule, for rules a daemon accepts from clients (LOAD_RULES)
+// rather than from its own configuration: the pattern's length and its
+// number of capture groups (what PCRE2's frame size grows with).
+struct PatternLimits {
+  std::size_t max_bytes = 32 * 1024;
+  std::uint32_t max_captures = 64;
+};
+// Empty when `rule` is within `limits`, else why not (one line).  A pattern
+// PCRE2 cannot compile passes: the compile rejects it with its own reason.
+std::string exceeds_pattern_limits(const Rule& rule, const PatternLimits& limits);
 
 struct ClassReport {
   std::string cls;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "regexd/engine/engine.h"
 #include "regexd/engine/result.h"
 #include "regexd/engine/rule.h"
 #include "regexd/server/client.h"  // default_socket_path()
@@ -39,6 +40,9 @@ struct ServerConfig {
   std::size_t max_connections = 256;
   std::chrono::seconds idle_timeout{60};
   std::chrono::milliseconds watch_interval{2000};
+  // Pattern length and capture groups of each rule pushed by LOAD_RULES
+  // (server.max_pattern, server.max_captures); a rule over them is rejected.
+  engine::PatternLimits pushed_rule_limits;
 };
 
 struct CacheConfig {

@@ -56,6 +56,18 @@ enum class WireError : std::uint32_t {
 };
 std::string_view wire_error_name(std::uint32_t code);
 
+// Rule-set names and classes travel as `str` (bytes), but they come back in
+// JSON replies (STATS, LIST_RULESETS), log lines and one-line error messages:
+// a name or class is accepted from a client only when it is valid UTF-8,
+// 1..kMaxNameBytes bytes, without control characters.  The error names
+// `what` ("rule-set name", "class") and shows the value through printable().
+inline constexpr std::size_t kMaxNameBytes = 256;
+Status check_name(std::string_view what, std::string_view value);
+// `s` as one line of valid UTF-8: control bytes and bytes that are not part
+// of a valid UTF-8 sequence become \xNN; longer than `max` bytes is cut with
+// "...".  For echoing client bytes in error messages and logs.
+std::string printable(std::string_view s, std::size_t max = 200);
+
 struct Frame {
   std::uint32_t id = 0;
   std::uint8_t opcode = 0;
