@@ -339,19 +339,20 @@ local HTML_WS = {br = '\n', div = '\n', li = ' ', th = ' ', td = ' ', dd = ' ', 
                  h1 = ' ', h2 = ' ', h3 = ' ', h4 = ' ', h5 = ' ', h6 = ' ', p = '\n\n', hr = '\n\n',
                  blockquote = '\n\n', pre = '\n\n', listing = '\n\n', plaintext = '\n\n', xmp = '\n\n',
                  title = '\n\n'}
+local HTML_TEXT_STYLE = {body = true, font = true, table = true, tr = true, th = true, td = true, big = true,
+  small = true, basefont = true, marquee = true, span = true, p = true, div = true, a = true}
+local HTML_STYLE_ATTR = {table = true, td = true, tr = true, span = true, p = true, div = true, a = true}
 -- HTML::Parser reads the content of these up to their end tag as text (literal mode)
 local HTML_LITERAL = {script = true, style = true, xmp = true, iframe = true, textarea = true, title = true}
-local ENTITIES = {
-  amp = '&', lt = '<', gt = '>', quot = '"', apos = "'", nbsp = '\194\160', copy = '\194\169',
-  reg = '\194\174', trade = '\226\132\162', hellip = '\226\128\166', mdash = '\226\128\148',
-  ndash = '\226\128\147', lsquo = '\226\128\152', rsquo = '\226\128\153', ldquo = '\226\128\156',
-  rdquo = '\226\128\157', bull = '\226\128\162', middot = '\194\183', laquo = '\194\171',
-  raquo = '\194\187', euro = '\226\130\172', pound = '\194\163', yen = '\194\165', cent = '\194\162',
-  sect = '\194\167', deg = '\194\176', times = '\195\151', divide = '\195\183', shy = '\194\173',
-  iexcl = '\194\161', iquest = '\194\191', auml = '\195\164', ouml = '\195\182', uuml = '\195\188',
-  Auml = '\195\132', Ouml = '\195\150', Uuml = '\195\156', szlig = '\195\159', eacute = '\195\169',
-  egrave = '\195\168', aacute = '\195\161', agrave = '\195\160', ccedil = '\195\167', Eacute = '\195\137',
-  ntilde = '\195\177', oacute = '\195\179', iacute = '\195\173', uacute = '\195\186', ecirc = '\195\170',
+local ENTITIES = { -- code points
+  amp = 38, lt = 60, gt = 62, quot = 34, apos = 39, nbsp = 0xA0, copy = 0xA9, reg = 0xAE,
+  trade = 0x2122, hellip = 0x2026, mdash = 0x2014, ndash = 0x2013, lsquo = 0x2018, rsquo = 0x2019,
+  ldquo = 0x201C, rdquo = 0x201D, bull = 0x2022, middot = 0xB7, laquo = 0xAB, raquo = 0xBB,
+  euro = 0x20AC, pound = 0xA3, yen = 0xA5, cent = 0xA2, sect = 0xA7, deg = 0xB0, times = 0xD7,
+  divide = 0xF7, shy = 0xAD, iexcl = 0xA1, iquest = 0xBF, auml = 0xE4, ouml = 0xF6, uuml = 0xFC,
+  Auml = 0xC4, Ouml = 0xD6, Uuml = 0xDC, szlig = 0xDF, eacute = 0xE9, egrave = 0xE8, aacute = 0xE1,
+  agrave = 0xE0, ccedil = 0xE7, Eacute = 0xC9, ntilde = 0xF1, oacute = 0xF3, iacute = 0xED,
+  uacute = 0xFA, ecirc = 0xEA,
 }
 local function utf8_char(cp)
   if cp < 0 or cp > 0x10FFFF then return nil end
@@ -363,24 +364,40 @@ local function utf8_char(cp)
   return string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
       0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
 end
-local function decode_entities(t)
+-- The code point of an entity (HTML::Parser decodes named entities without ';' for a few only).
+local function entity_cp(hash, name, semi)
+  if hash == '#' then
+    local n = name:match('^[xX](%x+)$')
+    return n and tonumber(n, 16) or tonumber(name)
+  elseif semi == ';' or name == 'amp' or name == 'lt' or name == 'gt' or name == 'quot' then
+    return ENTITIES[name]
+  end
+end
+-- Entities decoded to UTF-8, or with `bytes` those below 256 to one byte: SpamAssassin hands
+-- HTML::Parser an undecoded (all-ASCII) part as octets, and its entities then stay Latin-1 octets.
+local function decode_entities(t, bytes)
   if not t:find('&', 1, true) then return t end
   return (t:gsub('&(#?)([%w]+)(;?)', function(hash, name, semi)
-    local r
-    if hash == '#' then
-      local n = name:match('^[xX](%x+)$')
-      r = utf8_char(n and tonumber(n, 16) or tonumber(name) or -1)
-    elseif semi == ';' or name == 'amp' or name == 'lt' or name == 'gt' or name == 'quot' then
-      r = ENTITIES[name]
-    end
-    if r then return r end
-    return nil
+    local cp = entity_cp(hash, name, semi)
+    if not cp then return nil end
+    if bytes and cp < 256 then return string.char(cp) end
+    return utf8_char(cp)
   end))
+end
+-- Whether SpamAssassin's rendered text of this HTML is octets: the part is all ASCII and no entity
+-- gives a character above U+00FF (which would make Perl upgrade the whole text to UTF-8).
+local function html_octets(html)
+  if html:find('[\128-\255]') then return false end
+  for hash, name, semi in html:gmatch('&(#?)([%w]+)(;?)') do
+    local cp = entity_cp(hash, name, semi)
+    if cp and cp > 255 then return false end
+  end
+  return true
 end
 
 -- Attributes of a start tag (text after its name) as HTML::Parser gives them: names lowercased,
 -- values unquoted with entities decoded, a bare attribute's value is its name.
-local function html_attrs(s)
+local function html_attrs(s, bytes)
   local attrs, pos = {}, 1
   while true do
     local ns, ne = s:find('[^%s=/>"\']+', pos)
@@ -397,7 +414,7 @@ local function html_attrs(s)
         local ve = s:find('[%s>]', vs) or #s + 1
         value, pos = s:sub(vs, ve - 1), ve
       end
-      value = decode_entities(value)
+      value = decode_entities(value, bytes)
     else
       value, pos = name, ne + 1
     end
@@ -424,6 +441,7 @@ end
 -- Renders `html` (see above); also returns the URIs of its tags as SpamAssassin's HTML parser
 -- collects them (href, src, background, action...; <base href> applied).
 local function html_render(html)
+  local bytes = html_octets(html)
   html = html:gsub('&nbsp;', ' '):gsub('<([%w_]+)%s*/>', '<%1>'):gsub('\226\128[\156\157]', '"')
   local uris, base_href = {}, ''
   local function push_uri(u)
@@ -436,24 +454,93 @@ local function html_render(html)
       uris[#uris + 1] = html_target(base_href, u)
     end
   end
-  local texts, ws = {}, {}
+  local texts, ws, invisible = {}, {}, {}
   local inside_script, inside_style = 0, 0
-  local function display(t, is_ws)
+  -- HTML.pm's text style stack, for its html_font_invisible as far as the renderer needs it (the
+  -- white space around invisible text is kept): font size, display:none, visibility:hidden.
+  -- Colours (text as its background colour) are not followed.
+  local styles, basefont = {{tag = 'default', size = 3}}, 3
+  local function display(t, is_ws, invis)
     local n = #texts
     if is_ws then
-      if n > 0 and not ws[n] then texts[n] = texts[n]:gsub(' $', '') end
+      if n > 0 and not ws[n] and not invisible[n] then texts[n] = texts[n]:gsub(' $', '') end
     else
       t = t:gsub('[ \t\n\r\f\v]+', ' ')
-      if n > 0 and ws[n] then t = t:gsub('^ ', '') end
+      if n > 0 and ws[n] and not invis then t = t:gsub('^ ', '') end
     end
     texts[n + 1] = t
     ws[n + 1] = is_ws
+    invisible[n + 1] = invis
   end
   local function text(t)
     if t == '' or inside_script > 0 or inside_style > 0 then return end
-    display(decode_entities(t), false)
+    local top = styles[#styles]
+    local invis = t:find('[^ \t\n\r\f\v]') and (top.size <= 1 or top.display == 'none' or
+        top.visibility == 'hidden') or false
+    display(decode_entities(t, bytes), false, invis)
   end
-  local function tag(name, num)
+  local function close_style(name, table_tag)
+    local found = false
+    for _, st in ipairs(styles) do
+      if st.tag == name then found = true end
+    end
+    if not found then return end
+    if table_tag then -- close_table_tag: the fonts and cells inside the cell or row
+      while #styles > 0 do
+        local top = styles[#styles].tag
+        if (name == 'td' and (top == 'font' or top == 'td')) or
+            (name == 'tr' and (top == 'font' or top == 'td' or top == 'tr')) then
+          styles[#styles] = nil
+        else
+          break
+        end
+      end
+    else
+      while #styles > 0 do
+        local top = table.remove(styles)
+        if top.tag == name then break end
+      end
+    end
+    if #styles == 0 then styles[1] = {tag = 'default', size = 3} end
+  end
+  local function text_style(name, num, attrs)
+    if name == 'th' then name = 'td' end
+    if num < 0 then
+      if name ~= 'body' then close_style(name) end
+      return
+    end
+    if name == 'basefont' then
+      local n = (attrs().size or ''):match('^%s*(%d+)')
+      if n then basefont = tonumber(n); return end
+    end
+    if name == 'td' or name == 'tr' then close_style(name, true) end
+    local top = styles[#styles]
+    local new = {tag = name, size = top.size, display = top.display, visibility = top.visibility}
+    if name == 'big' then
+      new.size = new.size + 1
+    elseif name == 'small' then
+      new.size = new.size - 1
+    else
+      local a = attrs()
+      if (name == 'font' or name == 'basefont') and a.size then
+        local rel = a.size:match('^%s*([+-]%d+)')
+        local abs = a.size:match('^%s*(%d+)')
+        if rel then new.size = basefont + tonumber(rel) elseif abs then new.size = tonumber(abs) end
+      end
+      if a.style and HTML_STYLE_ATTR[name] then
+        for part in a.style:gmatch('[^;]+') do
+          local k, v = part:match('^%s*([%a_-]+)%s*:%s*(%S.-)%s*$')
+          if k then
+            k = k:lower()
+            if k == 'display' or k == 'visibility' then new[k] = v:lower() end
+          end
+        end
+      end
+    end
+    styles[#styles + 1] = new
+  end
+  local function tag(name, num, attrs)
+    if HTML_TEXT_STYLE[name] then text_style(name, num, attrs) end
     if HTML_WS[name] then display(HTML_WS[name], true) end
     if name == 'script' then
       inside_script = math.max(0, inside_script + num)
@@ -506,9 +593,14 @@ local function html_render(html)
       local closing, name, after = html:sub(lt + 1, stop):match('^(/?)([%a][%w._:-]*)()')
       if name then
         name = name:lower()
-        tag(name, closing == '/' and -1 or 1)
+        local parsed
+        local function attrs()
+          parsed = parsed or html_attrs(html:sub(lt + after, stop - 1), bytes)
+          return parsed
+        end
+        tag(name, closing == '/' and -1 or 1, attrs)
         if closing == '' and HTML_URI_ATTRS[name] then
-          local attrs = html_attrs(html:sub(lt + after, stop - 1))
+          local attrs = attrs()
           for _, an in ipairs(HTML_URI_ATTRS[name]) do
             if attrs[an] then push_uri(attrs[an]) end
           end
@@ -721,13 +813,42 @@ local function sa_qp_decode(s)
   return (s:gsub('=(%x%x)', function(h) return string.char(tonumber(h, 16)) end))
 end
 
+-- Message.pm new(): a run of more than 20 blank (white-space only) body lines keeps its first line
+-- and its last 19.
+local function squeeze_blank_lines(s)
+  if not s:find('\n[ \t\r\f\v]*\n[ \t\r\f\v]*\n') then return s end
+  local out, run = {}, {}
+  local function flush()
+    if #run > 20 then
+      out[#out + 1] = run[1]
+      for i = #run - 18, #run do out[#out + 1] = run[i] end
+    else
+      for _, l in ipairs(run) do out[#out + 1] = l end
+    end
+    run = {}
+  end
+  for line in s:gmatch('[^\n]*\n?') do
+    if line == '' then break end
+    if line:find('^%s*$') then
+      run[#run + 1] = line
+    else
+      flush()
+      out[#out + 1] = line
+    end
+  end
+  flush()
+  return table.concat(out)
+end
+
 -- A part's body decoded from its transfer encoding (SpamAssassin's Node::decode), bytes.
 local function part_decoded(p)
-  local cte = p.get_cte and p:get_cte() or ''
-  if tostring(cte):lower() == 'quoted-printable' then
-    return sa_qp_decode(tostring(p:get_raw_content() or ''))
+  local cte = tostring(p.get_cte and p:get_cte() or ''):lower()
+  if cte == 'quoted-printable' then
+    return sa_qp_decode(squeeze_blank_lines(tostring(p:get_raw_content() or '')))
+  elseif cte == 'base64' then
+    return tostring(p:get_content() or '')
   end
-  return tostring(p:get_content() or '')
+  return squeeze_blank_lines(tostring(p:get_content() or ''))
 end
 
 -- Windows-1252, which SpamAssassin uses for ISO-8859-1 (and for 8-bit text that is not UTF-8 and
@@ -819,8 +940,9 @@ end
 -- included). Not done: redirector_patterns other than the generic one, IDN to ASCII.
 local function sa_uri_forms(uri, add_form)
   if #uri > MAX_URI_LENGTH then uri = uri:sub(1, MAX_URI_LENGTH) end
-  add_form(uri) -- the URI as found is always in the list
+  -- (SpamAssassin cleans the URI in place: the cleaned URI is the one always in the list)
   uri = uri:gsub('\n', ''):gsub('^%s+', ''):gsub('%s+$', ''):gsub('\r', '')
+  add_form(uri)
   if #uri <= 1 or uri:find('^[#?&]') or (uri:find('^/') and not uri:find('^//')) then return end
   if uri:lower():find('^mailto:') or uri:find('^[^:]*@') then
     local m = uri:match('^([^@]+@[^?]+)%?')
@@ -909,13 +1031,71 @@ local function sa_uri_list(task, memo)
       list[#list + 1] = f
     end
   end
-  -- URIs in the rendered body text (Subject included), found by Rspamd's URL finder
-  -- (rspamd_url.all: no max_lua_urls cap); SpamAssassin's text parser drops trailing punctuation
-  for _, u in ipairs(rspamd_url.all(task:get_mempool(), table.concat(rendered_body(task, memo))) or {}) do
-    local raw = tostring(u:get_raw() or u:get_text())
-    if u:get_protocol() == 'mailto' then raw = raw:gsub('^[Mm][Aa][Ii][Ll][Tt][Oo]://', 'mailto:') end
+  -- URIs in the rendered body text (Subject included): those starting with a scheme, www. or ftp.
+  -- found as SpamAssassin's _tbirdurire does; addresses and schemeless host names found by Rspamd's
+  -- URL finder (rspamd_url.all: no max_lua_urls cap, unlike task:get_urls). SpamAssassin's text
+  -- parser cuts at a ')' without '(' and drops trailing punctuation.
+  local text = table.concat(rendered_body(task, memo))
+  local pool = task:get_mempool()
+  local valid_host = {}
+  local function has_valid_domain(form)
+    local host = form:match('^[Mm][Aa][Ii][Ll][Tt][Oo]:[^@]*@([^?&>]*)') or
+        form:match('^%a[%w+.-]*://([^/?#]*)')
+    if not host then return false end
+    host = host:gsub('^.*@', ''):gsub(':%d*$', '')
+    if valid_host[host] == nil then
+      local u = host ~= '' and rspamd_url.create(pool, 'http://' .. host .. '/')
+      valid_host[host] = (u and u:get_tld()) and true or false
+    end
+    return valid_host[host]
+  end
+  local function add_text_uri(raw)
     raw = raw:gsub('^([^(]*)%).*$', '%1'):gsub("[-~!@#^&*()_+=:;'?,.]+$", '')
-    sa_uri_forms(raw, add_form)
+    if raw:find('^[Ff][Tt][Pp]%.') then
+      raw = 'ftp://' .. raw
+    elseif raw:find('^[Ww][Ww][Ww]%d?%d?%.') then
+      raw = 'http://' .. raw
+    end
+    -- a URI parsed from text counts only when one of its forms has a valid domain
+    -- (add_uri_detail_list with valid_domain; Rspamd's public suffix list stands in for SA's TLDs)
+    local forms, valid = {}, false
+    sa_uri_forms(raw, function(f)
+      forms[#forms + 1] = f
+      valid = valid or has_valid_domain(f)
+    end)
+    if valid then
+      for _, f in ipairs(forms) do add_form(f) end
+    end
+  end
+  local pos = 1
+  while true do
+    local s, e = text:find('[HhFfWw][TtWw][TtWwPp]', pos)
+    if not s then break end
+    pos = s + 1
+    local prev = s > 1 and text:sub(s - 1, s - 1) or ''
+    if not prev:find('[%w_]') then
+      local head = text:match('^[Hh][Tt][Tt][Pp][Ss]?://', s) or text:match('^[Ff][Tt][Pp]://', s) or
+          text:match('^[Ww][Ww][Ww]%d?%d?%.', s) or text:match('^[Ff][Tt][Pp]%.', s)
+      if head then
+        local stop = text:find('[][><"`}{|%s\27]', s + #head) or #text + 1
+        local nb = text:find('\194\160', s + #head, true)
+        if nb and nb < stop then stop = nb end
+        if stop > s + #head and stop - (s + #head) <= 2048 then
+          add_text_uri(text:sub(s, stop - 1))
+          pos = stop
+        end
+      end
+    end
+  end
+  for _, u in ipairs(rspamd_url.all(task:get_mempool(), text) or {}) do
+    local raw = tostring(u:get_raw() or u:get_text())
+    if u:get_protocol() == 'mailto' then
+      add_text_uri((raw:gsub('^[Mm][Aa][Ii][Ll][Tt][Oo]://', 'mailto:')))
+    elseif not raw:lower():find('^%a+://') or (u:get_flags() or {}).schemaless then
+      if not raw:lower():find('^https?://www%d?%d?%.') and not raw:lower():find('^ftp://ftp%.') then
+        add_text_uri(raw) -- schemeless host names (Rspamd gives them an http:// prefix, as SpamAssassin)
+      end
+    end
   end
   -- URIs of HTML tags, as SpamAssassin's HTML parser collects them
   for _, u in ipairs(memo.html_uris or {}) do sa_uri_forms(u, add_form) end
