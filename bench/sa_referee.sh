@@ -3,10 +3,11 @@
 # the plugin's buffer building, on the same corpus messages, every rule hit compared.
 #
 #   1. SpamAssassin's parsed configuration (tests/support/sa_referee.pl --describe) says what each
-#      rule is; regexd (SpamAssassin's rules as one rule set, the daemon built from this tree) says
-#      which it rejected. The rules regexd cannot run (eval, exists:, !~ header tests, rejected ...)
-#      are switched off in SpamAssassin with `score NAME 0`: SpamAssassin then neither runs them nor
-#      gives a meta anything but 0 for them (Plugin/Check.pm, do_meta_tests).
+#      rule is; regexd (SpamAssassin's rules as one rule set, the daemon built from this tree; its
+#      log and `regexctl compile --json`) says which it rejected and which it cannot run (eval
+#      rules, network tests, ...). Those are switched off in SpamAssassin with `score NAME 0`:
+#      SpamAssassin then neither runs them nor gives a meta anything but 0 for them
+#      (Plugin/Check.pm: check_main, do_meta_tests).
 #   2. A private Rspamd (Unix sockets in a temp dir, no DNS, only the regexd plugin with
 #      classes = ["*"]) scans each message with `rspamc -j`; regexd's hits are the symbols the
 #      plugin inserts and the options of REGEXD_OTHER.
@@ -107,8 +108,11 @@ log "regexd ready: $regexd_state"
 # What SpamAssassin has, what regexd runs, what SpamAssassin must switch off.
 perl "$src/tests/support/sa_referee.pl" --rules "$sa_rules" --describe >"$tmp/describe.jsonl" \
   2>"$tmp/describe.err" || die "sa_referee.pl --describe failed: $(tail -n 3 "$tmp/describe.err")"
+# regexd's own report: which tests it cannot run (a regexd with metas lists them), from the cache.
+"$regexctl_bin" compile --format spamassassin --rules "$sa_rules"/*.cf --json --cache "$cache" \
+  >"$tmp/compile.json" 2>"$tmp/compile.err" || die "regexctl compile failed: $(tail -n 3 "$tmp/compile.err")"
 lists_summary=$(python3 "$src/tests/support/sa_referee_compare.py" lists "$tmp/describe.jsonl" \
-  "$tmp/regexd.log" "$tmp/lists")
+  "$tmp/regexd.log" "$tmp/compile.json" "$tmp/lists")
 log "$lists_summary"
 
 # ---------------------------------------------------------------------------------------------

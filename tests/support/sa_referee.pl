@@ -19,9 +19,10 @@
 #
 # SpamAssassin runs as "SpamAssassin with local tests only": its own rules from DIR (default
 # /usr/share/spamassassin), the plugins its stock .pre files (v310.pre ... v401.pre, as shipped by
-# SpamAssassin 4.0.1) load, minus Bayes and AutoLearnThreshold; no /etc/spamassassin (no local.cf,
-# no site rules), no user preferences, no Bayes, no AWL/TxRep (not loaded), no auto-learning, no
-# DNS or other network tests (local_tests_only, dns_available no), and a private temporary home
+# SpamAssassin 4.0.1 and Debian) load, which is also what regexd's importer assumes for `ifplugin`
+# (SpamAssassinOptions::default_spamassassin_plugins); no /etc/spamassassin (no local.cf, no site
+# rules), no user preferences, no Bayes (use_bayes 0), no AWL/TxRep (not loaded), no auto-learning,
+# no DNS or other network tests (local_tests_only, dns_available no), and a private temporary home
 # and state directory.
 use strict;
 use warnings;
@@ -37,13 +38,13 @@ GetOptions('rules=s' => \$rules, 'off=s' => \$off, 'describe' => \$describe, 'ke
 die "no messages given\n" if !$describe && !@ARGV;
 
 # The plugins SpamAssassin 4.0.1's stock .pre files load (every uncommented loadplugin line of
-# v310.pre ... v401.pre), without Bayes and AutoLearnThreshold. Network plugins are loaded so that
-# their rules and `ifplugin` blocks are defined as in a stock installation; local_tests_only keeps
-# them from asking anything.
+# v310.pre ... v401.pre). Network plugins and Bayes are loaded so that their rules and `ifplugin`
+# blocks are defined as in a stock installation; local_tests_only, use_bayes 0 and
+# bayes_auto_learn 0 keep them from running.
 my @plugins = qw(
-  URIDNSBL SPF Pyzor Razor2 SpamCop WelcomeListSubject MIMEHeader ReplaceTags DKIM Check
-  HTTPSMismatch URIDetail BodyEval DNSEval HTMLEval HeaderEval MIMEEval RelayEval URIEval WLBLEval
-  VBounce ImageInfo FreeMail AskDNS HashBL DMARC
+  URIDNSBL SPF Pyzor Razor2 SpamCop AutoLearnThreshold WelcomeListSubject MIMEHeader ReplaceTags
+  DKIM Check HTTPSMismatch URIDetail Bayes BodyEval DNSEval HTMLEval HeaderEval MIMEEval RelayEval
+  URIEval WLBLEval VBounce ImageInfo FreeMail AskDNS HashBL DMARC
 );
 
 my $home = tempdir('sa-referee.XXXXXX', TMPDIR => 1, CLEANUP => !$keep);

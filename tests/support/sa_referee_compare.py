@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """The set logic of the SpamAssassin referee (bench/sa_referee.sh, issue 12).
 
-  sa_referee_compare.py lists DESCRIBE.jsonl REGEXD.log OUTDIR
-      From SpamAssassin's parsed configuration (sa_referee.pl --describe) and the rules regexd
-      rejected (its log), writes OUTDIR/off.txt (the rules regexd cannot run, to be switched off in
-      SpamAssassin), OUTDIR/known.txt (the regex rules regexd runs), OUTDIR/relay.txt (rules on
+  sa_referee_compare.py lists DESCRIBE.jsonl REGEXD.log COMPILE.json OUTDIR
+      From SpamAssassin's parsed configuration (sa_referee.pl --describe), the rules regexd
+      rejected (its log) and regexd's compile report (`regexctl compile --format spamassassin
+      --json`), writes OUTDIR/off.txt (the rules regexd cannot run, to be switched off in
+      SpamAssassin), OUTDIR/known.txt (the rules and metas regexd runs), OUTDIR/relay.txt (rules on
       SpamAssassin's relay pseudo-headers) and OUTDIR/lists.json (all of it with counts).
+      When the report names regexd's `unsupported` tests (a regexd with metas), those and the
+      rejected ones are what regexd cannot run; from an older regexd (no such list) it is derived
+      from SpamAssassin's test types: eval, exists:, !~ and empty tests off, metas not compared.
 
   sa_referee_compare.py compare OUTDIR SA.jsonl RSPAMD.jsonl [--report FILE]
                                 [--min-public PCT] [--min-sub PCT] [--metas auto|yes|no]
@@ -54,6 +58,12 @@ def cmd_lists(a):
             m = re.search(r'rule set \S+: .*?: rule ([A-Za-z0-9_]+): ', line)
             if m:
                 rejected.add(m.group(1))
+    with open(a.compile_json, encoding='utf-8') as f:
+        report = json.load(f)
+    for e in report.get('rejected', []):
+        if e.get('rule'):
+            rejected.add(e['rule'])
+    unsupported = report.get('unsupported')  # {name: kind}, from a regexd that evaluates metas
     known, off, relay, metas, zero, why_off = set(), set(), set(), set(), set(), collections.Counter()
     for r in rules:
         name, typ = r['name'], r['type']
@@ -61,9 +71,17 @@ def cmd_lists(a):
             zero.add(name)
         if typ == 'meta':
             metas.add(name)
-            continue
         reason = None
-        if typ not in REGEX_TYPES:
+        if name in rejected:
+            reason = 'rejected by regexd'
+        elif unsupported is not None:
+            if name in unsupported:
+                reason = 'regexd: ' + str(unsupported[name])
+            elif typ == 'empty':
+                reason = 'type empty'
+        elif typ == 'meta':
+            continue  # an older regexd without metas: they are simply not compared
+        elif typ not in REGEX_TYPES:
             reason = 'type ' + typ
         elif r['eval']:
             reason = 'eval'
@@ -71,8 +89,6 @@ def cmd_lists(a):
             reason = 'exists:'
         elif r.get('neg'):
             reason = 'negated header test (!~)'
-        elif name in rejected:
-            reason = 'rejected by regexd'
         if reason:
             off.add(name)
             why_off[reason] += 1
@@ -89,10 +105,13 @@ def cmd_lists(a):
         json.dump({'known': sorted(known), 'off': sorted(off), 'off_why': why_off, 'relay': sorted(relay),
                    'metas': sorted(metas), 'zero': sorted(zero), 'rejected': sorted(rejected),
                    'meta_deps': deps, 'types': {r['name']: r['type'] for r in rules},
-                   'headers': {r['name']: r['header'] for r in rules if 'header' in r}}, f)
-    print(f'SpamAssassin: {len(rules)} rules ({len(metas)} metas); regexd runs {len(known)} of its regex '
-          f'rules ({len(relay)} on relay pseudo-headers); switched off in SpamAssassin: {len(off)} '
-          f'({", ".join(f"{k} {v}" for k, v in why_off.most_common())}); regexd rejected {len(rejected)}')
+                   'headers': {r['name']: r['header'] for r in rules if 'header' in r},
+                   'regexd_metas': unsupported is not None}, f)
+    print(f'SpamAssassin: {len(rules)} tests ({len(metas)} metas); regexd runs {len(known)} of them '
+          f'({len(known & metas)} metas; {len(relay)} rules on relay pseudo-headers; regexd\'s own count: '
+          f'{report.get("rules")} rules, {report.get("metas", 0)} metas); switched off in SpamAssassin: '
+          f'{len(off)} ({", ".join(f"{k} {v}" for k, v in why_off.most_common(8))}); '
+          f'regexd rejected {len(rejected)}')
 
 
 def regexd_hits(d):
@@ -140,8 +159,8 @@ def cmd_compare(a):
 
     got = {f: regexd_hits(rs[f]['answer']) for f in files}
     seen_metas = set().union(*got.values()) & metas if got else set()
-    evaluates_metas = {'yes': True, 'no': False}.get(a.metas, bool(seen_metas))
-    universe = set(known) | (metas if evaluates_metas else set())
+    evaluates_metas = {'yes': True, 'no': False}.get(a.metas, L.get('regexd_metas') or bool(seen_metas))
+    universe = set(known) | (metas - set(L['off']) if evaluates_metas else set())
     universe -= relay
     universe -= {n for n in zero if not n.startswith('__')}
     unknown_to_sa = collections.Counter()
@@ -150,8 +169,11 @@ def cmd_compare(a):
             if n not in types:
                 unknown_to_sa[n] += 1
 
+    memo = {}
+    relay_dep = {m for m in metas if closure(m, deps, memo) & relay}
+    zero_dep = {m for m in metas if {d for d in closure(m, deps, memo) if d in zero and d not in metas}}
     only_sa, only_rx = collections.Counter(), collections.Counter()
-    same_pub = same_sub = 0
+    same_pub = same_sub = same_pub_norelay = 0
     for f in files:
         s = set(sa[f]['hits']) & universe
         r = got[f] & universe
@@ -162,18 +184,18 @@ def cmd_compare(a):
         pub = lambda x: {n for n in x if not n.startswith('__')}
         sub = lambda x: {n for n in x if n.startswith('__')}
         same_pub += pub(s) == pub(r)
+        same_pub_norelay += pub(s) - relay_dep == pub(r) - relay_dep
         same_sub += sub(s) == sub(r)
 
     n = len(files)
-    memo = {}
-    relay_dep = {m for m in metas if closure(m, deps, memo) & relay}
 
     def what(name):
         t = types.get(name, '?')
         if t == 'header':
             return 'header ' + headers.get(name, '?')
         if t == 'meta':
-            return 'meta' + (' (depends on a relay rule)' if name in relay_dep else '')
+            notes = [x for x, c in (('a relay rule', relay_dep), ('a score-0 rule', zero_dep)) if name in c]
+            return 'meta' + (f' (depends on {" and ".join(notes)})' if notes else '')
         return t
 
     out = []
@@ -183,12 +205,16 @@ def cmd_compare(a):
     w(f'| | identical | % |')
     w(f'|---|---|---|')
     w(f'| public rules and metas | {same_pub}/{n} | {pct(same_pub, n):.1f}% |')
+    if evaluates_metas:
+        w(f'| public, without the {len(relay_dep & universe)} metas that depend on relay rules | '
+          f'{same_pub_norelay}/{n} | {pct(same_pub_norelay, n):.1f}% |')
     w(f'| `__` sub-rules | {same_sub}/{n} | {pct(same_sub, n):.1f}% |')
     w('')
     npub = len({x for x in universe if not x.startswith('__')})
     w(f'Compared: {len(universe)} names ({npub} public, {len(universe) - npub} `__`); regexd evaluates '
       f'metas: {"yes" if evaluates_metas else "no"} ({len(seen_metas)} distinct SpamAssassin metas in its '
-      f'answers; {a.metas}). Left out: {len(relay)} relay pseudo-header rules, '
+      f'answers; its compile report {"lists" if L.get("regexd_metas") else "does not list"} '
+      f'unsupported tests; --metas {a.metas}). Left out: {len(relay)} relay pseudo-header rules, '
       f'{len([x for x in zero if not x.startswith("__")])} public rules/metas with score 0, '
       f'{len(L["off"])} rules regexd cannot run (switched off in SpamAssassin).')
     if failed:
@@ -210,8 +236,9 @@ def cmd_compare(a):
                 with open(a.stats, encoding='utf-8') as f:
                     st = json.load(f)['rulesets'][0]
                 w(f'regexd inside the daemon (STATS, all SCAN requests): p50 {st["latency_us"]["p50"] / 1000:.1f} ms, '
-                  f'p99 {st["latency_us"]["p99"] / 1000:.1f} ms; rule set state {st["state"]} at the end '
-                  f'(pcre2: Hyperscan was still compiling, answers equal, slower).')
+                  f'p99 {st["latency_us"]["p99"] / 1000:.1f} ms; rule set state {st["state"]} at the end'
+                  + (' (Hyperscan was still compiling: PCRE2 answered, same answers, slower).'
+                     if st['state'] != 'hyperscan' else '.'))
             except (OSError, ValueError, KeyError, IndexError) as e:
                 w(f'(regexd STATS unreadable: {e})')
         w('')
@@ -262,6 +289,7 @@ def main():
     l = sp.add_parser('lists')
     l.add_argument('describe')
     l.add_argument('regexd_log')
+    l.add_argument('compile_json')
     l.add_argument('outdir')
     c = sp.add_parser('compare')
     c.add_argument('outdir')
