@@ -803,6 +803,8 @@ local function leaf_parts(task)
       res[#res + 1] = {part = p, type = ctype, effective = eff}
     end
   end
+  local in_multipart = #(task:get_parts() or {}) > 1
+  for _, lp in ipairs(res) do lp.in_multipart = in_multipart end
   return res
 end
 
@@ -840,15 +842,17 @@ local function squeeze_blank_lines(s)
   return table.concat(out)
 end
 
--- A part's body decoded from its transfer encoding (SpamAssassin's Node::decode), bytes.
-local function part_decoded(p)
+-- A part's body decoded from its transfer encoding (SpamAssassin's Node::decode), bytes. In a
+-- multipart message the line break before a boundary belongs to the boundary (SpamAssassin drops
+-- it, Rspamd keeps it in the part).
+local function part_decoded(p, in_multipart)
   local cte = tostring(p.get_cte and p:get_cte() or ''):lower()
-  if cte == 'quoted-printable' then
-    return sa_qp_decode(squeeze_blank_lines(tostring(p:get_raw_content() or '')))
-  elseif cte == 'base64' then
-    return tostring(p:get_content() or '')
-  end
-  return squeeze_blank_lines(tostring(p:get_content() or ''))
+  if cte == 'base64' then return tostring(p:get_content() or '') end
+  local raw = tostring((cte == 'quoted-printable' and p:get_raw_content() or p:get_content()) or '')
+  if in_multipart then raw = raw:gsub('\r?\n$', '') end
+  raw = squeeze_blank_lines(raw)
+  if cte == 'quoted-printable' then return sa_qp_decode(raw) end
+  return raw
 end
 
 -- Windows-1252, which SpamAssassin uses for ISO-8859-1 (and for 8-bit text that is not UTF-8 and
@@ -868,8 +872,8 @@ end
 -- Text of a part as SpamAssassin's normalize_charset gives it, UTF-8: transfer-decoded bytes
 -- kept when they are ASCII or valid UTF-8 (SpamAssassin tries UTF-8 first whatever the declared
 -- charset), Windows-1252 for ISO-8859-1/Windows-1252/US-ASCII/none, else Rspamd's conversion.
-local function part_utf8(p)
-  local b = part_decoded(p)
+local function part_utf8(p, in_multipart)
+  local b = part_decoded(p, in_multipart)
   if not b:find('[\128-\255]') or rspamd_util.is_valid_utf8(b) then return b end
   local ct = tostring(p.get_header and p:get_header('Content-Type') or '')
   local cs = (ct:match('[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*"?([^";%s]+)') or ''):lower()
@@ -897,9 +901,9 @@ local function rendered_body(task, memo)
     if nonempty then text[#text + 1] = '\n' end
     local r
     if lp.effective == 'text/plain' then
-      r = part_utf8(lp.part)
+      r = part_utf8(lp.part, lp.in_multipart)
     elseif lp.effective == 'text/html' then
-      r = part_utf8(lp.part)
+      r = part_utf8(lp.part, lp.in_multipart)
       if r ~= '' then
         local uris
         r, uris = html_render(r)
@@ -923,7 +927,7 @@ end
 local function decoded_body(task, out)
   for _, lp in ipairs(leaf_parts(task)) do
     if (lp.effective:find('^text%f[%W]') or lp.effective:find('^message%f[%W]')) and lp.type ~= 'text/calendar' then
-      local c = part_decoded(lp.part)
+      local c = part_decoded(lp.part, lp.in_multipart)
       split_short_paragraphs(truncate_part(c, RAWBODY_PART_SCAN_SIZE, {'\n', '>', ' '}), out)
     end
   end
