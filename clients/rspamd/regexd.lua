@@ -442,7 +442,9 @@ end
 -- collects them (href, src, background, action...; <base href> applied).
 local function html_render(html)
   local bytes = html_octets(html)
-  html = html:gsub('&nbsp;', ' '):gsub('<([%w_]+)%s*/>', '<%1>'):gsub('\226\128[\156\157]', '"')
+  if html:find('&nbsp;', 1, true) then html = html:gsub('&nbsp;', ' ') end
+  if html:find('/>', 1, true) then html = html:gsub('<([%w_]+)%s*/>', '<%1>') end
+  if html:find('\226\128[\156\157]') then html = html:gsub('\226\128[\156\157]', '"') end
   local uris, base_href = {}, ''
   local function push_uri(u)
     u = u:gsub('^[%s]+', ''):gsub('^\194\160', ''):gsub('[%s]+$', ''):gsub('\194\160$', '')
@@ -503,14 +505,20 @@ local function html_render(html)
     end
     if #styles == 0 then styles[1] = {tag = 'default', size = 3} end
   end
-  local function text_style(name, num, attrs)
+  local last_text, last_attrs
+  local function attrs(attr_text) -- parsed once per tag
+    if attr_text ~= last_text then last_text, last_attrs = attr_text, html_attrs(attr_text, bytes) end
+    return last_attrs
+  end
+  local function text_style(name, num, attr_text)
     if name == 'th' then name = 'td' end
     if num < 0 then
       if name ~= 'body' then close_style(name) end
       return
     end
-    if name == 'basefont' then
-      local n = (attrs().size or ''):match('^%s*(%d+)')
+    local has_attrs = attr_text:find('[SsZz][TtEe]') ~= nil -- size=, style= (cheap pre-test)
+    if name == 'basefont' and has_attrs then
+      local n = (attrs(attr_text).size or ''):match('^%s*(%d+)')
       if n then basefont = tonumber(n); return end
     end
     if name == 'td' or name == 'tr' then close_style(name, true) end
@@ -520,8 +528,8 @@ local function html_render(html)
       new.size = new.size + 1
     elseif name == 'small' then
       new.size = new.size - 1
-    else
-      local a = attrs()
+    elseif has_attrs then
+      local a = attrs(attr_text)
       if (name == 'font' or name == 'basefont') and a.size then
         local rel = a.size:match('^%s*([+-]%d+)')
         local abs = a.size:match('^%s*(%d+)')
@@ -539,8 +547,8 @@ local function html_render(html)
     end
     styles[#styles + 1] = new
   end
-  local function tag(name, num, attrs)
-    if HTML_TEXT_STYLE[name] then text_style(name, num, attrs) end
+  local function tag(name, num, attr_text)
+    if HTML_TEXT_STYLE[name] then text_style(name, num, attr_text) end
     if HTML_WS[name] then display(HTML_WS[name], true) end
     if name == 'script' then
       inside_script = math.max(0, inside_script + num)
@@ -561,17 +569,22 @@ local function html_render(html)
     if c:match('%a') or (c == '/' and html:sub(lt + 2, lt + 2):match('%a')) then
       -- a tag: up to the first '>' outside quoted attribute values
       local i, q = lt + 1, nil
-      while i <= len do
-        local ch = html:sub(i, i)
+      while true do
         if q then
-          if ch == q then q = nil end
-        elseif ch == '>' then
-          stop = i
-          break
-        elseif (ch == '"' or ch == "'") and html:sub(i - 1, i - 1):match('[=%s]') then
-          q = ch
+          local e = html:find(q, i, true)
+          if not e then break end
+          q, i = nil, e + 1
+        else
+          local e = html:find('[>"\']', i)
+          if not e then break end
+          local ch = html:sub(e, e)
+          if ch == '>' then
+            stop = e
+            break
+          end
+          if html:sub(e - 1, e - 1):match('[=%s]') then q = ch end
+          i = e + 1
         end
-        i = i + 1
       end
       if not stop and q then stop = html:find('>', lt, true) end
     elseif html:sub(lt, lt + 3) == '<!--' then
@@ -593,14 +606,10 @@ local function html_render(html)
       local closing, name, after = html:sub(lt + 1, stop):match('^(/?)([%a][%w._:-]*)()')
       if name then
         name = name:lower()
-        local parsed
-        local function attrs()
-          parsed = parsed or html_attrs(html:sub(lt + after, stop - 1), bytes)
-          return parsed
-        end
-        tag(name, closing == '/' and -1 or 1, attrs)
+        local attr_text = html:sub(lt + after, stop - 1)
+        tag(name, closing == '/' and -1 or 1, attr_text)
         if closing == '' and HTML_URI_ATTRS[name] then
-          local attrs = attrs()
+          local attrs = attrs(attr_text)
           for _, an in ipairs(HTML_URI_ATTRS[name]) do
             if attrs[an] then push_uri(attrs[an]) end
           end
@@ -714,7 +723,11 @@ local function sa_get(task, req)
       return res
     end
     -- no SMTP envelope: the headers SpamAssassin falls back on (get_envelope_from), in its order
-    local all = table.concat(sa_get(task, 'ALL'))
+    local all_lower
+    local function all() -- the headers, lowercased, to tell whether one comes after a Received line
+      all_lower = all_lower or table.concat(sa_get(task, 'ALL')):lower()
+      return all_lower
+    end
     local xs = sa_get(task, 'X-Sender:first:addr')[1]
     if xs and xs:find('@', 1, true) then
       for _, r in ipairs(sa_header_list(task, 'Received', false)) do
@@ -724,8 +737,8 @@ local function sa_get(task, req)
     for _, hn in ipairs({'X-Envelope-From', 'Envelope-Sender', 'Return-Path'}) do
       local v = sa_get(task, hn .. ':first:addr')[1]
       if v then
-        local after = all:lower():find('\nreceived:.-\n' .. hn:lower() .. ':') or
-            all:lower():find('^received:.-\n' .. hn:lower() .. ':')
+        local after = all():find('\nreceived:.-\n' .. hn:lower() .. ':') or
+            all():find('^received:.-\n' .. hn:lower() .. ':')
         if not after then
           res[1] = v
           return res
