@@ -5,7 +5,9 @@
 # minimal configuration in a temporary directory (Unix sockets only, no DNS, no Redis, no
 # system-wide files), feeds messages with rspamc and checks the symbols; then pushes a changed
 # rule set through the plugin's rules_file (LOAD_RULES) and checks that the next message sees it;
-# then checks that with regexd stopped, or hung, messages are still processed quickly.
+# then checks that with regexd stopped, or hung, messages are still processed quickly; then restarts
+# both on a small SpamAssassin rule set read by the plugin's spamassassin_rules (symbols and scores
+# from the .cf, a scored meta rule, buffers built as SpamAssassin builds them, REGEXD_OTHER_N).
 #
 # Usage: rspamd_integration.sh REGEXD_BINARY SOURCE_DIR CORPUS_DIR
 # Env:   RSPAMD_HS_CACHE  directory where Rspamd may keep its own Hyperscan cache between runs
