@@ -364,6 +364,20 @@ local function utf8_char(cp)
   return string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
       0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
 end
+-- Windows-1252, which SpamAssassin uses for ISO-8859-1 (and for 8-bit text that is not UTF-8 and
+-- declares no better charset): 0x80-0x9F as cp1252's characters, the rest as Latin-1.
+local CP1252 = {[0x80] = 0x20AC, [0x82] = 0x201A, [0x83] = 0x0192, [0x84] = 0x201E, [0x85] = 0x2026,
+  [0x86] = 0x2020, [0x87] = 0x2021, [0x88] = 0x02C6, [0x89] = 0x2030, [0x8A] = 0x0160, [0x8B] = 0x2039,
+  [0x8C] = 0x0152, [0x8E] = 0x017D, [0x91] = 0x2018, [0x92] = 0x2019, [0x93] = 0x201C, [0x94] = 0x201D,
+  [0x95] = 0x2022, [0x96] = 0x2013, [0x97] = 0x2014, [0x98] = 0x02DC, [0x99] = 0x2122, [0x9A] = 0x0161,
+  [0x9B] = 0x203A, [0x9C] = 0x0153, [0x9E] = 0x017E, [0x9F] = 0x0178}
+local function cp1252_to_utf8(s)
+  return (s:gsub('[\128-\255]', function(c)
+    local b = c:byte()
+    return utf8_char(CP1252[b] or b)
+  end))
+end
+
 -- The code point of an entity (HTML::Parser decodes named entities without ';' for a few only).
 local function entity_cp(hash, name, semi)
   if hash == '#' then
@@ -671,6 +685,9 @@ local function sa_header_list(task, name, raw, unfold)
       if unfold then v = v:gsub('\r?\n%s+', ' ') end
     else
       v = v:gsub('\n[ \t]+', ' '):gsub('%s+$', ''):gsub('^%s+', ''):gsub('\r?\n', '')
+      if v:find('[\128-\255]') and not rspamd_util.is_valid_utf8(v) then
+        v = cp1252_to_utf8(v) -- 8-bit header text that is not UTF-8: SpamAssassin's guess
+      end
       if v:find('=?', 1, true) and not sa_no_mime_decode(name) then
         v = tostring(h.decoded or v):gsub('\r?\n[ \t]*', ' ')
       end
@@ -758,7 +775,8 @@ local function sa_get(task, req)
       if #l > 0 and l[#l] ~= '' then res[#res + 1] = l[#l] end -- get_header in list context: the last one
     end
   else
-    res = sa_header_list(task, base, needraw, true)
+    -- (raw_header: folding kept; only ToCc and MESSAGEID go through get_header, which unfolds)
+    res = sa_header_list(task, base, needraw, false)
   end
   if #res == 0 then return res end
   if mods.first then
@@ -866,20 +884,6 @@ local function part_decoded(p, in_multipart)
   raw = squeeze_blank_lines(raw)
   if cte == 'quoted-printable' then return sa_qp_decode(raw) end
   return raw
-end
-
--- Windows-1252, which SpamAssassin uses for ISO-8859-1 (and for 8-bit text that is not UTF-8 and
--- declares no better charset): 0x80-0x9F as cp1252's characters, the rest as Latin-1.
-local CP1252 = {[0x80] = 0x20AC, [0x82] = 0x201A, [0x83] = 0x0192, [0x84] = 0x201E, [0x85] = 0x2026,
-  [0x86] = 0x2020, [0x87] = 0x2021, [0x88] = 0x02C6, [0x89] = 0x2030, [0x8A] = 0x0160, [0x8B] = 0x2039,
-  [0x8C] = 0x0152, [0x8E] = 0x017D, [0x91] = 0x2018, [0x92] = 0x2019, [0x93] = 0x201C, [0x94] = 0x201D,
-  [0x95] = 0x2022, [0x96] = 0x2013, [0x97] = 0x2014, [0x98] = 0x02DC, [0x99] = 0x2122, [0x9A] = 0x0161,
-  [0x9B] = 0x203A, [0x9C] = 0x0153, [0x9E] = 0x017E, [0x9F] = 0x0178}
-local function cp1252_to_utf8(s)
-  return (s:gsub('[\128-\255]', function(c)
-    local b = c:byte()
-    return utf8_char(CP1252[b] or b)
-  end))
 end
 
 -- Text of a part as SpamAssassin's normalize_charset gives it, UTF-8: transfer-decoded bytes
