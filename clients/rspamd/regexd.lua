@@ -700,6 +700,46 @@ end
 
 local function strip_nl(v) return (v:gsub('\n$', '')) end
 
+-- PerMsgStatus::get_envelope_from: the SMTP sender the MTA gave, else SpamAssassin's fallback
+-- headers (the relays' envelope sender it prefers is not available from Rspamd).
+local function sa_envelope_from(task, sa_get)
+  local res = {}
+  local from = task:get_from('smtp')
+  local rp = sa_get(task, 'Return-Path:first:addr')[1]
+  -- (without an envelope from the MTA, Rspamd takes the Return-Path header's address)
+  if from and from[1] and from[1].addr and from[1].addr ~= '' and
+      (not rp or rp:lower() ~= from[1].addr:lower()) then
+    res[1] = from[1].addr
+    return res
+  end
+  -- no SMTP envelope: the headers SpamAssassin falls back on (get_envelope_from), in its order
+  local all_lower
+  local function all() -- the headers, lowercased, to tell whether one comes after a Received line
+    all_lower = all_lower or table.concat(sa_get(task, 'ALL')):lower()
+    return all_lower
+  end
+  local xs = sa_get(task, 'X-Sender:first:addr')[1]
+  if xs and xs:find('@', 1, true) then
+    for _, r in ipairs(sa_header_list(task, 'Received', false)) do
+      if r:find('(fetchmail', 1, true) then return res end
+    end
+  end
+  for _, hn in ipairs({'X-Envelope-From', 'Envelope-Sender', 'Return-Path'}) do
+    local v = sa_get(task, hn .. ':first:addr')[1]
+    if v then
+      local after = all():find('\nreceived:.-\n' .. hn:lower() .. ':') or
+          all():find('^received:.-\n' .. hn:lower() .. ':')
+      if not after then
+        res[1] = v
+        return res
+      elseif hn == 'X-Envelope-From' then
+        return res
+      end
+    end
+  end
+  return res
+end
+
 -- PerMsgStatus::_get for one header request (`Name[:raw][:addr|:name][:first|:last]`, `ALL`,
 -- `ToCc`, `MESSAGEID`, `EnvelopeFrom`): the list of values, empty when the header is absent.
 local function sa_get(task, req)
@@ -730,41 +770,7 @@ local function sa_get(task, req)
     end
     return res
   elseif base == 'EnvelopeFrom' then
-    res = {}
-    local from = task:get_from('smtp')
-    local rp = sa_get(task, 'Return-Path:first:addr')[1]
-    -- (without an envelope from the MTA, Rspamd takes the Return-Path header's address)
-    if from and from[1] and from[1].addr and from[1].addr ~= '' and
-        (not rp or rp:lower() ~= from[1].addr:lower()) then
-      res[1] = from[1].addr
-      return res
-    end
-    -- no SMTP envelope: the headers SpamAssassin falls back on (get_envelope_from), in its order
-    local all_lower
-    local function all() -- the headers, lowercased, to tell whether one comes after a Received line
-      all_lower = all_lower or table.concat(sa_get(task, 'ALL')):lower()
-      return all_lower
-    end
-    local xs = sa_get(task, 'X-Sender:first:addr')[1]
-    if xs and xs:find('@', 1, true) then
-      for _, r in ipairs(sa_header_list(task, 'Received', false)) do
-        if r:find('(fetchmail', 1, true) then return res end
-      end
-    end
-    for _, hn in ipairs({'X-Envelope-From', 'Envelope-Sender', 'Return-Path'}) do
-      local v = sa_get(task, hn .. ':first:addr')[1]
-      if v then
-        local after = all():find('\nreceived:.-\n' .. hn:lower() .. ':') or
-            all():find('^received:.-\n' .. hn:lower() .. ':')
-        if not after then
-          res[1] = v
-          return res
-        elseif hn == 'X-Envelope-From' then
-          return res
-        end
-      end
-    end
-    return res
+    res = sa_envelope_from(task, sa_get)
   elseif base == 'ToCc' then
     res = sa_header_list(task, 'To', raw, true)
     for _, v in ipairs(sa_header_list(task, 'Cc', raw, true)) do res[#res + 1] = v end
@@ -1478,9 +1484,18 @@ scan = function(task, want, retried)
     apply(task, res, n)
     if not retried and (not ruleset_info or ruleset_info.version ~= res.version) then
       -- another rule set version answered: refresh the class list, and scan the classes it added
+      -- (with MESSAGE the whole message again: the buffers of one request are the whole message,
+      -- and a request with some classes only would read the others as absent headers)
       fetch_classes({task = task}, function(ok)
         if not ok then return end
-        scan(task, function(c) return ruleset_info.classes[c] and not sent[c] end, true)
+        local added = false
+        for c in pairs(ruleset_info.classes) do
+          if not sent[c] then added = true end
+        end
+        if not added then return end
+        scan(task, function(c)
+          return ruleset_info.classes[c] and (message_flag or not sent[c])
+        end, true)
       end)
     end
   end, message_flag and FLAG_MESSAGE or 0)
