@@ -1070,11 +1070,15 @@ local function sa_uri_list(task, memo)
         form:match('^%a[%w+.-]*://([^/?#]*)')
     if not host then return false end
     host = host:gsub('^.*@', ''):gsub(':%d*$', '')
-    if valid_host[host] == nil then
-      local u = host ~= '' and rspamd_url.create(pool, 'http://' .. host .. '/')
-      valid_host[host] = (u and u:get_tld()) and true or false
+    if host:find('^%d+%.%d+%.%d+%.%d+$') then return true end
+    local tld = host:match('%.([^.]+)%.?$')
+    if not tld or not host:find('^[%w_-]') then return false end
+    tld = tld:lower()
+    if valid_host[tld] == nil then -- one URL parse per top-level label
+      local u = rspamd_url.create(pool, 'http://example.' .. tld .. '/')
+      valid_host[tld] = (u and u:get_tld()) and true or false
     end
-    return valid_host[host]
+    return valid_host[tld]
   end
   local function add_text_uri(raw)
     raw = raw:gsub('^([^(]*)%).*$', '%1'):gsub("[-~!@#^&*()_+=:;'?,.]+$", '')
