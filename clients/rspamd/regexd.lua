@@ -740,6 +740,77 @@ local function sa_envelope_from(task, sa_get)
   return res
 end
 
+-- Display names of an address header as Util::_parse_header_addresses gives them: per address
+-- (split at commas outside quotes, angle brackets and comments), the text before '<' with quoted
+-- strings unquoted and comments of the unquoted text removed (trailing white space kept); the
+-- comment after the address when there is no such phrase.
+local function raw_phrases(line)
+  line = line:gsub('%s+$', ''):gsub('\\\\', '')
+  local elems, cur, quote, angle, paren = {}, {}, false, false, 0
+  local i, n = 1, #line
+  while i <= n do
+    local c = line:sub(i, i)
+    if quote then
+      if c == '\\' then
+        cur[#cur + 1] = line:sub(i, i + 1)
+        i = i + 1
+      else
+        if c == '"' then quote = false end
+        cur[#cur + 1] = c
+      end
+    elseif c == '"' then quote = true; cur[#cur + 1] = c
+    elseif c == '(' then paren = paren + 1; cur[#cur + 1] = c
+    elseif c == ')' and paren > 0 then paren = paren - 1; cur[#cur + 1] = c
+    elseif c == '<' and paren == 0 then angle = true; cur[#cur + 1] = c
+    elseif c == '>' and paren == 0 then angle = false; cur[#cur + 1] = c
+    elseif (c == ',' or c == ';') and not angle and paren == 0 then
+      elems[#elems + 1] = table.concat(cur); cur = {}
+    else
+      cur[#cur + 1] = c
+    end
+    i = i + 1
+  end
+  elems[#elems + 1] = table.concat(cur)
+  local res = {}
+  for _, e in ipairs(elems) do
+    e = e:gsub('^%s+', '')
+    local phrase, comment
+    local lt = e:find('<', 1, true)
+    if lt then
+      phrase = e:sub(1, lt - 1)
+      comment = e:match('>%s*%(([^()]*)%)%s*$')
+    else
+      comment = e:match('%(([^()]*)%)%s*$')
+      if not e:find('@', 1, true) then phrase = e:gsub('%s*%([^()]*%)%s*$', '') end
+    end
+    if phrase then
+      local np = {}
+      local pos = 1
+      while pos <= #phrase do
+        local qs, qe = phrase:find('^"', pos)
+        if qs then
+          local close = pos + 1
+          while close <= #phrase and phrase:sub(close, close) ~= '"' do
+            if phrase:sub(close, close) == '\\' then close = close + 1 end
+            close = close + 1
+          end
+          np[#np + 1] = phrase:sub(pos + 1, close - 1):gsub('\\(.)', '%1')
+          pos = close + 1
+        else
+          local nxt = phrase:find('"', pos, true) or #phrase + 1
+          np[#np + 1] = phrase:sub(pos, nxt - 1):gsub('%([^()]*%)', '')
+          pos = nxt
+        end
+      end
+      phrase = table.concat(np)
+      if phrase == '' then phrase = nil end
+    end
+    phrase = phrase or comment
+    if phrase then res[#res + 1] = phrase end
+  end
+  return res
+end
+
 -- PerMsgStatus::_get for one header request (`Name[:raw][:addr|:name][:first|:last]`, `ALL`,
 -- `ToCc`, `MESSAGEID`, `EnvelopeFrom`): the list of values, empty when the header is absent.
 local function sa_get(task, req)
@@ -789,6 +860,15 @@ local function sa_get(task, req)
     res = {res[1]}
   elseif mods.last then
     res = {res[#res]}
+  end
+  if want_name and raw then
+    -- :name:raw, the phrases as SpamAssassin's own parser leaves them: quotes removed, comments
+    -- of the unquoted text removed, trailing white space kept, nothing decoded
+    local out = {}
+    for _, line in ipairs(res) do
+      for _, ph in ipairs(raw_phrases(line)) do out[#out + 1] = ph end
+    end
+    return out
   end
   if want_addr or want_name then
     local out = {}

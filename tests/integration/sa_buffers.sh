@@ -28,7 +28,7 @@ done >"$tmp/list"
 
 export SA_BUFFERS_HEADERS="Subject From To From:addr From:name To:addr ToCc ToCc:addr Reply-To:addr
   Received Message-Id MESSAGEID ALL ALL:raw From:raw Subject:raw EnvelopeFrom Return-Path:addr
-  X-Mailer Content-Type Date References"
+  X-Mailer Content-Type Date References From:name:raw"
 started=$(date +%s)
 xargs perl "$src/tests/support/sa_buffers.pl" "$tmp" <"$tmp/list" 2>"$tmp/sa.err" ||
   die "SpamAssassin failed: $(tail -n 3 "$tmp/sa.err")"
