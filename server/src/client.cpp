@@ -67,6 +67,7 @@ ErrorCode local_code(std::uint32_t wire) {
     case p::WireError::kMalformed: return ErrorCode::kCorrupt;
     case p::WireError::kTooLarge:
     case p::WireError::kBusy: return ErrorCode::kResourceLimit;
+    case p::WireError::kForbidden: return ErrorCode::kPermission;
     default: return ErrorCode::kInternal;
   }
 }

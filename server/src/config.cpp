@@ -2,6 +2,7 @@
 
 #include <glob.h>
 #include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,6 +59,55 @@ struct Section {
   }
 };
 
+// server.load_rules: "any", "new", "off", or a list of rule-set names.
+Status read_load_rules(Section& s, ServerConfig& out) {
+  const toml::node* n = s.table.get("load_rules");
+  if (!n) return {};
+  if (auto word = n->value<std::string>()) {
+    if (*word == "any") out.load_rules = LoadRulesPolicy::kAny;
+    else if (*word == "new") out.load_rules = LoadRulesPolicy::kNew;
+    else if (*word == "off") out.load_rules = LoadRulesPolicy::kOff;
+    else return s.invalid("load_rules", "expected \"any\", \"new\", \"off\" or a list of rule-set names");
+    return {};
+  }
+  const toml::array* names = n->as_array();
+  if (!names) return s.invalid("load_rules", "expected \"any\", \"new\", \"off\" or a list of rule-set names");
+  out.load_rules = LoadRulesPolicy::kListed;
+  for (const auto& e : *names) {
+    auto name = e.value<std::string>();
+    if (!name || name->empty()) return s.invalid("load_rules", "expected rule-set names (non-empty strings)");
+    out.load_rules_names.push_back(*name);
+  }
+  return {};
+}
+
+// server.allowed_uids / allowed_gids: numbers, or user / group names.
+template <typename Id>
+Status read_ids(Section& s, std::string_view key, bool users, std::vector<Id>& out) {
+  const toml::node* n = s.table.get(key);
+  if (!n) return {};
+  const toml::array* list = n->as_array();
+  if (!list) return s.invalid(key, "expected a list of ids or names");
+  for (const auto& e : *list) {
+    if (auto id = e.value<std::int64_t>(); id && *id >= 0 && *id < 0xffffffffll) {
+      out.push_back(static_cast<Id>(*id));
+    } else if (auto name = e.value<std::string>()) {
+      if (users) {
+        const passwd* pw = ::getpwnam(name->c_str());
+        if (!pw) return s.invalid(key, "no such user '" + *name + "'");
+        out.push_back(static_cast<Id>(pw->pw_uid));
+      } else {
+        const group* gr = ::getgrnam(name->c_str());
+        if (!gr) return s.invalid(key, "no such group '" + *name + "'");
+        out.push_back(static_cast<Id>(gr->gr_gid));
+      }
+    } else {
+      return s.invalid(key, "expected a list of ids or names");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Config default_config() {
@@ -97,7 +147,8 @@ Result<Config> load_config(const fs::path& path) {
   if (const toml::table* t = root["server"].as_table()) {
     if (auto st = check_keys(path, *t, "server",
                              {"socket", "socket_mode", "socket_group", "tcp", "workers", "max_frame",
-                              "max_connections", "idle_timeout", "watch_interval", "max_pattern", "max_captures"});
+                              "max_connections", "idle_timeout", "watch_interval", "max_pattern", "max_captures", "load_rules", "allowed_uids",
+                              "allowed_gids", "tcp_load_rules"});
         !st)
       return st.error();
     Section s{path, *t, "server", std::nullopt};
@@ -112,7 +163,12 @@ Result<Config> load_config(const fs::path& path) {
     auto watch = s.get<std::int64_t>("watch_interval");
     auto max_pattern = s.get<std::string>("max_pattern");
     auto max_captures = s.get<std::int64_t>("max_captures");
+    auto tcp_load_rules = s.get<bool>("tcp_load_rules");
     if (s.error) return *s.error;
+    if (tcp_load_rules) c.server.tcp_load_rules = *tcp_load_rules;
+    if (auto st = read_load_rules(s, c.server); !st) return st.error();
+    if (auto st = read_ids(s, "allowed_uids", true, c.server.allowed_uids); !st) return st.error();
+    if (auto st = read_ids(s, "allowed_gids", false, c.server.allowed_gids); !st) return st.error();
     if (socket) c.server.socket = *socket;
     if (mode) {
       char* end = nullptr;

@@ -217,6 +217,7 @@ int main(int argc, char** argv) {
   }
 
   server::Registry registry({store.get(), compile_options(cfg)});
+  for (const auto& rs : cfg.rulesets) cfg.server.configured_names.push_back(rs.name);
   server::Server srv(cfg.server, registry);
   if (auto st = srv.bind(); !st) {
     spdlog::error("{}", st.error().message);

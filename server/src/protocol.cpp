@@ -85,6 +85,7 @@ std::string_view wire_error_name(std::uint32_t code) {
     case WireError::kBadRules: return "BAD_RULES";
     case WireError::kBusy: return "BUSY";
     case WireError::kInternal: return "INTERNAL";
+    case WireError::kForbidden: return "FORBIDDEN";
   }
   return "UNKNOWN_ERROR";
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <asio.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -18,6 +19,7 @@
 #include <set>
 #include <spdlog/spdlog.h>
 #include <thread>
+#include <type_traits>
 
 #include "regexd/server/protocol.h"
 
@@ -67,6 +69,20 @@ void reject_unsafe_pushed_rules(engine::RuleSet& rules, const engine::PatternLim
   });
 }
 
+// What the server knows of a connection's peer: its credentials on the Unix
+// socket (SO_PEERCRED), nothing on TCP.
+struct Peer {
+  bool tcp = false;
+  std::optional<ucred> cred;
+};
+
+std::optional<ucred> peer_credentials(int fd) {
+  ucred c{};
+  socklen_t len = sizeof(c);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0 || len != sizeof(c)) return std::nullopt;
+  return c;
+}
+
 Error sys_error(const std::string& what) { return make_error(ErrorCode::kIo, what + ": " + std::strerror(errno)); }
 
 }  // namespace
@@ -109,9 +125,15 @@ struct Server::Impl {
   Clock::time_point start_time = Clock::now();
   std::atomic<std::uint64_t> conn_current{0}, conn_total{0}, conn_rejected{0}, requests{0}, errors{0};
 
-  Reply handle(const p::Frame& f);
+  Reply handle(const p::Frame& f, const Peer& peer);
   Reply handle_scan(const p::Frame& f);
-  Reply handle_load(const p::Frame& f);
+  Reply handle_load(const p::Frame& f, const Peer& peer);
+  // The policy of docs/daemon.md, "Security model".
+  bool may_load_rules(const Peer& peer) const {
+    return cfg.load_rules != LoadRulesPolicy::kOff && (!peer.tcp || cfg.tcp_load_rules);
+  }
+  std::optional<std::string> refuse_load_of(const std::string& name) const;
+  bool peer_allowed(const ucred& c) const;
   std::string stats_json() const;
   std::string list_json() const;
   // `msg` may quote client bytes: it goes out as one line of valid UTF-8.
@@ -142,14 +164,19 @@ namespace {
 template <typename Socket>
 class Connection final : public ConnectionBase, public std::enable_shared_from_this<Connection<Socket>> {
  public:
-  Connection(Server::Impl& impl, Socket socket)
-      : impl_(impl), sock_(std::move(socket)), idle_(sock_.get_executor()), decoder_(impl.cfg.max_frame) {}
+  Connection(Server::Impl& impl, Socket socket, Peer peer)
+      : impl_(impl),
+        sock_(std::move(socket)),
+        peer_(std::move(peer)),
+        idle_(sock_.get_executor()),
+        decoder_(impl.cfg.max_frame) {}
 
   void start() {
     asio::dispatch(sock_.get_executor(), [self = this->shared_from_this()] {
       p::Hello h;
       h.max_frame = self->impl_.cfg.max_frame;
-      h.capabilities = p::kCapLoadRules | (self->impl_.cfg.tcp.empty() ? 0 : p::kCapTcp);
+      h.capabilities = (self->impl_.may_load_rules(self->peer_) ? p::kCapLoadRules : 0) |
+                       (self->impl_.cfg.tcp.empty() ? 0 : p::kCapTcp);
       const auto& info = engine::engine_info();
       h.server = std::string("regexd ") + REGEXD_VERSION + " " + info.flavor + " " + info.runtime_version + " " + info.arch;
       self->enqueue(p::encode_frame(0, p::kHello, 0, p::encode_hello(h)));
@@ -211,7 +238,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     if (!*got) return read_more();
     if (f.flags & p::kFlagClose) draining_ = true;
     impl_.requests.fetch_add(1, std::memory_order_relaxed);
-    Reply r = impl_.handle(f);
+    Reply r = impl_.handle(f, peer_);
     if (r.close) draining_ = true;
     enqueue(std::move(r.bytes));
     // Straight on to the next frame (or the next read), but yield to other
@@ -274,6 +301,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
 
   Server::Impl& impl_;
   Socket sock_;
+  const Peer peer_;
   asio::steady_timer idle_;
   p::FrameDecoder decoder_;
   std::array<char, 64 * 1024> buf_{};
@@ -299,11 +327,24 @@ void Server::Impl::accept_loop(Acceptor& acceptor) {
       t->async_wait([this, &acceptor, t](std::error_code) { accept_loop(acceptor); });
       return;
     }
-    std::shared_ptr<Connection<typename Acceptor::protocol_type::socket>> c;
+    using Socket = typename Acceptor::protocol_type::socket;
+    Peer peer;
+    peer.tcp = !std::is_same_v<typename Acceptor::protocol_type, asio::local::stream_protocol>;
+    if (!peer.tcp) peer.cred = peer_credentials(socket.native_handle());
+    if (!peer.tcp && (!peer.cred || !peer_allowed(*peer.cred))) {
+      // Not one of the allowed users or groups: closed before a greeting.
+      if (peer.cred) spdlog::warn("connection from uid {} gid {} pid {}: not allowed, closed", peer.cred->uid,
+                                  peer.cred->gid, peer.cred->pid);
+      conn_rejected.fetch_add(1, std::memory_order_relaxed);
+      std::error_code ignore;
+      socket.close(ignore);
+      return accept_loop(acceptor);
+    }
+    std::shared_ptr<Connection<Socket>> c;
     {
       std::lock_guard lock(conns_mu);
       if (conns.size() < cfg.max_connections) {
-        c = std::make_shared<Connection<typename Acceptor::protocol_type::socket>>(*this, std::move(socket));
+        c = std::make_shared<Connection<Socket>>(*this, std::move(socket), std::move(peer));
         conns.insert(c);
         conn_total.fetch_add(1, std::memory_order_relaxed);
         conn_current.fetch_add(1, std::memory_order_relaxed);
@@ -320,12 +361,39 @@ void Server::Impl::accept_loop(Acceptor& acceptor) {
   });
 }
 
-Reply Server::Impl::handle(const p::Frame& f) {
+bool Server::Impl::peer_allowed(const ucred& c) const {
+  if (cfg.allowed_uids.empty() && cfg.allowed_gids.empty()) return true;
+  if (c.uid == 0 || c.uid == ::geteuid()) return true;  // they could bypass the socket anyway
+  return std::find(cfg.allowed_uids.begin(), cfg.allowed_uids.end(), c.uid) != cfg.allowed_uids.end() ||
+         std::find(cfg.allowed_gids.begin(), cfg.allowed_gids.end(), c.gid) != cfg.allowed_gids.end();
+}
+
+// Why `name` may not be created or replaced by LOAD_RULES (nullopt: it may).
+std::optional<std::string> Server::Impl::refuse_load_of(const std::string& name) const {
+  auto listed = [&](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  switch (cfg.load_rules) {
+    case LoadRulesPolicy::kAny: return std::nullopt;
+    case LoadRulesPolicy::kOff: return "LOAD_RULES is off (server.load_rules)";
+    case LoadRulesPolicy::kListed:
+      if (listed(cfg.load_rules_names)) return std::nullopt;
+      return "rule set '" + name + "' is not one that clients may load (server.load_rules)";
+    case LoadRulesPolicy::kNew: {
+      auto current = registry.find(name);
+      if (!listed(cfg.configured_names) && !(current && current->origin == "config")) return std::nullopt;
+      return "rule set '" + name + "' comes from the daemon's configuration and cannot be replaced (server.load_rules)";
+    }
+  }
+  return "LOAD_RULES refused";
+}
+
+Reply Server::Impl::handle(const p::Frame& f, const Peer& peer) {
   try {
     switch (f.opcode) {
       case p::kPing: return {p::encode_frame(f.id, p::kPing | p::kReplyBit, 0, {})};
       case p::kScan: return handle_scan(f);
-      case p::kLoadRules: return handle_load(f);
+      case p::kLoadRules: return handle_load(f, peer);
       case p::kStats: return {p::encode_frame(f.id, p::kStats | p::kReplyBit, 0, p::encode_text(stats_json()))};
       case p::kListRulesets:
         return {p::encode_frame(f.id, p::kListRulesets | p::kReplyBit, 0, p::encode_text(list_json()))};
@@ -369,13 +437,18 @@ Reply Server::Impl::handle_scan(const p::Frame& f) {
   return {std::move(out)};
 }
 
-Reply Server::Impl::handle_load(const p::Frame& f) {
+Reply Server::Impl::handle_load(const p::Frame& f, const Peer& peer) {
+  if (!may_load_rules(peer))
+    return error(f, p::WireError::kForbidden,
+                 peer.tcp ? "LOAD_RULES is not accepted on the TCP listener (server.tcp_load_rules)"
+                          : "LOAD_RULES is off (server.load_rules)");
   auto q = p::decode_load_rules(f.body);
   if (!q) return error(f, p::WireError::kMalformed, q.error().message, true);
   std::string name(q->name), cls(q->cls);
   // Names and classes come back in JSON replies and logs: text only.
   if (auto st = p::check_name("LOAD_RULES: rule-set name", name); !st)
     return error(f, p::WireError::kBadRules, st.error().message);
+  if (auto why = refuse_load_of(name)) return error(f, p::WireError::kForbidden, *why);
   if (!cls.empty())
     if (auto st = p::check_name("LOAD_RULES " + name + ": class", cls); !st)
       return error(f, p::WireError::kBadRules, st.error().message);

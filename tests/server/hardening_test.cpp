@@ -2,10 +2,13 @@
 // daemon's socket server and registry.  Each test failed before its fix.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,6 +20,7 @@
 #include "hostile_entry.h"
 
 #include "regexd/server/client.h"
+#include "regexd/server/config.h"
 #include "regexd/server/registry.h"
 #include "regexd/server/server.h"
 
@@ -263,6 +267,139 @@ TEST_F(HardeningTest, AHostileRuleCostsBoundedMemory) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->limited, std::vector<std::string>{"H"});
   EXPECT_LT(grown, 64) << "MiB for one match of one rule";
+}
+
+// Item 1: who may change rules.  The policy decides per name; the daemon's
+// own rule sets are never replaceable under "new"; "off" refuses
+// LOAD_RULES and the greeting stops announcing it.
+TEST_F(HardeningTest, LoadRulesPolicyDecidesWhoMayChangeWhichRuleSet) {
+  ASSERT_TRUE(registry_->load("conf", engine::parse_native("A body /a/\n", "c")).ok());
+  auto push = [&](const std::string& name) {
+    auto c = client();
+    return c ? c->load_rules({name, "native", "", "P body /p/\n"}) : Result<p::LoadRulesReply>(Error{});
+  };
+  auto forbidden = [](const Result<p::LoadRulesReply>& r) {
+    return !r.ok() && r.error().message.rfind("FORBIDDEN: ", 0) == 0 && r.error().code == ErrorCode::kPermission;
+  };
+  cfg_.load_rules = LoadRulesPolicy::kNew;
+  cfg_.configured_names = {"conf", "later"};  // "later" failed to load at start-up
+  start();
+  EXPECT_TRUE(forbidden(push("conf")));
+  EXPECT_TRUE(forbidden(push("later")));
+  EXPECT_TRUE(push("mine").ok());
+  EXPECT_TRUE(push("mine").ok());  // a pushed set may be pushed again
+  EXPECT_EQ(registry_->find("conf")->origin, "config");
+  server_.reset();
+
+  cfg_.load_rules = LoadRulesPolicy::kListed;
+  cfg_.load_rules_names = {"conf", "ok"};  // listing a configured name is the operator's choice
+  start();
+  EXPECT_TRUE(push("ok").ok());
+  EXPECT_TRUE(push("conf").ok());
+  auto other = push("other");
+  EXPECT_TRUE(forbidden(other));
+  EXPECT_NE(other.error().message.find("'other' is not one that clients may load"), std::string::npos)
+      << other.error().message;
+  server_.reset();
+
+  cfg_.load_rules = LoadRulesPolicy::kOff;
+  start();
+  auto c = client();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->hello().capabilities & p::kCapLoadRules, 0u);
+  EXPECT_TRUE(forbidden(c->load_rules({"ok", "native", "", "P body /p/\n"})));
+  EXPECT_TRUE(c->ping().ok());  // the connection stays usable
+}
+
+// The TCP listener has no peer credentials: it scans only, unless
+// tcp_load_rules says otherwise.
+TEST_F(HardeningTest, TheTcpListenerIsScanOnlyUnlessConfigured) {
+  ASSERT_TRUE(registry_->load("t", engine::parse_native("A body /a/\n", "t")).ok());
+  for (bool allowed : {false, true}) {
+    cfg_.tcp = "127.0.0.1:" + std::to_string(20000 + (::getpid() * 2 + allowed) % 30000);
+    cfg_.tcp_load_rules = allowed;
+    start();
+    auto c = Client::connect(cfg_.tcp, std::chrono::seconds(10));
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(((*c)->hello().capabilities & p::kCapLoadRules) != 0, allowed);
+    p::ScanRequest q;
+    q.ruleset = "t";
+    q.buffers = {{"body", "a"}};
+    EXPECT_TRUE((*c)->scan(q).ok());
+    auto r = (*c)->load_rules({"x", "native", "", "P body /p/\n"});
+    EXPECT_EQ(r.ok(), allowed) << (r.ok() ? "" : r.error().message);
+    if (!allowed) {
+      EXPECT_NE(r.error().message.find("FORBIDDEN: LOAD_RULES is not accepted on the TCP listener"),
+                std::string::npos)
+          << r.error().message;
+    }
+    // The Unix socket is not affected.
+    EXPECT_NE(client()->hello().capabilities & p::kCapLoadRules, 0u);
+    server_.reset();
+  }
+}
+
+// SO_PEERCRED: a peer outside allowed_uids/allowed_gids is closed before its
+// greeting.  Needs root, to connect as another user (nobody).
+TEST_F(HardeningTest, PeersOutsideTheAllowedUidsAndGidsAreClosedAtOnce) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  cfg_.socket_mode = 0666;
+  // As `nobody` (65534): the greeting's size, or 0 when closed without one.
+  auto greeting_as_nobody = [&]() -> int {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
+      int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::strncpy(addr.sun_path, cfg_.socket.c_str(), sizeof(addr.sun_path) - 1);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) ::_exit(101);
+      char buf[512];
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      ::_exit(n > 0 ? 1 : 0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  cfg_.allowed_uids = {12345};
+  start();
+  EXPECT_EQ(greeting_as_nobody(), 0);
+  EXPECT_TRUE(client());  // root and the daemon's own user always get in
+  EXPECT_NE(server_->stats_json().find("\"rejected\":1"), std::string::npos) << server_->stats_json();
+  server_.reset();
+  cfg_.allowed_gids = {65534};
+  start();
+  EXPECT_EQ(greeting_as_nobody(), 1);
+}
+
+// The [server] keys of the security model, and their errors.
+TEST_F(HardeningTest, SecurityKeysAreReadFromTheConfigFile) {
+  auto load = [&](const std::string& server_section) {
+    fs::path f = dir_ / "c.toml";
+    std::ofstream(f) << "[server]\n" << server_section;
+    return load_config(f);
+  };
+  auto c = load("load_rules = [\"a\", \"b\"]\nallowed_uids = [\"root\", 5]\nallowed_gids = [\"root\"]\n"
+                "tcp_load_rules = true\nmax_pattern = \"1K\"\nmax_captures = 3\n");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->server.load_rules, LoadRulesPolicy::kListed);
+  EXPECT_EQ(c->server.load_rules_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c->server.allowed_uids, (std::vector<uid_t>{0, 5}));
+  EXPECT_EQ(c->server.allowed_gids, (std::vector<gid_t>{0}));
+  EXPECT_TRUE(c->server.tcp_load_rules);
+  EXPECT_EQ(c->server.pushed_rule_limits.max_bytes, 1024u);
+  EXPECT_EQ(c->server.pushed_rule_limits.max_captures, 3u);
+  EXPECT_EQ(load("load_rules = \"new\"\n")->server.load_rules, LoadRulesPolicy::kNew);
+  EXPECT_EQ(load("load_rules = \"off\"\n")->server.load_rules, LoadRulesPolicy::kOff);
+  EXPECT_EQ(load("")->server.load_rules, LoadRulesPolicy::kAny);
+  for (const char* bad : {"load_rules = \"some\"\n", "allowed_uids = [\"no-such-user-x\"]\n",
+                          "allowed_gids = 7\n", "max_captures = -1\n"}) {
+    auto r = load(std::string("\n") + bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("c.toml:3: server."), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace

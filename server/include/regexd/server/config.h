@@ -30,6 +30,16 @@ struct RuleSetConfig {
   bool watch = true;               // reload when a file changes
 };
 
+// Which rule sets a client may create or replace with LOAD_RULES
+// (server.load_rules; docs/daemon.md, "Security model").
+enum class LoadRulesPolicy {
+  kAny,     // "any": every name, the configured ones included (the Rspamd plugin's
+            // rules_file may replace the set the daemon starts with)
+  kNew,     // "new": only names the configuration does not define
+  kListed,  // ["a", "b"]: only these names
+  kOff,     // "off": LOAD_RULES is refused
+};
+
 struct ServerConfig {
   std::filesystem::path socket;
   mode_t socket_mode = 0660;
@@ -43,6 +53,19 @@ struct ServerConfig {
   // Pattern length and capture groups of each rule pushed by LOAD_RULES
   // (server.max_pattern, server.max_captures); a rule over them is rejected.
   engine::PatternLimits pushed_rule_limits;
+  LoadRulesPolicy load_rules = LoadRulesPolicy::kAny;
+  std::vector<std::string> load_rules_names;  // kListed
+  // Names of the configured rule sets (set by the daemon from Config::rulesets):
+  // never replaceable under kNew, even before they first load.
+  std::vector<std::string> configured_names;
+  // Peers of the Unix socket (SO_PEERCRED): when either list is non-empty, a
+  // peer whose uid is not in allowed_uids and whose gid is not in
+  // allowed_gids is disconnected at once (root and the daemon's own uid are
+  // always let in).  Empty: whoever the socket's mode and group let connect.
+  std::vector<uid_t> allowed_uids;
+  std::vector<gid_t> allowed_gids;
+  // The TCP listener only scans unless this is true (no peer credentials there).
+  bool tcp_load_rules = false;
 };
 
 struct CacheConfig {

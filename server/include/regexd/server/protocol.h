@@ -53,6 +53,7 @@ enum class WireError : std::uint32_t {
   kBadRules = 6,
   kBusy = 7,
   kInternal = 8,
+  kForbidden = 9,  // the daemon's policy refuses this request on this connection
 };
 std::string_view wire_error_name(std::uint32_t code);
 
