@@ -1249,6 +1249,8 @@ local function make_extractor(cls)
   if kind ~= 'header' and kind ~= 'rawheader' then
     return nil, 'unknown class (known: ' .. KNOWN_CLASSES .. ')'
   end
+  -- (:addrlist and :namelist, from before :addr and :name gave every address as SpamAssassin does)
+  rest = rest:gsub(':addrlist', ':addr'):gsub(':namelist', ':name')
   local seen_mod = {}
   for mod in rest:gmatch(':([^:]*)') do
     if not HEADER_MODIFIERS[mod] or seen_mod[mod] then
