@@ -12,7 +12,9 @@
 #      classes = ["*"]) scans each message with `rspamc -j`; regexd's hits are the symbols the
 #      plugin inserts and the options of REGEXD_OTHER.
 #   3. SpamAssassin (local tests, its own rules, no Bayes/AWL/network/user prefs, private home)
-#      checks the same messages (tests/support/sa_referee.pl).
+#      checks the same messages (tests/support/sa_referee.pl), twice: as in 1., and with the rules
+#      on SpamAssassin's relay pseudo-headers switched off too (Rspamd cannot give those headers, so
+#      regexd never sees them hit; the metas that read them then agree or not on the rest).
 #   4. tests/support/sa_referee_compare.py compares per message and prints the report: messages
 #      where public rules+metas are identical, where `__` sub-rules are, and the rules that differ.
 #
@@ -24,7 +26,8 @@
 #        SA_REFEREE_CACHE  regexd's cache dir (default ~/.cache/regexd/sa-referee)
 #        RSPAMD_HS_CACHE   Rspamd's own Hyperscan cache (default ~/.cache/regexd/sa-referee-rspamd)
 #        SA_REFEREE_REPORT write the report (Markdown) here too, and REPORT.json
-#        SA_REFEREE_MIN_PUBLIC, SA_REFEREE_MIN_SUB  minimum % of messages identical; below: exit 1
+#        SA_REFEREE_MIN_PUBLIC, SA_REFEREE_MIN_SUB  minimum % of messages identical (against
+#                          SpamAssassin without its relay rules, the report's second line); below: exit 1
 #        SA_REFEREE_METAS  auto (default: regexd evaluates metas if its answers hold any), yes, no
 #        SA_REFEREE_PREWARM=0 skip `regexd --prewarm` (default on: compile into the cache first)
 #        SA_REFEREE_KEEP=1 keep the temp dir (logs, every answer)
@@ -152,12 +155,19 @@ EOF
 "$regexctl_bin" stats --json --socket "$sock" >"$tmp/stats-end.json" || true
 classes_note=$(grep -o 'regexd: [^"]*classes[^"]*' "$tmp/log/rspamd.log" | grep -iv 'socket' | sort -u | head -3 || true)
 
-log "SpamAssassin checks the same $n messages"
-xargs -d '\n' perl "$src/tests/support/sa_referee.pl" --rules "$sa_rules" --off "$tmp/lists/off.txt" \
-  <"$tmp/messages.txt" >"$tmp/sa.jsonl" 2>"$tmp/sa.err" || die "sa_referee.pl failed: $(tail -n 5 "$tmp/sa.err")"
+# Twice: as shipped minus what regexd cannot run, and also without the relay pseudo-header rules
+# (what Rspamd can give: their metas then see 0 on both sides).
+cat "$tmp/lists/off.txt" "$tmp/lists/relay.txt" >"$tmp/lists/off-relay.txt"
+for mode in off off-relay; do
+  log "SpamAssassin checks the same $n messages ($mode.txt switched off)"
+  xargs -d '\n' perl "$src/tests/support/sa_referee.pl" --rules "$sa_rules" --off "$tmp/lists/$mode.txt" \
+    <"$tmp/messages.txt" >"$tmp/sa-$mode.jsonl" 2>"$tmp/sa-$mode.err" ||
+    die "sa_referee.pl failed: $(tail -n 5 "$tmp/sa-$mode.err")"
+done
 
 # ---------------------------------------------------------------------------------------------
-args=(compare "$tmp/lists" "$tmp/sa.jsonl" "$tmp/rspamd.jsonl" --metas "${SA_REFEREE_METAS:-auto}"
+args=(compare "$tmp/lists" "$tmp/sa-off.jsonl" "$tmp/rspamd.jsonl" --sa-norelay "$tmp/sa-off-relay.jsonl"
+      --metas "${SA_REFEREE_METAS:-auto}"
       --stats "$tmp/stats-end.json")
 [[ -n ${SA_REFEREE_REPORT:-} ]] && args+=(--report "$SA_REFEREE_REPORT")
 [[ -n ${SA_REFEREE_MIN_PUBLIC:-} ]] && args+=(--min-public "$SA_REFEREE_MIN_PUBLIC")
