@@ -444,6 +444,9 @@ expect_score "ITEST_NICE@-1"
 # every rule without a symbol of its own is an option of REGEXD_OTHER or REGEXD_OTHER_2 (Rspamd
 # keeps fewer than 100 options per symbol)
 others=$(grep -E '^REGEXD_OTHER(_[0-9]+)?=' "$tmp/out" | cut -d= -f2 | tr ',' '\n' | sort)
+if (((caps & 4) == 0)); then
+  others=$(grep -vx ITEST_ZERO <<<"$others" || true) # an importer that still runs score-0 rules
+fi
 want_others=$( (printf '__ITEST_ANY_%s\n' $(seq -w 1 150); echo __ITEST_LOTTERY; echo __ITEST_MONEY) | sort)
 [[ $others == "$want_others" ]] || die "REGEXD_OTHER options differ: $(diff <(echo "$want_others") <(echo "$others") | grep '^[<>]' | head -5 | tr '\n' ' ')"
 log "SpamAssassin rules: symbols and scores from the .cf$(((caps & 4)) && echo ", meta ITEST_META scored 3.5, [if-unset]"), mailto URI, rendered line, joined Received and To:addr, 152 rules in REGEXD_OTHER*"
