@@ -114,12 +114,18 @@ def cmd_lists(a):
           f'regexd rejected {len(rejected)}')
 
 
+OTHER = re.compile(r'^REGEXD_OTHER(_[0-9]+)?$')
+
+
 def regexd_hits(d):
-    """Every rule name in an `rspamc -j` answer: the symbols, and the options of REGEXD_OTHER."""
+    """Every rule name in an `rspamc -j` answer: the symbols, and the options of REGEXD_OTHER (and
+    of REGEXD_OTHER_2, _3 ..., over which the plugin spreads them past Rspamd's per-symbol limits)."""
     syms = d.get('symbols', {})
     names = set()
     for sym, v in syms.items():
-        if sym == 'REGEXD_OTHER':
+        if sym == 'REGEXD_FAIL':
+            continue
+        if OTHER.match(sym):
             for o in v.get('options', []):
                 o = str(o).split('(')[0].strip()
                 if NAME.match(o):
