@@ -322,8 +322,20 @@ end
 
 -- body_part_scan_size / rawbody_part_scan_size truncation: at the first of `seps` found within
 -- 1 KiB after `size` bytes (kept), else at `size`.
-local function truncate_part(text, size, seps)
+-- With `chars` (SpamAssassin holds the text as characters: valid UTF-8 with 8-bit bytes) the size
+-- counts characters.
+local function truncate_part(text, size, seps, chars)
   if #text <= size then return text end
+  if chars then
+    local n, pos = 0, 1
+    while n < size and pos <= #text do
+      local _, e = text:find('^[\192-\255][\128-\191]*', pos)
+      pos = (e or pos) + 1
+      n = n + 1
+    end
+    if pos > #text then return text end
+    size = pos - 1
+  end
   for _, ch in ipairs(seps) do
     local f = text:find(ch, size + 1, true)
     if f and (f - 1) - size <= 1024 then return text:sub(1, f) end
@@ -920,8 +932,15 @@ local function leaf_parts(task)
       res[#res + 1] = {part = p, type = ctype, effective = eff}
     end
   end
-  local in_multipart = #(task:get_parts() or {}) > 1
-  for _, lp in ipairs(res) do lp.in_multipart = in_multipart end
+  -- In a multipart message a part followed by a boundary loses the line break before it; a last
+  -- part that runs to the end of the message (no closing boundary) keeps it.
+  if #(task:get_parts() or {}) > 1 then
+    local full = tostring(task:get_content() or '')
+    for _, lp in ipairs(res) do
+      local raw = tostring(lp.part:get_raw_content() or '')
+      lp.in_multipart = not (#raw > 0 and #raw <= #full and full:sub(-#raw) == raw)
+    end
+  end
   return res
 end
 
@@ -959,28 +978,44 @@ local function squeeze_blank_lines(s)
   return table.concat(out)
 end
 
--- A part's body decoded from its transfer encoding (SpamAssassin's Node::decode), bytes. In a
--- multipart message the line break before a boundary belongs to the boundary (SpamAssassin drops
--- it, Rspamd keeps it in the part).
+-- A part's body decoded from its transfer encoding (SpamAssassin's Node::decode), bytes. The line
+-- break before a MIME boundary belongs to the boundary (SpamAssassin drops it, Rspamd keeps it in
+-- the part): `in_multipart` says a boundary follows.
 local function part_decoded(p, in_multipart)
   local cte = tostring(p.get_cte and p:get_cte() or ''):lower()
-  if cte == 'base64' then return tostring(p:get_content() or '') end
+  if cte == 'base64' then
+    local d = tostring(p:get_content() or '')
+    local t = tostring((p:get_type()) or ''):lower()
+    if t == 'text' or t == 'message' then d = d:gsub('\r\n', '\n') end -- as Node::decode does
+    return d
+  end
   local raw = tostring((cte == 'quoted-printable' and p:get_raw_content() or p:get_content()) or '')
   if in_multipart then raw = raw:gsub('\r?\n$', '') end
   raw = squeeze_blank_lines(raw)
-  if cte == 'quoted-printable' then return sa_qp_decode(raw) end
+  if cte == 'quoted-printable' then return (sa_qp_decode(raw):gsub('\r\n', '\n')) end
   return raw
 end
 
 -- Text of a part as SpamAssassin's normalize_charset gives it, UTF-8: transfer-decoded bytes
 -- kept when they are ASCII or valid UTF-8 (SpamAssassin tries UTF-8 first whatever the declared
 -- charset), Windows-1252 for ISO-8859-1/Windows-1252/US-ASCII/none, else Rspamd's conversion.
+-- Charsets whose all-ASCII text SpamAssassin leaves undecoded (_normalize); ISO-2022-JP, UTF-7 and
+-- the like are 7-bit and must be decoded.
+local function ascii_compatible(cs)
+  return cs == '' or cs == 'us-ascii' or cs == 'ascii' or cs:find('^iso[ -]?8859') or
+      cs:find('^windows%-%d%d%d%d$') or cs:find('^utf%-?8$') or cs:find('^koi8%-') or cs:find('^euc%-') or
+      cs == 'big5' or cs == 'gbk' or cs:find('^gb[ -]?18030') or cs:find('^ansi[_ ]?x3%.4') or cs == 'iso646-us'
+end
+
 local function part_utf8(p, in_multipart)
   local b = part_decoded(p, in_multipart)
-  if not b:find('[\128-\255]') or rspamd_util.is_valid_utf8(b) then return b end
   local ct = tostring(p.get_header and p:get_header('Content-Type') or '')
   local cs = (ct:match('[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*"?([^";%s]+)') or ''):lower()
-  if cs == '' or cs:find('^iso%-?8859%-1$') or cs == 'windows-1252' or cs == 'cp1252' or
+  if not b:find('[\128-\255]') then
+    if ascii_compatible(cs) then return b end
+  elseif rspamd_util.is_valid_utf8(b) then
+    return b
+  elseif cs == '' or cs:find('^iso%-?8859%-1$') or cs == 'windows-1252' or cs == 'cp1252' or
       cs == 'us-ascii' or cs == 'ascii' then
     return cp1252_to_utf8(b)
   end
@@ -1014,7 +1049,8 @@ local function rendered_body(task, memo)
       end
     end
     if r then
-      r = truncate_part(r, BODY_PART_SCAN_SIZE, {'\n', ' '})
+      r = truncate_part(r, BODY_PART_SCAN_SIZE, {'\n', ' '},
+          r:find('[\128-\255]') ~= nil and rspamd_util.is_valid_utf8(r))
       text[#text + 1] = r
     end
     if #text > 0 and (nonempty or text[#text] ~= '') then nonempty = true end
