@@ -472,8 +472,11 @@ local function html_render(html)
   if html:find('/>', 1, true) then html = html:gsub('<([%w_]+)%s*/>', '<%1>') end
   if html:find('\226\128[\156\157]') then html = html:gsub('\226\128[\156\157]', '"') end
   local uris, base_href = {}, ''
+  local function canon(u) -- HTML.pm canon_uri
+    return (u:gsub('^[%s]+', ''):gsub('^\194\160', ''):gsub('[%s]+$', ''):gsub('\194\160$', ''))
+  end
   local function push_uri(u)
-    u = u:gsub('^[%s]+', ''):gsub('^\194\160', ''):gsub('[%s]+$', ''):gsub('\194\160$', '')
+    u = canon(u)
     if u == '' then return end
     if u:lower():find('^data:') or u:lower():find('^mailto:') or u:lower():find('^file:') or
         u:lower():find('^cid:') or u:lower():find('^tel:') then
@@ -638,6 +641,11 @@ local function html_render(html)
           local attrs = attrs(attr_text)
           for _, an in ipairs(HTML_URI_ATTRS[name]) do
             if attrs[an] then push_uri(attrs[an]) end
+          end
+          if name == 'a' then
+            -- html_tests also keys every <a> by its href as written, or '' without one (an
+            -- anchor's text is collected under it): SpamAssassin's URI list has these keys too
+            uris[#uris + 1] = attrs.href and canon(attrs.href) or ''
           end
           if name == 'base' and attrs.href and attrs.href:lower():find('^https?:') or
               (name == 'base' and attrs.href and attrs.href:lower():find('^ftp:')) then

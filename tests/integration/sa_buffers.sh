@@ -39,8 +39,8 @@ grep -q 'failed\|error' "$tmp/lua.out" && die "the plugin's buffer building fail
 [[ $(find "$tmp" -name '*.rx' | wc -l) -eq $(wc -l <"$tmp/list") ]] ||
   die "the plugin wrote buffers for $(find "$tmp" -name '*.rx' | wc -l) of $(wc -l <"$tmp/list") messages: $(tail -n 3 "$tmp/lua.out")"
 # Minimums (% of messages identical), a little below what was measured on these 200 messages on
-# 2026-11-30 (body 99.5, rawbody 99.0, url 87.9, every header >= 99); docs/rules.md names the
+# 2026-11-30 (body 99.5, rawbody 99.0, url 94.7, every header >= 99); docs/rules.md names the
 # causes of what differs.
-python3 "$src/tests/support/sa_buffers_compare.py" "$tmp" body=98 rawbody=98 url=85 'header:*=97' ||
+python3 "$src/tests/support/sa_buffers_compare.py" "$tmp" body=98 rawbody=98 url=92 'header:*=97' ||
   die "a class is below its minimum"
 echo "sa_buffers: PASS ($(wc -l <"$tmp/list") messages, $(($(date +%s) - started)) s)"
