@@ -1196,7 +1196,7 @@ local function sa_uri_list(task, memo)
     host = host:gsub('^.*@', ''):gsub(':%d*$', '')
     if host:find('^%d+%.%d+%.%d+%.%d+$') then return true end
     local tld = host:match('%.([^.]+)%.?$')
-    if not tld or not host:find('^[%w_-]') then return false end
+    if not tld or not host:find('^[%w_-]') or not host:find('^[%w._\128-\255-]+$') then return false end
     tld = tld:lower()
     if valid_host[tld] == nil then -- one URL parse per top-level label
       local u = rspamd_url.create(pool, 'http://example.' .. tld .. '/')
