@@ -16,6 +16,7 @@
 #include "regexd/cache/store.h"
 #include "regexd/cache/units.h"
 #include "regexd/engine/engine.h"
+#include "regexd/engine/message.h"
 #include "regexd/server/client.h"
 
 namespace {
@@ -525,13 +526,30 @@ int main(int argc, char** argv) {
   std::string how;
   auto scanner = build(rules, cache_dir, use_cache, threads, &report, &rc, &how);
   if (!scanner) return rc;
+  std::vector<regexd::engine::RuleError> meta_errors;
+  auto plan = regexd::engine::MessagePlan::build(rules, &meta_errors);
+  for (const auto& e : meta_errors) std::fprintf(stderr, "regexctl: %s\n", text(e.to_string()).c_str());
+  report.rejected.insert(report.rejected.end(), meta_errors.begin(), meta_errors.end());
   if (*compile_cmd) {
     if (compile_json) {
       json j = report_json(report);
+      j["metas"] = plan->meta_count();
+      json unsupported = json::object();
+      for (const auto& [name, kind] : rules.unsupported) unsupported[text(name)] = kind;
+      j["unsupported"] = unsupported;
+      json reads = json::object();
+      for (const auto& [meta, deps] : plan->metas_with_unsupported()) {
+        json d = json::array();
+        for (const auto& dep : deps) d.push_back(text(dep));
+        reads[text(meta)] = d;
+      }
+      j["metas_reading_unsupported"] = reads;
       if (use_cache) j["cache"] = how;
       std::cout << j.dump(2) << "\n";
     } else {
       print_report_text(report);
+      std::printf("metas: %zu (%zu read tests regexd cannot run, which count as 0: %zu such tests, e.g. eval rules)\n",
+                  plan->meta_count(), plan->metas_with_unsupported().size(), rules.unsupported.size());
       if (use_cache) std::printf("cache: %s\n", how.c_str());
     }
     return report.rules_total == 0 ? kExitRules : 0;
@@ -542,7 +560,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "regexctl: no usable rules\n");
     return kExitRules;
   }
-  regexd::engine::ScanOptions sopts;
+  // Each file is one buffer of --class; metas are evaluated over its hits.
+  regexd::engine::MessageScanOptions sopts;
   sopts.max_hits = max_hits;
   for (const auto& f : scan_files) {
     std::string data, err;
@@ -552,7 +571,8 @@ int main(int argc, char** argv) {
       continue;
     }
     auto t0 = std::chrono::steady_clock::now();
-    auto res = scanner->scan(scan_class, data, sopts);
+    const regexd::engine::MessageBuffer buffer{scan_class, data};
+    auto res = plan->scan(*scanner, {&buffer, 1}, sopts);
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     if (!res) {
       std::fprintf(stderr, "regexctl: %s: %s\n", f.c_str(), res.error().message.c_str());

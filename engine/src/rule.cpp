@@ -58,28 +58,42 @@ std::string RuleError::to_string() const {
   return out;
 }
 
-void RuleSet::merge(RuleSet other, OnDuplicate policy) {
+namespace {
+
+// Appends `from` to `into` (rules or metas: both have id, source, line),
+// handling an id present in both as `policy` says.
+template <typename T>
+void merge_by_id(std::vector<T>& into, std::vector<T>&& from, RuleSet::OnDuplicate policy,
+                 std::vector<RuleError>* rejected) {
   std::unordered_map<std::string, std::size_t> index;
-  index.reserve(rules.size() + other.rules.size());
-  for (std::size_t i = 0; i < rules.size(); ++i) index.emplace(rules[i].id, i);
-  rules.reserve(rules.size() + other.rules.size());
-  for (Rule& rule : other.rules) {
-    auto [it, inserted] = index.try_emplace(rule.id, rules.size());
-    if (!inserted && policy == OnDuplicate::kLaterWins) {
-      rules[it->second] = std::move(rule);
+  index.reserve(into.size() + from.size());
+  for (std::size_t i = 0; i < into.size(); ++i) index.emplace(into[i].id, i);
+  into.reserve(into.size() + from.size());
+  for (T& item : from) {
+    auto [it, inserted] = index.try_emplace(item.id, into.size());
+    if (!inserted && policy == RuleSet::OnDuplicate::kLaterWins) {
+      into[it->second] = std::move(item);
       continue;
     }
     if (!inserted) {
-      const Rule& first = rules[it->second];
-      rejected.push_back(RuleError{rule.source, rule.line, rule.id,
-                                   "duplicate rule id " + rule.id + " (first defined at " +
-                                       location(first.source, first.line) + ")"});
+      const T& first = into[it->second];
+      rejected->push_back(RuleError{item.source, item.line, item.id,
+                                    "duplicate rule id " + item.id + " (first defined at " +
+                                        location(first.source, first.line) + ")"});
       continue;
     }
-    rules.push_back(std::move(rule));
+    into.push_back(std::move(item));
   }
+}
+
+}  // namespace
+
+void RuleSet::merge(RuleSet other, OnDuplicate policy) {
+  merge_by_id(rules, std::move(other.rules), policy, &rejected);
+  merge_by_id(metas, std::move(other.metas), policy, &rejected);
   for (RuleError& error : other.rejected) rejected.push_back(std::move(error));
   for (const auto& [kind, count] : other.skipped) skipped[kind] += count;
+  for (auto& [name, kind] : other.unsupported) unsupported[name] = std::move(kind);
 }
 
 RuleSet::OnDuplicate duplicate_policy_for(RuleFormat format) {

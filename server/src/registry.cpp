@@ -16,8 +16,10 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 std::shared_ptr<RuleSetVersion> make_version(const std::string& name, std::uint32_t number,
                                              std::shared_ptr<const engine::Scanner> scanner, std::string state,
                                              std::string source, std::string origin,
-                                             std::shared_ptr<RuleSetStats> stats) {
+                                             std::shared_ptr<RuleSetStats> stats,
+                                             std::shared_ptr<const engine::MessagePlan> plan) {
   auto v = std::make_shared<RuleSetVersion>();
+  v->plan = std::move(plan);
   v->name = name;
   v->origin = std::move(origin);
   v->number = number;
@@ -82,6 +84,11 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
   out.rejected = rules.rejected;
   std::uint32_t number = 0;
   std::shared_ptr<RuleSetStats> stats = std::make_shared<RuleSetStats>();
+  // Metas and header defaults: built once per version, shared by its PCRE2
+  // and Hyperscan builds (they are not in the compiled databases).
+  std::vector<engine::RuleError> meta_errors;
+  std::shared_ptr<const engine::MessagePlan> plan = engine::MessagePlan::build(rules, &meta_errors);
+  auto add_meta_errors = [&] { out.rejected.insert(out.rejected.end(), meta_errors.begin(), meta_errors.end()); };
   // 1. The cache may have the Hyperscan build already.
   if (options_.store) {
     auto t0 = std::chrono::steady_clock::now();
@@ -89,7 +96,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
     auto hit = options_.store->get(key);
     if (hit && (*hit)->rule_count() > 0) {
       stats->cache_hits++;
-      auto v = make_version(name, 0, std::move(*hit), "hyperscan", "cache", origin, stats);
+      auto v = make_version(name, 0, std::move(*hit), "hyperscan", "cache", origin, stats, plan);
       v->build_ms = ms_since(t0);
       // Rules PCRE2 rejected are not in the entry; only when there are some
       // is the (JIT-compiling) PCRE2 pass worth running to name them.
@@ -111,6 +118,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
       spdlog::info("rule set {} version {}: {} rules loaded from the cache in {:.1f} ms", name, number,
                    v->scanner->rule_count(), v->build_ms);
       out.version = std::move(v);
+      add_meta_errors();
       return out;
     }
     stats->cache_misses++;
@@ -130,7 +138,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
   {
     std::lock_guard lock(mu_);
     number = ++next_number_[name];
-    auto v = make_version(name, number, std::move(*scanner), "pcre2", "pcre2", origin, stats);
+    auto v = make_version(name, number, std::move(*scanner), "pcre2", "pcre2", origin, stats, plan);
     current_[name] = v;
     out.version = std::move(v);
     // A queued compile of an older version of this set is no longer wanted.
@@ -140,6 +148,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
   cv_.notify_all();
   spdlog::info("rule set {} version {}: {} rules answered by PCRE2 while Hyperscan compiles", name, number,
                out.version->scanner->rule_count());
+  add_meta_errors();
   return out;
 }
 
@@ -219,13 +228,15 @@ void Registry::run_job(Job& job) {
     scanner = std::move(*got);
   }
   std::shared_ptr<RuleSetStats> stats;
+  std::shared_ptr<const engine::MessagePlan> plan;
   {
     std::lock_guard lock(mu_);
     auto it = current_.find(job.name);
     if (it == current_.end() || it->second->number != job.number) return;
     stats = it->second->stats;
+    plan = it->second->plan;
   }
-  auto v = make_version(job.name, job.number, std::move(scanner), "hyperscan", source, job.origin, stats);
+  auto v = make_version(job.name, job.number, std::move(scanner), "hyperscan", source, job.origin, stats, plan);
   v->build_ms = ms_since(t0);
   spdlog::info("rule set {} version {}: Hyperscan build ready in {:.0f} ms ({}; native {}, prefilter {}, pcre2 {})",
                job.name, job.number, v->build_ms, source, v->native, v->prefilter, v->pcre2);

@@ -175,7 +175,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     asio::dispatch(sock_.get_executor(), [self = this->shared_from_this()] {
       p::Hello h;
       h.max_frame = self->impl_.cfg.max_frame;
-      h.capabilities = (self->impl_.may_load_rules(self->peer_) ? p::kCapLoadRules : 0) |
+      h.capabilities = (self->impl_.may_load_rules(self->peer_) ? p::kCapLoadRules : 0) | p::kCapMessage |
                        (self->impl_.cfg.tcp.empty() ? 0 : p::kCapTcp);
       const auto& info = engine::engine_info();
       h.server = std::string("regexd ") + REGEXD_VERSION + " " + info.flavor + " " + info.runtime_version + " " + info.arch;
@@ -410,26 +410,26 @@ Reply Server::Impl::handle_scan(const p::Frame& f) {
   if (!q) return error(f, p::WireError::kMalformed, q.error().message, true);
   auto v = registry.find(q->ruleset);
   if (!v) return error(f, p::WireError::kUnknownRuleset, "no rule set '" + std::string(q->ruleset) + "'");
-  std::map<std::string, std::uint32_t> hits;
-  std::set<std::string> limited;
+  std::vector<engine::MessageBuffer> buffers;
+  buffers.reserve(q->buffers.size());
   std::uint64_t bytes = 0;
   for (const auto& [cls, data] : q->buffers) {
-    auto r = v->scanner->scan(cls, data);
-    if (!r) {
-      if (r.error().code == ErrorCode::kUnknownClass)
-        return error(f, p::WireError::kUnknownClass,
-                     "rule set '" + v->name + "' has no class '" + std::string(cls) + "'");
-      return error(f, p::WireError::kInternal, r.error().message);
-    }
-    for (const auto& [id, n] : r->hits) hits[id] += n;
-    limited.insert(r->limited.begin(), r->limited.end());
+    buffers.push_back({cls, data});
     bytes += data.size();
+  }
+  engine::MessageScanOptions options;
+  options.whole_message = (f.flags & p::kFlagMessage) != 0;
+  auto r = v->plan->scan(*v->scanner, buffers, options);
+  if (!r) {
+    if (r.error().code == ErrorCode::kUnknownClass)
+      return error(f, p::WireError::kUnknownClass, "rule set '" + v->name + "': " + r.error().message);
+    return error(f, p::WireError::kInternal, r.error().message);
   }
   p::ScanReply a;
   a.version = v->number;
   a.state = v->state;
-  a.hits.assign(hits.begin(), hits.end());
-  a.limited.assign(limited.begin(), limited.end());
+  a.hits.assign(r->hits.begin(), r->hits.end());
+  a.limited = std::move(r->limited);
   std::string out = p::encode_frame(f.id, p::kScan | p::kReplyBit, 0, p::encode_scan_reply(a));
   v->stats->scans.fetch_add(1, std::memory_order_relaxed);
   v->stats->bytes.fetch_add(bytes, std::memory_order_relaxed);

@@ -127,7 +127,20 @@ TEST_F(CliTest, RspamdMapAndSpamAssassinFormats) {
   std::string cf = write("local.cf", "body LOCAL_CASINO /\\bcasino\\b/i\ndescribe LOCAL_CASINO Casino\nmeta M (LOCAL_CASINO)\n");
   r = regexctl("scan --format spamassassin --rules " + cf + " --class body " + msg);
   ASSERT_EQ(r.status, 0);
-  EXPECT_EQ(json::parse(r.out)["matches"], json::array({"LOCAL_CASINO"}));
+  // The meta over the rule is evaluated with it.
+  EXPECT_EQ(json::parse(r.out)["matches"], json::array({"LOCAL_CASINO", "M"}));
+
+  std::string metas = write("metas.cf",
+                            "body __A /a/\nheader __B Subject =~ /b/\nheader EV eval:check_x()\n"
+                            "meta TOP __A && (__B || EV)\nmeta BROKEN (__A &&\n");
+  r = regexctl("compile --json --format spamassassin --rules " + metas, (dir_ / "err.txt").string());
+  ASSERT_EQ(r.status, 0);
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j["metas"], 1);
+  EXPECT_EQ(j["unsupported"], json({{"EV", "eval"}}));
+  EXPECT_EQ(j["metas_reading_unsupported"], json({{"TOP", {"EV"}}}));
+  std::string err = read("err.txt");
+  EXPECT_NE(err.find("metas.cf:5: rule BROKEN: meta expression ends early: '(__A &&'"), std::string::npos) << err;
 }
 
 TEST_F(CliTest, ExitCodes) {

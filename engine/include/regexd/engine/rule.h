@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,8 +51,32 @@ struct Rule {
   // "uri", "header", "map").  Not part of the rule's identity.
   std::string kind = "native";
   // Maximum hit count reported for this rule (0 = use the scan default).
-  // SpamAssassin's "tflags NAME multiple maxhits=N" sets it.
+  // SpamAssassin rules get 1 (a rule counts once per message) unless
+  // "tflags NAME multiple" is set; "maxhits=N" then caps them at N.
   unsigned max_hits = 0;
+  // SpamAssassin header tests only ("header NAME Hdr !~ /re/"): the rule
+  // hits when its pattern does NOT match the header.  The compiled pattern is
+  // the positive one; the negation is applied per message (regexd/engine/
+  // message.h), where a whole message tells an absent header from one that
+  // did not match.
+  bool negate = false;
+  // SpamAssassin header tests only: "[if-unset: VALUE]", the text matched
+  // when the message has no such header (without it: the empty string).
+  std::optional<std::string> if_unset = std::nullopt;
+};
+
+// A SpamAssassin meta rule: an expression over other rules' hit values
+// (regexd/engine/meta.h has the language).
+struct MetaRule {
+  std::string id;
+  std::string expression;  // rules_matching(GLOB) already expanded
+  std::string source;
+  unsigned line = 0;
+  // Switched off (SpamAssassin: score 0).  It never hits, and neither does
+  // any meta that reads it: SpamAssassin runs a meta only once every meta it
+  // reads has run, and a switched-off one never does (Check.pm
+  // do_meta_tests).  Kept in the set for exactly that effect.
+  bool disabled = false;
 };
 
 // One rejected rule or line.  to_string() gives "source:line: rule ID: message".
@@ -66,17 +91,23 @@ struct RuleError {
 struct RuleSet {
   std::vector<Rule> rules;
   std::vector<RuleError> rejected;
-  // Lines that were understood but are not regex rules (meta, eval, ...),
+  // Meta rules (SpamAssassin): evaluated per message over the rules' hits.
+  std::vector<MetaRule> metas;
+  // Lines that were understood but are not regex rules (eval, askdns, ...),
   // counted by kind.  Only importers fill this.
   std::map<std::string, std::size_t> skipped;
+  // Tests defined by name that regexd cannot run (eval rules, network tests,
+  // askdns, ...): name -> kind.  A meta that references one sees 0, exactly
+  // as in SpamAssassin with those tests switched off.
+  std::map<std::string, std::string> unsupported;
 
   enum class OnDuplicate {
     kReject,     // the later rule is rejected, naming the first definition (native format)
     kLaterWins,  // the later rule replaces the earlier in place (SpamAssassin's semantics
                  // across its .cf files)
   };
-  // Appends `other` (rules, rejected, skipped), handling an id present in
-  // both as `policy` says.
+  // Appends `other` (rules, metas, rejected, skipped, unsupported), handling
+  // an id present in both as `policy` says.
   void merge(RuleSet other, OnDuplicate policy = OnDuplicate::kReject);
 };
 
@@ -98,15 +129,35 @@ struct SpamAssassinOptions {
   std::optional<std::string> force_class;
   // Include "header NAME Hdr =~ /re/" rules (class "header:Hdr").
   bool include_headers = true;
+  // SpamAssassin's score set (0: no network tests, no Bayes; 1: network;
+  // 2: Bayes; 3: both).  A rule or meta whose score in this set is 0 does not
+  // run in SpamAssassin, so it is not imported (counted in skipped as
+  // "score 0"); a meta that references it sees 0.
+  unsigned score_set = 0;
+  // What the configuration's conditionals ("ifplugin NAME", "if
+  // plugin(NAME)", "if can(NAME)", "if (version >= N)", else, endif) test.
+  // The defaults are SpamAssassin 4.0.1 as Debian 12 configures it: the
+  // plugins its /etc/spamassassin/*.pre load, the Conf features and plugin
+  // has_* methods of that version, "enable_compat welcomelist_blocklist".
+  // "loadplugin"/"tryplugin" and "enable_compat" lines in the texts add to
+  // them, so passing the .pre files along describes another installation.
+  std::set<std::string> plugins = default_spamassassin_plugins();
+  std::set<std::string> features = default_spamassassin_features();  // names can() is true for
+  double version = 4.000001;                                          // what "version" compares
+  static std::set<std::string> default_spamassassin_plugins();
+  static std::set<std::string> default_spamassassin_features();
 };
 
 // SpamAssassin .cf syntax: body, rawbody, full, uri and header rules with
-// /re/ or m{re} style delimiters.  meta, eval and other rule kinds are counted
-// in RuleSet::skipped.  A name defined twice keeps the later definition, as
-// SpamAssassin does.  tflags (multiple, maxhits=N) and the ReplaceTags plugin's
-// settings (replace_tag, replace_pre, replace_inter, replace_post,
-// replace_rules, replace_start, replace_end) are applied once the whole text
-// is read, expanding tags exactly as SpamAssassin 4.0 does.
+// /re/ or m{re} style delimiters, header tests with !~, exists: and
+// [if-unset: VALUE], and meta rules.  eval and other rule kinds are counted in
+// RuleSet::skipped and named in RuleSet::unsupported.  A name defined twice
+// keeps the later definition, as SpamAssassin does.  score, tflags (multiple,
+// maxhits=N) and the ReplaceTags plugin's settings (replace_tag, replace_pre,
+// replace_inter, replace_post, replace_rules, replace_start, replace_end) are
+// applied once the whole text is read, as SpamAssassin 4.0 does.  SpamAssassin
+// 4's captured tags (a pattern using "%{NAME}") are rejected with a one-line
+// reason: their value depends on another rule's match in the same message.
 RuleSet parse_spamassassin(std::string_view text, std::string_view source,
                            const SpamAssassinOptions& options = {});
 

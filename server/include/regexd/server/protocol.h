@@ -38,10 +38,15 @@ enum Opcode : std::uint8_t {
 };
 inline constexpr std::uint8_t kReplyBit = 0x80;
 inline constexpr std::uint8_t kFlagClose = 0x01;
-inline constexpr std::uint8_t kKnownFlags = kFlagClose;
+// SCAN only: the buffers are one whole message (absent header classes are
+// absent headers; docs/protocol.md).  Other opcodes ignore it.
+inline constexpr std::uint8_t kFlagMessage = 0x02;
+inline constexpr std::uint8_t kKnownFlags = kFlagClose | kFlagMessage;
 
 inline constexpr std::uint32_t kCapLoadRules = 1u << 0;
 inline constexpr std::uint32_t kCapTcp = 1u << 1;
+// SCAN evaluates meta rules and accepts kFlagMessage.
+inline constexpr std::uint32_t kCapMessage = 1u << 2;
 
 // Error codes of the ERROR reply (docs/protocol.md, "Errors").
 enum class WireError : std::uint32_t {

@@ -25,6 +25,7 @@
 
 #include "regexd/cache/store.h"
 #include "regexd/engine/engine.h"
+#include "regexd/engine/message.h"
 #include "regexd/engine/rule.h"
 
 namespace regexd::server {
@@ -50,6 +51,9 @@ struct RuleSetVersion {
   std::string name;
   std::uint32_t number = 0;
   std::shared_ptr<const engine::Scanner> scanner;
+  // Metas, negated header tests and absent-header values of this version's
+  // rules (never null); scans go through plan->scan(*scanner, ...).
+  std::shared_ptr<const engine::MessagePlan> plan;
   std::string state;   // "hyperscan" or "pcre2" (while Hyperscan compiles, or if it failed)
   std::string source;  // "cache", "compiled" or "pcre2"
   std::string origin;  // who installed it: "config" (start-up, SIGHUP, file change) or "load_rules"

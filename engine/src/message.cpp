@@ -1,0 +1,112 @@
+// Message-level scan: see regexd/engine/message.h.
+#include "regexd/engine/message.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pcre2_util.h"
+
+namespace regexd::engine {
+
+std::shared_ptr<const MessagePlan> MessagePlan::build(const RuleSet& rules, std::vector<RuleError>* errors) {
+  auto plan = std::make_shared<MessagePlan>();
+  detail::Pcre2Matcher matcher(CompileOptions{}.pcre2_match_limit, CompileOptions{}.pcre2_depth_limit);
+  for (const Rule& rule : rules.rules) {
+    RuleInfo info;
+    info.cls = rule.cls;
+    info.max_hits = rule.max_hits;
+    if (rule.kind == "header") {
+      // SpamAssassin matches an absent header as its [if-unset: VALUE], or
+      // as undef, which a match sees as "".  The answer is fixed per rule,
+      // so it is computed once here with PCRE2, the reference.  A pattern
+      // PCRE2 refuses is not compiled into the Scanner either: it never
+      // hits, negated or not.
+      std::string error;
+      Pcre2CodePtr code = detail::pcre2_compile_rule(rule, &error);
+      if (!code) continue;
+      long n = matcher.count(code.get(), rule.if_unset ? *rule.if_unset : std::string(), 1,
+                             (rule.flags & kUtf8) != 0);
+      info.absent_hit = n > 0;
+      info.negate = rule.negate;
+      auto& absent = plan->absent_hits_[rule.cls];  // every header class gets an entry
+      if (rule.negate)
+        plan->negated_.push_back(rule.id);
+      else if (info.absent_hit)
+        absent.push_back(rule.id);
+    }
+    plan->rules_.emplace(rule.id, std::move(info));
+  }
+  plan->metas_ = MetaProgram::compile(rules.metas, errors);
+  for (auto& [meta, deps] : plan->metas_.rule_dependencies()) {
+    std::vector<std::string> off;
+    for (auto& d : deps)
+      if (rules.unsupported.count(d)) off.push_back(d);
+    if (!off.empty()) plan->metas_with_unsupported_.emplace_back(meta, std::move(off));
+  }
+  return plan;
+}
+
+Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const MessageBuffer> buffers,
+                                     const MessageScanOptions& options) const {
+  std::map<std::string, unsigned> hits;
+  std::set<std::string> limited;
+  std::set<std::string_view> present;
+  ScanOptions per_buffer;
+  per_buffer.max_hits = options.max_hits;
+  for (const MessageBuffer& b : buffers) {
+    auto r = scanner.scan(b.cls, b.data, per_buffer);
+    if (!r) return r.error();
+    for (auto& [id, n] : r->hits) hits[id] += n;
+    limited.insert(r->limited.begin(), r->limited.end());
+    present.insert(b.cls);
+  }
+  // Summed over buffers, a rule still counts at most its cap per message
+  // (SpamAssassin: once, or maxhits for "multiple" rules).
+  for (auto& [id, n] : hits) {
+    auto it = rules_.find(id);
+    unsigned cap = it != rules_.end() && it->second.max_hits ? it->second.max_hits : std::max(1u, options.max_hits);
+    n = std::min(n, cap);
+  }
+  const std::vector<std::string> classes = options.whole_message ? scanner.classes() : std::vector<std::string>{};
+  auto has_class = [&](const std::string& cls) { return std::binary_search(classes.begin(), classes.end(), cls); };
+  // A negated test hits when its header did not match: with the header
+  // present, no buffer matched; absent (whole messages only), its value for
+  // an absent header does not match.
+  for (const std::string& id : negated_) {
+    const RuleInfo& info = rules_.at(id);
+    bool hit;
+    if (present.count(info.cls))
+      hit = hits.count(id) == 0;
+    else
+      hit = options.whole_message && has_class(info.cls) && !info.absent_hit;
+    if (hit)
+      hits[id] = 1;
+    else
+      hits.erase(id);
+  }
+  if (options.whole_message) {
+    for (const auto& [cls, ids] : absent_hits_) {
+      if (present.count(cls) || !has_class(cls)) continue;
+      for (const std::string& id : ids) hits[id] = 1;
+    }
+  }
+
+  ScanResult result;
+  result.hits.assign(hits.begin(), hits.end());
+  // Metas read the rule hits; their values join the answer.
+  for (auto& [meta, value] : metas_.evaluate(result.hits)) {
+    double v = std::floor(std::min(value, static_cast<double>(std::numeric_limits<unsigned>::max())));
+    result.hits.emplace_back(meta, static_cast<unsigned>(std::max(1.0, v)));
+  }
+  std::sort(result.hits.begin(), result.hits.end());
+  result.limited.assign(limited.begin(), limited.end());
+  return result;
+}
+
+}  // namespace regexd::engine
