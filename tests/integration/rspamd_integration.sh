@@ -412,7 +412,7 @@ for _ in $(seq 900); do
 done
 grep -q "regexd: 10 SpamAssassin rules with a score in set 0 from 1 files" "$tmp/log/rspamd.log" ||
   die "the plugin did not read the scores of $tmp/itest.cf: $(grep -o 'regexd: .*SpamAssassin rules.*' "$tmp/log/rspamd.log")"
-# Capabilities in regexd's greeting: bit 2 (MESSAGE) comes with SpamAssassin meta rules in the engine.
+# Capabilities in regexd's greeting: bit 2 (SpamAssassin meta rules, the MESSAGE flag).
 caps=$(python3 - "$sock" <<'EOF'
 import socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(5); s.connect(sys.argv[1])
@@ -424,18 +424,14 @@ while len(b) < 22:
 print(struct.unpack_from("<I", b, 18)[0] if len(b) >= 22 else 0)
 EOF
 )
+(((caps & 4) != 0)) || die "regexd's greeting lacks capability bit 2 (metas, MESSAGE): capabilities $caps"
 scan "$tmp/msgs/sa.eml" >/dev/null
-if (((caps & 4) == 0)); then
-  # TODO(issue 12): remove once the engine with meta rules and SCAN's MESSAGE flag is in main
-  log "regexd without the MESSAGE capability (greeting capabilities $caps): meta and [if-unset] assertions skipped"
-  expect "sa.eml" ITEST_MAILTO ITEST_LINE ITEST_RCVD_FIRST ITEST_TO_ADDRS ITEST_DEFAULT \
-    T_ITEST_TESTING ITEST_NICE REGEXD_OTHER REGEXD_OTHER_2
-else
-  expect "sa.eml" ITEST_META ITEST_MAILTO ITEST_LINE ITEST_NO_REFS ITEST_RCVD_FIRST ITEST_TO_ADDRS ITEST_DEFAULT \
-    T_ITEST_TESTING ITEST_NICE REGEXD_OTHER REGEXD_OTHER_2
-  expect_score "ITEST_META@3.5"
-  expect_score "ITEST_NO_REFS@0.4"
-fi
+# ITEST_META: a meta rule whose score comes from the .cf; ITEST_NO_REFS: [if-unset: UNSET] on the absent
+# References header, which regexd applies because the plugin sends the MESSAGE flag
+expect "sa.eml" ITEST_META ITEST_MAILTO ITEST_LINE ITEST_NO_REFS ITEST_RCVD_FIRST ITEST_TO_ADDRS ITEST_DEFAULT \
+  T_ITEST_TESTING ITEST_NICE REGEXD_OTHER REGEXD_OTHER_2
+expect_score "ITEST_META@3.5"
+expect_score "ITEST_NO_REFS@0.4"
 expect_score "ITEST_MAILTO@0.7"
 expect_score "ITEST_LINE@0.35"       # symbols {} overrides the .cf score
 expect_score "ITEST_DEFAULT@1"       # no score line: SpamAssassin's default
@@ -443,13 +439,11 @@ expect_score "T_ITEST_TESTING@0.01"
 expect_score "ITEST_NICE@-1"
 # every rule without a symbol of its own is an option of REGEXD_OTHER or REGEXD_OTHER_2 (Rspamd
 # keeps fewer than 100 options per symbol)
+# (ITEST_ZERO has score 0: neither SpamAssassin nor regexd runs it)
 others=$(grep -E '^REGEXD_OTHER(_[0-9]+)?=' "$tmp/out" | cut -d= -f2 | tr ',' '\n' | sort)
-if (((caps & 4) == 0)); then
-  others=$(grep -vx ITEST_ZERO <<<"$others" || true) # an importer that still runs score-0 rules
-fi
 want_others=$( (printf '__ITEST_ANY_%s\n' $(seq -w 1 150); echo __ITEST_LOTTERY; echo __ITEST_MONEY) | sort)
 [[ $others == "$want_others" ]] || die "REGEXD_OTHER options differ: $(diff <(echo "$want_others") <(echo "$others") | grep '^[<>]' | head -5 | tr '\n' ' ')"
-log "SpamAssassin rules: symbols and scores from the .cf$(((caps & 4)) && echo ", meta ITEST_META scored 3.5, [if-unset]"), mailto URI, rendered line, joined Received and To:addr, 152 rules in REGEXD_OTHER*"
+log "SpamAssassin rules: symbols and scores from the .cf, meta ITEST_META scored 3.5, [if-unset], mailto URI, rendered line, joined Received and To:addr, 152 rules in REGEXD_OTHER*"
 stop_pid "$rspamd_pid"; rspamd_pid=
 stop_pid "$regexd_pid"; regexd_pid=
 log "PASS in $(($(date +%s) - started)) s"
