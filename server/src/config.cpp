@@ -148,7 +148,8 @@ Result<Config> load_config(const fs::path& path) {
     if (auto st = check_keys(path, *t, "server",
                              {"socket", "socket_mode", "socket_group", "tcp", "workers", "max_frame",
                               "max_connections", "idle_timeout", "watch_interval", "max_pattern", "max_captures", "load_rules", "allowed_uids",
-                              "allowed_gids", "tcp_load_rules"});
+                              "allowed_gids", "tcp_load_rules", "max_buffered", "frame_timeout",
+                              "max_connections_per_uid"});
         !st)
       return st.error();
     Section s{path, *t, "server", std::nullopt};
@@ -164,7 +165,24 @@ Result<Config> load_config(const fs::path& path) {
     auto max_pattern = s.get<std::string>("max_pattern");
     auto max_captures = s.get<std::int64_t>("max_captures");
     auto tcp_load_rules = s.get<bool>("tcp_load_rules");
+    auto max_buffered = s.get<std::string>("max_buffered");
+    auto frame_timeout = s.get<std::string>("frame_timeout");
+    auto per_uid = s.get<std::int64_t>("max_connections_per_uid");
     if (s.error) return *s.error;
+    if (max_buffered) {
+      auto v = cache::parse_size(*max_buffered);
+      if (!v || *v < 1024) return s.invalid("max_buffered", "expected a size such as \"256M\"");
+      c.server.max_buffered = *v;
+    }
+    if (frame_timeout) {
+      auto v = cache::parse_age(*frame_timeout);
+      if (!v || v->count() == 0) return s.invalid("frame_timeout", "expected a duration such as \"30s\"");
+      c.server.frame_timeout = *v;
+    }
+    if (per_uid) {
+      if (*per_uid < 0 || *per_uid > 100000) return s.invalid("max_connections_per_uid", "expected 0..100000");
+      c.server.max_connections_per_uid = static_cast<std::size_t>(*per_uid);
+    }
     if (tcp_load_rules) c.server.tcp_load_rules = *tcp_load_rules;
     if (auto st = read_load_rules(s, c.server); !st) return st.error();
     if (auto st = read_ids(s, "allowed_uids", true, c.server.allowed_uids); !st) return st.error();

@@ -138,6 +138,11 @@ Result<bool> FrameDecoder::next(Frame& out) {
   out.flags = flags;
   out.body.assign(p + kHeaderSize, length - kMinLength);
   pos_ += 4 + std::size_t{length};
+  if (buf_.capacity() > kKeepCapacity) {
+    std::string rest(buf_, pos_);  // usually empty: the frame was the last bytes read
+    buf_.swap(rest);
+    pos_ = 0;
+  }
   return true;
 }
 

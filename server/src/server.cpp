@@ -93,6 +93,9 @@ class ConnectionBase {
   // Stop reading; close once the replies already due are written.  Safe to
   // call from any thread.
   virtual void drain() = 0;
+  // Whose connection it is, for max_connections_per_uid: the peer's uid on
+  // the Unix socket, -1 for every TCP peer together.
+  std::int64_t owner = -1;
 };
 
 struct Server::Impl {
@@ -124,6 +127,13 @@ struct Server::Impl {
   std::atomic<bool> stopping{false};
   Clock::time_point start_time = Clock::now();
   std::atomic<std::uint64_t> conn_current{0}, conn_total{0}, conn_rejected{0}, requests{0}, errors{0};
+  std::map<std::int64_t, std::size_t> conns_per_owner;  // under conns_mu
+  // Bytes of partial frames held by all connections (max_buffered).
+  std::atomic<std::uint64_t> buffered{0};
+  std::uint64_t buffer_budget() const { return std::max<std::uint64_t>(cfg.max_buffered, cfg.max_frame); }
+  std::size_t per_owner_cap() const {
+    return cfg.max_connections_per_uid ? cfg.max_connections_per_uid : cfg.max_connections;
+  }
 
   Reply handle(const p::Frame& f, const Peer& peer);
   Reply handle_scan(const p::Frame& f);
@@ -145,7 +155,10 @@ struct Server::Impl {
   }
   void forget(const std::shared_ptr<ConnectionBase>& c) {
     std::lock_guard lock(conns_mu);
-    if (conns.erase(c)) conn_current.fetch_sub(1, std::memory_order_relaxed);
+    if (!conns.erase(c)) return;
+    conn_current.fetch_sub(1, std::memory_order_relaxed);
+    if (auto it = conns_per_owner.find(c->owner); it != conns_per_owner.end() && --it->second == 0)
+      conns_per_owner.erase(it);
   }
   template <typename Acceptor>
   void accept_loop(Acceptor& acceptor);
@@ -169,6 +182,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
         sock_(std::move(socket)),
         peer_(std::move(peer)),
         idle_(sock_.get_executor()),
+        frame_deadline_(sock_.get_executor()),
         decoder_(impl.cfg.max_frame) {}
 
   void start() {
@@ -211,7 +225,9 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
         return;
       }
       self->decoder_.feed(std::string_view(self->buf_.data(), n));
-      self->arm_idle();
+      // Bytes alone do not make a client active (the idle timer restarts
+      // on complete requests only), and a partial frame has its deadline.
+      if (!self->account_buffered()) return;
       self->burst_ = 0;
       self->process_one();
     });
@@ -235,12 +251,18 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       draining_ = true;
       return maybe_close();
     }
-    if (!*got) return read_more();
+    if (!*got) {
+      if (decoder_.buffered() > 0 && !frame_pending_) arm_frame_deadline();
+      return read_more();
+    }
+    disarm_frame_deadline();
+    account_buffered(/*enforce=*/false);  // only ever less than before
     if (f.flags & p::kFlagClose) draining_ = true;
     impl_.requests.fetch_add(1, std::memory_order_relaxed);
     Reply r = impl_.handle(f, peer_);
     if (r.close) draining_ = true;
     enqueue(std::move(r.bytes));
+    arm_idle();
     // Straight on to the next frame (or the next read), but yield to other
     // connections on this thread every few pipelined frames.
     if (++burst_ < kBurst) return process_one();
@@ -260,6 +282,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
                       [self = this->shared_from_this()](std::error_code ec, std::size_t) {
                         self->writing_ = false;
                         if (ec) return self->close_now();
+                        ++self->writes_done_;
                         self->queue_.pop_front();
                         if (!self->queue_.empty()) self->write_next();
                         if (self->blocked_on_writes_ && self->queue_.size() < kMaxQueuedReplies) {
@@ -281,20 +304,84 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     sock_.shutdown(Socket::shutdown_both, ec);
     sock_.close(ec);
     idle_.cancel();
+    frame_deadline_.cancel();
+    impl_.buffered.fetch_sub(accounted_, std::memory_order_relaxed);
+    accounted_ = 0;
     impl_.forget(this->shared_from_this());
   }
 
+  // Charges this connection's partial-frame bytes to the server's budget
+  // (max_buffered).  A connection holding more than one read's worth when
+  // the budget is spent gets BUSY and is closed: its bytes are what would
+  // grow, and small requests of other clients still pass.  False if closed.
+  bool account_buffered(bool enforce = true) {
+    std::size_t now = decoder_.buffered();
+    if (now >= accounted_) impl_.buffered.fetch_add(now - accounted_, std::memory_order_relaxed);
+    else impl_.buffered.fetch_sub(accounted_ - now, std::memory_order_relaxed);
+    accounted_ = now;
+    if (!enforce || now <= buf_.size() || impl_.buffered.load(std::memory_order_relaxed) <= impl_.buffer_budget())
+      return true;
+    spdlog::warn("connection {}: partial frames of all connections exceed max_buffered ({} bytes); closing it", id_,
+                 impl_.buffer_budget());
+    impl_.errors.fetch_add(1, std::memory_order_relaxed);
+    enqueue(p::encode_frame(0, p::kError, 0,
+                            p::encode_error({static_cast<std::uint32_t>(p::WireError::kBusy),
+                                             "the server's memory for partial frames (max_buffered) is in use; retry"})));
+    fail_frame();
+    return false;
+  }
+
+  // Stop reading, drop the partial frame (and its share of the budget),
+  // close once the error already queued is written.
+  void fail_frame() {
+    draining_ = true;
+    std::error_code ec;
+    sock_.cancel(ec);
+    decoder_ = p::FrameDecoder(impl_.cfg.max_frame);
+    account_buffered(/*enforce=*/false);
+    maybe_close();
+  }
+
+  // A frame must be complete within frame_timeout of its first byte: a
+  // client trickling bytes holds a connection and its buffer for no longer.
+  void arm_frame_deadline() {
+    frame_pending_ = true;
+    frame_deadline_.expires_after(impl_.cfg.frame_timeout);
+    frame_deadline_.async_wait([weak = this->weak_from_this(), gen = ++frame_gen_](std::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->closed_ || gen != self->frame_gen_ || !self->frame_pending_) return;
+      spdlog::info("connection {}: frame not complete {} ms after its first byte; closing", self->id_,
+                   self->impl_.cfg.frame_timeout.count());
+      self->impl_.errors.fetch_add(1, std::memory_order_relaxed);
+      self->enqueue(p::encode_frame(0, p::kError, 0,
+                                    p::encode_error({static_cast<std::uint32_t>(p::WireError::kMalformed),
+                                                     "frame not complete within frame_timeout"})));
+      self->fail_frame();
+    });
+  }
+  void disarm_frame_deadline() {
+    if (!frame_pending_) return;
+    frame_pending_ = false;
+    ++frame_gen_;
+    frame_deadline_.cancel();
+  }
+
+  // Armed at the greeting and after each request, not on every byte.
   void arm_idle() {
     idle_.expires_after(impl_.cfg.idle_timeout);
-    idle_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
+    idle_.async_wait([weak = this->weak_from_this(), writes = writes_done_](std::error_code ec) {
       auto self = weak.lock();
       if (ec || !self || self->closed_) return;
       if (self->queue_.empty() && !self->writing_) {
         spdlog::debug("connection {}: idle, closing", self->id_);
         self->draining_ = true;
         self->close_now();
+      } else if (self->writes_done_ != writes) {
+        self->arm_idle();  // a client slow to read its replies is not idle...
       } else {
-        self->arm_idle();  // a client slow to read its replies is not idle
+        // ...but one that read none of them for a whole idle_timeout is gone.
+        spdlog::info("connection {}: no reply read for {} s, closing", self->id_, self->impl_.cfg.idle_timeout.count());
+        self->close_now();
       }
     });
   }
@@ -302,11 +389,15 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   Server::Impl& impl_;
   Socket sock_;
   const Peer peer_;
-  asio::steady_timer idle_;
+  asio::steady_timer idle_, frame_deadline_;
   p::FrameDecoder decoder_;
   std::array<char, 64 * 1024> buf_{};
   std::deque<std::string> queue_;
   bool reading_ = false, writing_ = false, draining_ = false, closed_ = false, blocked_on_writes_ = false;
+  bool frame_pending_ = false;     // a partial frame is buffered; frame_deadline_ runs
+  std::uint64_t frame_gen_ = 0;    // tells a stale frame deadline from the current one
+  std::uint64_t writes_done_ = 0;  // replies fully written
+  std::size_t accounted_ = 0;      // bytes charged to impl_.buffered
   int burst_ = 0;
   std::uint64_t id_ = impl_.conn_total.load();
 };
@@ -341,10 +432,14 @@ void Server::Impl::accept_loop(Acceptor& acceptor) {
       return accept_loop(acceptor);
     }
     std::shared_ptr<Connection<Socket>> c;
+    std::int64_t owner = peer.cred ? std::int64_t{peer.cred->uid} : -1;
     {
       std::lock_guard lock(conns_mu);
-      if (conns.size() < cfg.max_connections) {
+      // One user (or TCP, all of it) may hold at most max_connections_per_uid.
+      if (conns.size() < cfg.max_connections && conns_per_owner[owner] < per_owner_cap()) {
         c = std::make_shared<Connection<Socket>>(*this, std::move(socket), std::move(peer));
+        c->owner = owner;
+        ++conns_per_owner[owner];
         conns.insert(c);
         conn_total.fetch_add(1, std::memory_order_relaxed);
         conn_current.fetch_add(1, std::memory_order_relaxed);
@@ -476,7 +571,10 @@ std::string Server::Impl::stats_json() const {
   using nlohmann::json;
   json j;
   j["uptime_s"] = std::chrono::duration<double>(Clock::now() - start_time).count();
-  j["connections"] = {{"current", conn_current.load()}, {"total", conn_total.load()}, {"rejected", conn_rejected.load()}};
+  j["connections"] = {{"current", conn_current.load()},
+                      {"total", conn_total.load()},
+                      {"rejected", conn_rejected.load()},
+                      {"buffered_bytes", buffered.load()}};
   j["requests"] = {{"total", requests.load()}, {"errors", errors.load()}};
   j["rulesets"] = json::array();
   for (const auto& v : registry.all()) {

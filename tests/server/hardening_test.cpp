@@ -402,4 +402,112 @@ TEST_F(HardeningTest, SecurityKeysAreReadFromTheConfigFile) {
   }
 }
 
+// Item 3, slow clients: a client trickling a frame one byte at a time was
+// never idle (the idle timer restarted on every byte) and had no deadline.
+// Now the frame deadline closes it, and so does the idle timer, which only
+// complete requests restart.
+TEST_F(HardeningTest, ATricklingClientIsClosedByTheFrameDeadlineOrTheIdleTimer) {
+  // Sends one byte of a frame every 50 ms; true when the server closed the
+  // connection within `within`.
+  auto trickle_until_closed = [&](std::chrono::milliseconds within) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, cfg_.socket.c_str(), sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    std::string frame = p::encode_frame(1, p::kPing, 0, std::string(1000, 'x'));
+    bool closed = false;
+    auto end = std::chrono::steady_clock::now() + within;
+    for (std::size_t i = 0; i < frame.size() && !closed && std::chrono::steady_clock::now() < end; ++i) {
+      if (::send(fd, &frame[i], 1, MSG_NOSIGNAL) != 1) closed = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      char buf[4096];
+      while (!closed) {
+        ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) closed = true;
+        if (n <= 0) break;  // greeting (and an error frame) read; not closed yet
+      }
+    }
+    ::close(fd);
+    return closed;
+  };
+  cfg_.frame_timeout = std::chrono::milliseconds(300);
+  start();
+  EXPECT_TRUE(trickle_until_closed(std::chrono::seconds(5))) << "frame deadline";
+  server_.reset();
+  cfg_.frame_timeout = std::chrono::seconds(60);
+  cfg_.idle_timeout = std::chrono::seconds(1);
+  start();
+  EXPECT_TRUE(trickle_until_closed(std::chrono::seconds(6))) << "idle timer";
+  auto c = client();  // the server itself is fine
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->ping().ok());
+}
+
+// Item 3, memory: partial frames of all connections share max_buffered; the
+// connection that would go over gets BUSY and is closed, others still work.
+TEST_F(HardeningTest, PartialFramesShareOneBudget) {
+  cfg_.max_frame = 1 << 20;
+  cfg_.max_buffered = 1 << 20;
+  start();
+  std::string big = p::encode_frame(1, p::kPing, 0, std::string((1 << 20) - 100, 'x'));
+  auto half_frame = [&] {
+    auto c = client();
+    EXPECT_TRUE(c && c->send_bytes(std::string_view(big).substr(0, 600 << 10)).ok());
+    return c;
+  };
+  auto first = half_frame();
+  // Until the server holds all of the first one's bytes, the second could
+  // be read first and the first be the one over budget.
+  for (int i = 0; i < 500 && server_->stats_json().find("\"buffered_bytes\":614400") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_NE(server_->stats_json().find("\"buffered_bytes\":614400"), std::string::npos) << server_->stats_json();
+  auto second = client();
+  ASSERT_TRUE(second);
+  (void)second->send_bytes(std::string_view(big).substr(0, 600 << 10));  // may fail: the server closes
+  auto f = second->receive();  // BUSY, then EOF
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  ASSERT_EQ(f->opcode, p::kError);
+  auto e = p::decode_error(f->body);
+  EXPECT_EQ(e->code, static_cast<std::uint32_t>(p::WireError::kBusy)) << e->message;
+  EXPECT_FALSE(second->receive().ok());
+  auto small = client();
+  ASSERT_TRUE(small);
+  EXPECT_TRUE(small->ping().ok());
+  // The first one may still complete its frame.
+  ASSERT_TRUE(first->send_bytes(std::string_view(big).substr(600 << 10)).ok());
+  auto pong = first->receive();
+  ASSERT_TRUE(pong.ok()) << pong.error().message;
+  EXPECT_EQ(pong->opcode, p::kPing | p::kReplyBit);
+}
+
+// Item 3: one user cannot take every connection.
+TEST_F(HardeningTest, OneUidHoldsAtMostItsShareOfConnections) {
+  cfg_.max_connections_per_uid = 2;
+  start();
+  auto a = client();
+  auto b = client();
+  ASSERT_TRUE(a && b);
+  auto c = Client::connect(cfg_.socket.string(), std::chrono::seconds(5));
+  EXPECT_FALSE(c.ok());  // closed before the greeting
+  EXPECT_NE(server_->stats_json().find("\"rejected\":1"), std::string::npos) << server_->stats_json();
+  a.reset();
+  for (int i = 0; i < 200 && server_->stats_json().find("\"current\":1,") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(client());  // a freed slot is usable again
+}
+
+// Item 3: after a large frame the decoder gives its buffer back.
+TEST_F(HardeningTest, TheFrameBufferShrinksAfterALargeFrame) {
+  p::FrameDecoder d(16u << 20);
+  std::string big = p::encode_frame(1, p::kPing, 0, std::string(8u << 20, 'x'));
+  for (std::size_t at = 0; at < big.size(); at += 64 * 1024) d.feed(std::string_view(big).substr(at, 64 * 1024));
+  EXPECT_GE(d.capacity(), 8u << 20);
+  p::Frame f;
+  ASSERT_TRUE(*d.next(f));
+  EXPECT_EQ(f.body.size(), 8u << 20);
+  EXPECT_LE(d.capacity(), p::FrameDecoder::kKeepCapacity);
+  EXPECT_EQ(d.buffered(), 0u);
+}
+
 }  // namespace

@@ -66,6 +66,15 @@ struct ServerConfig {
   std::vector<gid_t> allowed_gids;
   // The TCP listener only scans unless this is true (no peer credentials there).
   bool tcp_load_rules = false;
+  // Bytes of partial frames all connections together may hold (at least
+  // max_frame); a connection that would go over gets BUSY and is closed.
+  std::uint64_t max_buffered = 256u << 20;
+  // Longest time from a frame's first byte to its last.
+  std::chrono::milliseconds frame_timeout{30000};
+  // Connections one uid may hold (every TCP peer together counts as one);
+  // 0: no cap below max_connections (with the default socket mode only
+  // Rspamd's user and regexd's connect, and Rspamd needs them all).
+  std::size_t max_connections_per_uid = 0;
 };
 
 struct CacheConfig {

@@ -98,6 +98,13 @@ class FrameDecoder {
   // The id of the frame being decoded when an error happened (0 if unknown).
   std::uint32_t failed_id() const { return failed_id_; }
   WireError failure() const { return failure_; }
+  // Bytes received and not yet returned as frames (a partial frame).
+  std::size_t buffered() const { return buf_.size() - pos_; }
+  // Bytes the decoder holds allocated.  After a frame larger than
+  // kKeepCapacity is returned, the buffer shrinks back to what it still
+  // holds: one large request does not pin its size for the connection's life.
+  std::size_t capacity() const { return buf_.capacity(); }
+  static constexpr std::size_t kKeepCapacity = 256 * 1024;
 
  private:
   std::uint32_t max_frame_;
