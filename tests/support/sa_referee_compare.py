@@ -180,6 +180,12 @@ def cmd_compare(a):
     files = [f for f in rs if f in sa and (sa_nr is None or f in sa_nr)]
     missing = sorted({f for f in list(sa) + list(rs) + list(sa_nr or {}) if f not in files})
     failed = [f for f in files if 'REGEXD_FAIL' in rs[f]['answer'].get('symbols', {})]
+    # A test switched off with score 0 must never show up in SpamAssassin's hits (checks that the
+    # extra .cf took effect), nor a relay rule in the run without them.
+    off_set, relay_set = set(L['off']), set(L['relay'])
+    leaked = {x for f in files for x in sa[f]['hits'] if x in off_set}
+    if sa_nr is not None:
+        leaked |= {x for f in files for x in sa_nr[f]['hits'] if x in off_set | relay_set}
 
     got = {f: regexd_hits(rs[f]['answer']) for f in files}
     seen_metas = set().union(*got.values()) & metas if got else set()
@@ -230,6 +236,8 @@ def cmd_compare(a):
         w(f'**REGEXD_FAIL on {len(failed)} messages** (e.g. {failed[0]}).')
     if missing:
         w(f'**{len(missing)} messages answered by only one side** (e.g. {missing[0]}).')
+    if leaked:
+        w(f'**SpamAssassin hit tests that were switched off**: {", ".join(sorted(leaked)[:10])}.')
     w('')
     sa_ms = sorted(sa[f].get('ms', 0) for f in files)
     rs_ms = sorted(rs[f].get('ms', 0) for f in files)
@@ -293,8 +301,9 @@ def cmd_compare(a):
                           'norelay_only_sa': nr_only_sa, 'norelay_only_regexd': nr_only_rx})
             json.dump(j, f, indent=1)
     rc = 0
-    if n == 0 or missing or failed:
-        print('sa_referee: FAIL: messages missing or failed on one side', file=sys.stderr)
+    if n == 0 or missing or failed or leaked:
+        print('sa_referee: FAIL: messages missing or failed on one side, or a switched-off test hit',
+              file=sys.stderr)
         rc = 1
     # The minimums hold for the comparison on what Rspamd can give (SpamAssassin without its relay
     # rules, when that run is there): what the plugin's buffers and regexd's engine decide.
