@@ -935,6 +935,11 @@ local function leaf_parts(task)
     if not p:is_multipart() and not p:is_message() then
       local t, st = p:get_type()
       local ctype = string.format('%s/%s', tostring(t or 'text'), tostring(st or 'plain')):lower()
+      -- Util::parse_content_type: every text/* but text/html, text/calendar, text/x-vcard is text/plain
+      if ctype:find('^text/') and ctype ~= 'text/html' and ctype ~= 'text/calendar' and
+          ctype ~= 'text/x-vcard' then
+        ctype = 'text/plain'
+      end
       local fname = p.get_filename and p:get_filename()
       local eff = (fname and fname:lower():find('%.s?html?$')) and 'text/html' or ctype
       res[#res + 1] = {part = p, type = ctype, effective = eff}
