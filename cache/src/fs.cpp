@@ -477,11 +477,11 @@ Status check_private_dir(const fs::path& dir) {
     fs::path target = fs::read_symlink(dir, ec);
     std::string hint = ec ? std::string("the real directory") : shell_quote(target.string());
     return make_error(ErrorCode::kPermission,
-                      name + ": is a symbolic link, not a directory; use " + hint + " as cache directory instead");
+                      name + ": is a symbolic link, not a directory; use " + hint + " instead");
   }
   if (!S_ISDIR(st.st_mode)) {
     return make_error(ErrorCode::kIo,
-                      name + ": not a directory; remove it or choose another cache directory");
+                      name + ": not a directory; remove it or choose another directory");
   }
   const uid_t me = ::geteuid();
   // Root can replace anything anyway, so a root-owned directory is as safe as

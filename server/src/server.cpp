@@ -21,6 +21,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "regexd/cache/fs.h"
 #include "regexd/server/protocol.h"
 
 namespace regexd::server {
@@ -123,6 +124,7 @@ struct Server::Impl {
   std::mutex conns_mu;
   std::set<std::shared_ptr<ConnectionBase>> conns;
   fs::path bound_path;
+  std::pair<dev_t, ino_t> bound_id{};  // of the socket file at bound_path
   bool started = false, stopped = false;
   std::atomic<bool> stopping{false};
   Clock::time_point start_time = Clock::now();
@@ -618,6 +620,11 @@ Status Server::bind() {
     if (ec) return make_error(ErrorCode::kIo, dir.string() + ": cannot create: " + ec.message());
     ::chmod(dir.c_str(), 0755);
   }
+  // Whoever can write the directory can replace the socket (and receive
+  // every client's mail) or, for a fallback such as /tmp/regexd-UID, have
+  // made the directory first: checked as the cache directory is.
+  if (auto st = cache::check_private_dir(dir); !st)
+    return make_error(st.error().code, "socket directory " + st.error().message);
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
@@ -662,6 +669,7 @@ Status Server::bind() {
   }
   ::rmdir(tmpl.c_str());
   impl_->bound_path = path;
+  if (::lstat(path.c_str(), &st) == 0) impl_->bound_id = {st.st_dev, st.st_ino};
 
   if (!config_.tcp.empty()) {
     auto colon = config_.tcp.rfind(':');
@@ -723,7 +731,15 @@ void Server::stop(std::chrono::milliseconds grace) {
     std::lock_guard lock(impl_->conns_mu);
     impl_->conns.clear();
   }
-  if (!impl_->bound_path.empty()) ::unlink(impl_->bound_path.c_str());
+  // Only the socket this server bound: another regexd started on the same
+  // path since (after this one was presumed dead) must keep its socket.
+  if (!impl_->bound_path.empty()) {
+    struct stat st {};
+    if (::lstat(impl_->bound_path.c_str(), &st) == 0 && std::pair{st.st_dev, st.st_ino} == impl_->bound_id)
+      ::unlink(impl_->bound_path.c_str());
+    else
+      spdlog::info("{}: no longer the socket this server bound; left in place", impl_->bound_path.string());
+  }
   spdlog::info("stopped; {} requests served", impl_->requests.load());
 }
 

@@ -590,13 +590,13 @@ TEST_F(FsTest, CheckPrivateDirRejectsSymlinksFilesAndMissingDirs) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code, ErrorCode::kPermission);
   EXPECT_EQ(st.error().message, link.string() + ": is a symbolic link, not a directory; use " + real.string() +
-                                    " as cache directory instead");
+                                    " instead");
 
   fs::path file = dir_ / "file";
   put(file, "");
   st = check_private_dir(file);
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().message, file.string() + ": not a directory; remove it or choose another cache directory");
+  EXPECT_EQ(st.error().message, file.string() + ": not a directory; remove it or choose another directory");
 
   fs::path missing = dir_ / "missing";
   st = check_private_dir(missing);

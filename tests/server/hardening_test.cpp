@@ -510,4 +510,55 @@ TEST_F(HardeningTest, TheFrameBufferShrinksAfterALargeFrame) {
   EXPECT_EQ(d.buffered(), 0u);
 }
 
+// Item 10: the socket's directory is checked like the cache directory: a
+// directory others can write (or another user's, such as a pre-created
+// /tmp/regexd-UID) is refused with the fix.
+TEST_F(HardeningTest, AnUnsafeSocketDirectoryIsRefused) {
+  fs::path open_dir = dir_ / "open";
+  fs::create_directories(open_dir);
+  fs::permissions(open_dir, fs::perms::all);  // 0777
+  cfg_.socket = open_dir / "s.sock";
+  Server open_server(cfg_, *registry_);
+  auto st = open_server.bind();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ErrorCode::kPermission);
+  EXPECT_NE(st.error().message.find("socket directory " + open_dir.string() + ": writable by group/others"),
+            std::string::npos)
+      << st.error().message;
+  EXPECT_FALSE(fs::exists(cfg_.socket));
+  if (::geteuid() == 0) {
+    fs::path theirs = dir_ / "theirs";
+    fs::create_directories(theirs);
+    ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+    cfg_.socket = theirs / "s.sock";
+    Server their_server(cfg_, *registry_);
+    auto st2 = their_server.bind();
+    ASSERT_FALSE(st2.ok());
+    EXPECT_NE(st2.error().message.find("owned by uid 65534"), std::string::npos) << st2.error().message;
+  }
+}
+
+// Low: stop() removes the socket only if it is still the one it bound (a
+// second regexd may have replaced it since).
+TEST_F(HardeningTest, StopLeavesASocketThatIsNoLongerItsOwn) {
+  start();
+  // Another daemon takes over the path (bound elsewhere, renamed into place).
+  fs::path other = dir_ / "other.sock";
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, other.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::rename(other.c_str(), cfg_.socket.c_str()), 0);
+  server_->stop();
+  EXPECT_TRUE(fs::exists(cfg_.socket));
+  ::close(fd);
+  // Its own socket it does remove.
+  fs::remove(cfg_.socket);
+  server_.reset();
+  start();
+  server_->stop();
+  EXPECT_FALSE(fs::exists(cfg_.socket));
+}
+
 }  // namespace

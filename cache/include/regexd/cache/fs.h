@@ -72,7 +72,9 @@ Status ensure_private_dir(const std::filesystem::path& dir);
 
 // A cache directory must belong to the current user (or root) and must not be
 // writable by group or others: otherwise another user could plant a file that
-// we would hand to Hyperscan, which trusts its bytecode.  kPermission with a
+// we would hand to Hyperscan, which trusts its bytecode.  The daemon checks
+// its socket's directory the same way (another user could replace the
+// socket, or pre-create the directory, and receive every client's mail).  kPermission with a
 // message that says how to fix it, e.g.
 //   "/var/lib/regexd: writable by group/others (mode 0777); run: chmod go-w /var/lib/regexd"
 //   "/var/lib/regexd: owned by uid 1001, not by this user (uid 0); run: chown 0 /var/lib/regexd"

@@ -35,12 +35,15 @@ class Server {
   // Binds the Unix socket (and the TCP listener if configured) without
   // accepting yet.  The socket appears at its path with its final mode and
   // group in one rename, so there is no moment when it is wider.  A stale
-  // socket from a crashed run is replaced; a live one is an error.
+  // socket from a crashed run is replaced; a live one is an error.  The
+  // socket's directory (created 0755 if missing) must belong to this user or
+  // root and not be writable by group or others (kPermission says the fix).
   Status bind();
   // Starts the threads and accepting.
   void start();
   // Graceful stop: no new connections, requests in flight are answered,
-  // connections closed, the socket file removed.  Waits at most `grace` for
+  // connections closed, the socket file removed if it is still the one
+  // bind() made (same device and inode).  Waits at most `grace` for
   // in-flight requests.  Idempotent.
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
 
