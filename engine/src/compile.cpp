@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
 #include <tuple>
 #include <unordered_set>
@@ -14,6 +15,7 @@
 #include "cost.h"
 #include "pcre2_util.h"
 #include "probe.h"
+#include "rewrite.h"
 #include "regexd/engine/compiled_set.h"
 
 namespace regexd::engine {
@@ -52,7 +54,11 @@ unsigned hs_flags_for(const Rule& rule, Tier tier) {
 
 std::string hs_expression_for(const Rule& rule) {
   // Hyperscan has no compile flag for extended syntax, but understands (?x).
-  return (rule.flags & kExtended) ? "(?x)" + rule.pattern : rule.pattern;
+  if (rule.flags & kExtended) return "(?x)" + rule.pattern;
+  // Escaped high bytes as raw bytes: an equivalence (rewrite.h) that keeps
+  // ReplaceTags' look-alike alternations under Hyperscan's length limit.
+  if (auto compact = detail::compact_escaped_bytes(rule)) return std::move(*compact);
+  return rule.pattern;
 }
 
 namespace {
@@ -66,19 +72,23 @@ struct DbBuild {
 };
 
 // Compiles `ids` into one block-mode database.  A pattern the compile refuses
-// is removed (and reported through `demote`) and the rest compiled again; a
-// failure that names no pattern demotes them all.
-HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids,
-                         std::vector<std::pair<std::uint32_t, std::string>>& demote) {
+// as too large is tried once more as a prefilter with its bounded repeats
+// loosened (a superset, rewrite.h; reported through `moved`); any other
+// refusal removes it (reported through `demote`) and the rest is compiled
+// again; a failure that names no pattern demotes them all.
+HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, bool may_rewrite,
+                         std::vector<std::pair<std::uint32_t, std::string>>& demote,
+                         std::vector<std::pair<std::uint32_t, std::string>>& moved) {
   std::vector<std::string> exprs;
   std::vector<unsigned> flags;
   std::vector<bool> no_som(set.rules.size(), false);
+  std::vector<std::optional<std::string>> loosened(set.rules.size());
   while (!ids.empty()) {
     exprs.clear();
     flags.clear();
     for (auto id : ids) {
       const CompiledRule& cr = set.rules[id];
-      exprs.push_back(hs_expression_for(cr.rule));
+      exprs.push_back(loosened[id] ? *loosened[id] : hs_expression_for(cr.rule));
       unsigned f = hs_flags_for(cr.rule, cr.tier);
       if (no_som[id]) f = (f & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
       flags.push_back(f);
@@ -101,6 +111,25 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids,
         no_som[id] = true;
         continue;
       }
+      if (may_rewrite && msg.find("too large") != std::string::npos && !loosened[id]) {
+        // Measured like any prefilter (cost.h), and kept only where it pays:
+        // a loose prefilter that fires on ordinary mail adds its scan to
+        // PCRE2's instead of replacing it.
+        const Rule& rule = set.rules[id].rule;
+        std::string why;
+        if (auto loose = detail::loosen_bounded_repeats(rule, exprs[static_cast<std::size_t>(which)])) {
+          detail::CostSample sample;
+          if (detail::measure_prefilter(rule, set.pcre2_match_limit, set.pcre2_depth_limit, &sample, &*loose) &&
+              detail::rewrite_pays(sample, detail::calibration_text().size(), &why)) {
+            loosened[id] = std::move(loose);
+            set.rules[id].tier = Tier::kPrefilter;
+            moved.emplace_back(id, "hyperscan compile: " + msg +
+                                       "; prefilter with bounded repeats loosened to {m,} (PCRE2 confirms)");
+            continue;
+          }
+          if (!why.empty()) msg += "; with bounded repeats loosened, " + why;
+        }
+      }
       demote.emplace_back(id, "hyperscan compile: " + msg);
       ids.erase(ids.begin() + which);
     } else {
@@ -111,7 +140,7 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids,
   return nullptr;
 }
 
-void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint32_t> members,
+void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint32_t> members, bool may_rewrite,
                    std::vector<std::pair<std::uint32_t, std::string>>& demoted) {
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::uint32_t> bytes_ids, utf8_ids;
@@ -120,10 +149,13 @@ void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint3
     if (cr.tier == Tier::kPcre2) continue;
     ((cr.rule.flags & kUtf8) ? utf8_ids : bytes_ids).push_back(id);
   }
-  std::vector<std::pair<std::uint32_t, std::string>> demote;
-  cdb.bytes_db = compile_db(set, bytes_ids, demote);
-  cdb.utf8_db = compile_db(set, utf8_ids, demote);
+  std::vector<std::pair<std::uint32_t, std::string>> demote, moved;
+  cdb.bytes_db = compile_db(set, bytes_ids, may_rewrite, demote, moved);
+  cdb.utf8_db = compile_db(set, utf8_ids, may_rewrite, demote, moved);
   for (auto& [id, why] : demote) set.rules[id].tier = Tier::kPcre2;
+  // A loosened rule that was later refused anyway is reported once, demoted.
+  for (auto& m : moved)
+    if (set.rules[m.first].tier == Tier::kPrefilter) demote.push_back(std::move(m));
   cdb.bytes_rules = std::move(bytes_ids);
   cdb.utf8_rules = std::move(utf8_ids);
   for (auto id : members)
@@ -246,7 +278,8 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   std::sort(order.begin(), order.end(), [&](auto a, auto b) { return members[a].size() > members[b].size(); });
   parallel_for(order.size(), nthreads, [&](std::size_t k) {
     std::size_t c = order[k];
-    compile_class(*set, set->classes[c], std::move(members[c]), demoted[c]);
+    // Superset rewrites need the cost check's measurement to pay off.
+    compile_class(*set, set->classes[c], std::move(members[c]), options.cost_check, demoted[c]);
   });
   for (auto& d : demoted)
     for (auto& [id, why] : d) rep.demoted.emplace_back(set->rules[id].rule.id, why);

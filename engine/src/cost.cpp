@@ -71,6 +71,10 @@ double best_ns(F&& f) {
 }
 
 int ignore_match(unsigned, unsigned long long, unsigned long long, unsigned, void*) { return 0; }
+int note_match(unsigned, unsigned long long, unsigned long long, unsigned, void* fired) {
+  *static_cast<bool*>(fired) = true;
+  return 1;  // one match answers the question
+}
 
 }  // namespace
 
@@ -80,9 +84,9 @@ std::string_view calibration_text() {
 }
 
 bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
-                       CostSample* out) {
+                       CostSample* out, const std::string* expression) {
   const std::string_view text = calibration_text();
-  const std::string expr = hs_expression_for(rule);
+  const std::string expr = expression ? *expression : hs_expression_for(rule);
   // Only "did it match" matters to the scanner; leftmost start tracking would
   // make the measurement slower than the scan it predicts.
   unsigned flags = (hs_flags_for(rule, Tier::kPrefilter) & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
@@ -108,8 +112,25 @@ bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::u
     hs_ok &= hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
                      nullptr) == HS_SUCCESS;
   });
+  out->hs_fired = false;
+  hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), note_match, &out->hs_fired);
   out->pcre2_ns = best_ns([&] { matcher.count(code.get(), text, 1, (rule.flags & kUtf8) != 0); });
   return hs_ok;
+}
+
+bool rewrite_pays(const CostSample& s, std::size_t bytes, std::string* why) {
+  if (s.hs_ns <= 0 || s.pcre2_ns <= 0 || bytes == 0) return false;
+  char buf[200];
+  if (s.hs_fired) {
+    std::snprintf(buf, sizeof buf, "its rewritten prefilter fires on the calibration text (PCRE2 would confirm nearly every message)");
+  } else if (s.hs_ns >= s.pcre2_ns) {
+    std::snprintf(buf, sizeof buf, "its rewritten prefilter scans the calibration text at %.0f MB/s, PCRE2 alone at %.0f MB/s",
+                  static_cast<double>(bytes) * 1e3 / s.hs_ns, static_cast<double>(bytes) * 1e3 / s.pcre2_ns);
+  } else {
+    return true;
+  }
+  *why = buf;
+  return false;
 }
 
 bool prefer_pcre2(const CostSample& s, std::size_t bytes, std::string* why) {

@@ -32,12 +32,21 @@ std::string_view calibration_text();
 struct CostSample {
   double hs_ns = 0;     // best of a few scans of the calibration text
   double pcre2_ns = 0;  // likewise, PCRE2 (JIT) looking for the first match
+  bool hs_fired = false;  // the prefilter matched the calibration text
 };
 
-// Measures `rule` as a prefilter alone.  Returns false when Hyperscan or
-// PCRE2 refuses it here (the class compile then decides as before).
+// Measures `rule` as a prefilter alone (its Hyperscan expression, or
+// `expression` when given: a rewrite of it).  Returns false when Hyperscan
+// or PCRE2 refuses it here (the class compile then decides as before).
 bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
-                       CostSample* out);
+                       CostSample* out, const std::string* expression = nullptr);
+
+// For a prefilter that exists only through a superset rewrite (a rule that
+// would otherwise be PCRE2's alone): worth it only when it scans faster than
+// PCRE2 and does not fire on the calibration text, since a prefilter that
+// fires on ordinary mail costs its own scan plus PCRE2's confirmation on
+// nearly every message.  Sets *why when it is not worth it.
+bool rewrite_pays(const CostSample& sample, std::size_t bytes, std::string* why);
 
 // The decision, kept apart so it is testable without a clock: true when
 // PCRE2 alone should answer for the rule.  Sets *why to a one-line reason.

@@ -14,7 +14,8 @@ namespace regexd::cache {
 inline constexpr std::uint32_t kKeyScheme = 1;
 // Bumped whenever the engine's tiering or chosen Hyperscan flags change, so
 // that old entries (valid, but built by other rules) are not reused.
-inline constexpr std::uint32_t kEngineFormat = 2;
+// 3: escaped high bytes compacted, loosened prefilters (engine/src/rewrite.h).
+inline constexpr std::uint32_t kEngineFormat = 3;
 
 // Everything about the running process that decides whether a compiled
 // database is usable here.

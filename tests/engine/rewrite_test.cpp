@@ -1,0 +1,118 @@
+// Pattern rewrites for Hyperscan (engine/src/rewrite.h): the literal
+// rewrites, the constructs that refuse one, and the property each rewrite
+// claims, checked with PCRE2 (the reference) over generated subjects:
+// compaction is an equivalence, loosening a superset.  The Scanner then
+// answers exactly as PCRE2 with the rewritten prefilter in place.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pcre2_reference.h"
+#include "regexd/engine/engine.h"
+#include "rewrite.h"
+
+namespace {
+
+using namespace regexd::engine;
+using regexd::testing::Pcre2Reference;
+
+Rule rule(std::string pattern, std::string flags = "") {
+  Rule r;
+  r.id = "R";
+  r.cls = "body";
+  r.pattern = std::move(pattern);
+  char bad = 0;
+  r.flags = *parse_flags(flags, &bad);
+  return r;
+}
+
+TEST(CompactEscapedBytes, HighBytesBecomeRawOthersStay) {
+  EXPECT_EQ(detail::compact_escaped_bytes(rule("[\\xc3][\\x9d\\xbd]x")), "\xc3[\x9d\xbd]x");
+  EXPECT_EQ(detail::compact_escaped_bytes(rule("a\\x{e9}b\\xE9")), "a\xe9" "b\xe9");
+  // ASCII escapes keep their spelling: "\1\x30" must not become "\10".
+  EXPECT_EQ(detail::compact_escaped_bytes(rule("(a)\\1\\x30\\x2e")), std::nullopt);
+  EXPECT_EQ(detail::compact_escaped_bytes(rule("\\\\xc3")), std::nullopt);  // an escaped backslash, then "xc3"
+  EXPECT_EQ(detail::compact_escaped_bytes(rule("\\xc3", "u")), std::nullopt);  // U+00C3 in UTF-8 mode
+  EXPECT_EQ(detail::compact_escaped_bytes(rule("\\xc3 # c", "x")), std::nullopt);
+  EXPECT_EQ(detail::compact_escaped_bytes(rule("(?x)\\xc3")), std::nullopt);
+  EXPECT_EQ(detail::compact_escaped_bytes(rule("\\Q\\xc3\\E")), std::nullopt);  // literal text
+}
+
+TEST(LoosenBoundedRepeats, BoundsBecomeOpen) {
+  auto loose = [](const std::string& p) { return detail::loosen_bounded_repeats(rule(p), p); };
+  EXPECT_EQ(loose("a{2,3}b{4}c{5,}"), "a{2,}b{4,}c{5,}");
+  EXPECT_EQ(loose("\\d{1,3}?x"), "\\d{1,}?x");  // lazy kept
+  EXPECT_EQ(loose("(?:ab|c){1,3}"), "(?:ab|c){1,}");
+  EXPECT_EQ(loose("[{1,2}]x{1,2}"), "[{1,2}]x{1,}");  // inside a class: literal text
+  EXPECT_EQ(loose("\\{1,2\\}a{0,1}"), "\\{1,2\\}a{0,}");
+  EXPECT_EQ(loose("\\x{41}{2,3}"), "\\x{41}{2,}");
+  EXPECT_EQ(loose("(?=a{1,2})b{1,2}"), "(?=a{1,})b{1,}");  // a positive look-ahead only widens
+  EXPECT_EQ(loose("a{2,}"), std::nullopt);                  // nothing bounded
+  // Constructs where accepting more can match less.
+  EXPECT_EQ(loose("(?!a{1,2})b"), std::nullopt);
+  EXPECT_EQ(loose("(?<!a{1,2})b{1,2}"), std::nullopt);
+  EXPECT_EQ(loose("(?>a{1,2})b"), std::nullopt);
+  EXPECT_EQ(loose("a{1,2}+b"), std::nullopt);
+  EXPECT_EQ(loose("a++b{1,2}"), std::nullopt);
+  EXPECT_EQ(loose("(a)\\1{1,2}"), std::nullopt);
+  EXPECT_EQ(loose("(?(1)a|b){1,2}"), std::nullopt);
+  EXPECT_EQ(detail::loosen_bounded_repeats(rule("a{1,2} b", "x"), "a{1,2} b"), std::nullopt);
+}
+
+// Subjects over a small alphabet, so the patterns below match some and not
+// others; deterministic.
+std::vector<std::string> subjects() {
+  std::mt19937 rng(7);
+  const std::string alphabet = "aab c\xc3\x9d\xbd.\n";
+  // Long runs that random draws rarely produce.
+  std::vector<std::string> out = {"aaaab", "abbbabbb", " abbbc", "aaa.aaa.", "aaab", "b b b ccc"};
+  for (int i = 0; i < 3000; ++i) {
+    std::string s(std::uniform_int_distribution<int>(0, 12)(rng), ' ');
+    for (char& c : s) c = alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+TEST(CompactEscapedBytes, IsAnEquivalenceForPcre2) {
+  for (const char* p : {"[\\xc3][\\x9d\\xbd]+", "a[\\xc3]?b", "^(?:[\\xc3]\\x9d|c)\\s", "\\xc3{2}|b\\x{bd}$"}) {
+    for (const char* flags : {"", "i", "m"}) {
+      Rule original = rule(p, flags);
+      auto compact = detail::compact_escaped_bytes(original);
+      ASSERT_TRUE(compact) << p;
+      Rule rewritten = original;
+      rewritten.pattern = *compact;
+      Pcre2Reference a(original), b(rewritten);
+      ASSERT_TRUE(a.valid() && b.valid()) << p;
+      for (const auto& s : subjects()) EXPECT_EQ(a.matches(s), b.matches(s)) << p << " on '" << s << "'";
+    }
+  }
+}
+
+TEST(LoosenBoundedRepeats, IsASupersetForPcre2) {
+  // Anchored, so that a looser repeat can be told apart from a later start.
+  for (const char* p : {"^a{2,3}b", "(?:a|b ){1,2}c{0,1}$", "^\\s?(?:ab{1,2}|c){2}", "^(?=a{1,2}b)a+b{1,1}",
+                        "^(?:[ab]{1,2}?\\.){2,3}"}) {
+    Rule original = rule(p, "m");
+    auto loose = detail::loosen_bounded_repeats(original, p);
+    ASSERT_TRUE(loose) << p;
+    Rule rewritten = original;
+    rewritten.pattern = *loose;
+    Pcre2Reference a(original), b(rewritten);
+    ASSERT_TRUE(a.valid() && b.valid()) << p;
+    std::size_t wider = 0;
+    for (const auto& s : subjects()) {
+      auto x = a.matches(s), y = b.matches(s);
+      ASSERT_TRUE(x && y);
+      if (*x) {
+        EXPECT_TRUE(*y) << p << " matches '" << s << "', " << *loose << " does not";
+      }
+      wider += !*x && *y;
+    }
+    EXPECT_GT(wider, 0u) << p << ": the subjects never told the two apart";
+  }
+}
+
+}  // namespace
