@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "regexd/cache/entry.h"
 #include "regexd/engine/serialize.h"
 
 namespace regexd::cache {
@@ -76,8 +77,15 @@ std::string CacheKey::hex() const {
 }
 
 CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions& options, const PlatformTags& tags) {
+  return compute_key(rules, options, tags, kFormatVersion);
+}
+
+CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions& options, const PlatformTags& tags,
+                     std::uint32_t entry_format) {
   KeyHasher h;
-  h.str("regexd-cache-key/1");
+  h.str("regexd-cache-key/2");
+  h.u32(entry_format);
+  h.u32(kImageVersion);  // images are named after the key too
   h.u32(kEngineFormat);
   h.u64(rules.rules.size());
   for (const auto& r : rules.rules) {

@@ -136,6 +136,9 @@ TEST_F(CacheTest, KeyChangesWithEveryRuleField) {
   engine::CompileOptions no_cost_check;
   no_cost_check.cost_check = false;
   EXPECT_NE(k0, compute_key(base, no_cost_check, tags));
+  // Issue 14: another entry layout is another key (two regexd versions on one root).
+  EXPECT_EQ(k0, compute_key(base, {}, tags, kFormatVersion));
+  EXPECT_NE(k0, compute_key(base, {}, tags, kFormatVersion + 1));
 }
 
 // An entry whose checksum is right but whose databases do not belong to the

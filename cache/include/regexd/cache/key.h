@@ -11,7 +11,7 @@
 
 namespace regexd::cache {
 
-inline constexpr std::uint32_t kKeyScheme = 1;
+inline constexpr std::uint32_t kKeyScheme = 2;
 // Bumped whenever the engine's tiering or chosen Hyperscan flags change, so
 // that old entries (valid, but built by other rules) are not reused.
 // 3: escaped high bytes compacted, loosened prefilters (engine/src/rewrite.h).
@@ -35,7 +35,13 @@ struct CacheKey {
   bool operator==(const CacheKey&) const = default;
 };
 
-// The key of `rules` compiled with `options` on the platform `tags`.
+// The key of `rules` compiled with `options` on the platform `tags`, for an
+// entry in this build's layout (kFormatVersion): two regexd versions with
+// different entry layouts sharing one root keep apart instead of each
+// overwriting the other's entries and images.
 CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions& options, const PlatformTags& tags);
+// The same for an entry layout `entry_format` (tests: what another version would use).
+CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions& options, const PlatformTags& tags,
+                     std::uint32_t entry_format);
 
 }  // namespace regexd::cache
