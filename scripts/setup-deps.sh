@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what regexd needs to build, test and run, from Debian 12 packages.
 # Idempotent: installs only what is missing, so a second run costs seconds.
-# Usage: scripts/setup-deps.sh [--test]   (--test adds test-only packages)
+# Usage: scripts/setup-deps.sh [--test | --package]   (--test adds test-only packages,
+#        --package the Debian packaging tools; --test includes them)
 set -euo pipefail
 
 packages=(
@@ -17,7 +18,16 @@ if [[ $(dpkg --print-architecture) == amd64 ]]; then
 else
   packages+=(libvectorscan-dev)
 fi
+# The Debian package (scripts/package.sh, debian/): debhelper and dpkg-dev
+# build it, help2man writes the man pages from --help, fakeroot for
+# dpkg-buildpackage without root, lintian checks the result (the test command
+# builds and checks it, so --test includes these).
+package_tools=(debhelper dpkg-dev fakeroot help2man lintian)
+if [[ "${1:-}" == "--package" ]]; then
+  packages+=("${package_tools[@]}")
+fi
 if [[ "${1:-}" == "--test" ]]; then
+  packages+=("${package_tools[@]}")
   packages+=(
     googletest libgtest-dev libgmock-dev libbenchmark-dev
     spamassassin   # the real rules the differential test runs

@@ -25,6 +25,14 @@ fi
 scripts/fuzz-frames.sh 20
 scripts/fuzz-entries.sh 20
 
+# --- the Debian package (issue 16, docs/deploy.md) --------------------------
+# Builds build/package/regexd_<version>_<arch>.deb (scripts/package.sh; the
+# cmake build directory of the stage is kept, so a rerun compiles only what
+# changed), unpacks it into a throwaway root, runs the installed binaries, a
+# scan through the installed daemon and through Rspamd with the installed
+# plugin files, and lintian (no errors).
+tests/package/package_test.sh
+
 # --- arm64 / Vectorscan flavors (issue 6, docs/arm64.md) -------------------
 # Builds the x86_64+Vectorscan and aarch64+Vectorscan presets from Debian
 # packages unpacked under build/, runs their suites (arm64 under qemu-aarch64,
