@@ -23,6 +23,7 @@
 #include "regexd/server/config.h"
 #include "regexd/server/registry.h"
 #include "regexd/server/server.h"
+#include "socket_server_fixture.h"
 
 namespace {
 
@@ -31,46 +32,19 @@ using namespace regexd;
 using namespace regexd::server;
 namespace p = regexd::server::protocol;
 
-class HardeningTest : public ::testing::Test {
+class HardeningTest : public regexd::test::SocketServerTest {
  protected:
   void SetUp() override {
     spdlog::set_level(spdlog::level::warn);  // some tests load a rule set a thousand times
-    static int n = 0;  // short: a Unix socket path has at most 107 bytes
-    dir_ = fs::temp_directory_path() / ("rxh_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    fs::permissions(dir_, fs::perms::owner_all);
-    registry_ = std::make_unique<Registry>(Registry::Options{});
-    cfg_.socket = dir_ / "s.sock";
+    make_dir("rxh_", "s.sock");
     cfg_.workers = 2;
     cfg_.max_frame = 1 << 20;
-  }
-  void TearDown() override {
-    server_.reset();
-    registry_.reset();
-    fs::remove_all(dir_);
-  }
-  void start() {
-    server_ = std::make_unique<Server>(cfg_, *registry_);
-    auto st = server_->bind();
-    ASSERT_TRUE(st.ok()) << st.error().message;
-    server_->start();
-  }
-  std::unique_ptr<Client> client() {
-    auto c = Client::connect(cfg_.socket.string(), std::chrono::seconds(20));
-    EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
-    return c.ok() ? std::move(*c) : nullptr;
   }
   // The JSON of a STATS or LIST_RULESETS reply, parsed (it must parse).
   static nlohmann::json json_of(const Result<std::string>& reply) {
     EXPECT_TRUE(reply.ok()) << reply.error().message;
     return reply.ok() ? nlohmann::json::parse(*reply) : nlohmann::json();
   }
-
-  fs::path dir_;
-  ServerConfig cfg_;
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<Server> server_;
 };
 
 // Item 4: a name or class that is not UTF-8 is refused with one line of
@@ -410,11 +384,7 @@ TEST_F(HardeningTest, ATricklingClientIsClosedByTheFrameDeadlineOrTheIdleTimer) 
   // Sends one byte of a frame every 50 ms; true when the server closed the
   // connection within `within`.
   auto trickle_until_closed = [&](std::chrono::milliseconds within) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, cfg_.socket.c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    int fd = raw_connect();
     std::string frame = p::encode_frame(1, p::kPing, 0, std::string(1000, 'x'));
     bool closed = false;
     auto end = std::chrono::steady_clock::now() + within;

@@ -15,6 +15,7 @@
 #include "regexd/server/client.h"
 #include "regexd/server/registry.h"
 #include "regexd/server/server.h"
+#include "socket_server_fixture.h"
 
 namespace {
 
@@ -23,47 +24,14 @@ using namespace regexd;
 using namespace regexd::server;
 namespace p = regexd::server::protocol;
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public regexd::test::SocketServerTest {
  protected:
   void SetUp() override {
-    // Short: a Unix socket path has at most 107 bytes.
-    static int n = 0;
-    dir_ = fs::temp_directory_path() / ("rxs_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    registry_ = std::make_unique<Registry>(Registry::Options{});
+    make_dir("rxs_", "regexd.sock");
     ASSERT_TRUE(registry_->load("t", engine::parse_native(kRulesV1, "v1")).ok());
     registry_->wait_idle();
-    cfg_.socket = dir_ / "regexd.sock";
     cfg_.workers = 4;
     cfg_.max_frame = 1 << 20;
-  }
-  void TearDown() override {
-    server_.reset();
-    registry_.reset();
-    fs::remove_all(dir_);
-  }
-  void start() {
-    server_ = std::make_unique<Server>(cfg_, *registry_);
-    auto st = server_->bind();
-    ASSERT_TRUE(st.ok()) << st.error().message;
-    server_->start();
-  }
-  std::unique_ptr<Client> client() {
-    auto c = Client::connect(cfg_.socket.string(), std::chrono::seconds(20));
-    EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
-    return c.ok() ? std::move(*c) : nullptr;
-  }
-  // A raw socket, for bytes no well-behaved client would send.
-  int raw_connect() {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, cfg_.socket.c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
   }
   static std::string read_until_eof(int fd) {
     std::string out;
@@ -83,10 +51,6 @@ class ServerTest : public ::testing::Test {
 
   static constexpr const char* kRulesV1 = "FOO body /foo/\nBAR body /ba+r/\nSUBJ header:Subject /win/i\n";
   static constexpr const char* kRulesV2 = "BAZ body /foo bar/\n";
-  fs::path dir_;
-  ServerConfig cfg_;
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<Server> server_;
 };
 
 TEST_F(ServerTest, GreetingPingScanAndErrorsOnALiveConnection) {
