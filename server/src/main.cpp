@@ -138,6 +138,11 @@ int main(int argc, char** argv) {
                "compile the configured rule sets into the cache and exit (0: all there; 1: some failed)");
   app.add_option("--log-level", log_level, "debug, info, warning, error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+  // The same facts as the greeting's server string: what an operator (or a
+  // package test) needs to tell which build and library this is.
+  const auto& info = engine::engine_info();
+  app.set_version_flag("--version", std::string("regexd ") + REGEXD_VERSION + " " + info.flavor + " " +
+                                        info.runtime_version + " " + info.arch + " pcre2 " + info.pcre2_version);
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_logger_mt("regexd");

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "regexd/engine/engine.h"
 #include "regexd/server/client.h"
 
 namespace {
@@ -187,6 +188,19 @@ TEST_F(DaemonTest, PrewarmFillsTheCacheForTheNextStart) {
   start({"--config", (dir_ / "regexd.toml").string(), "--prewarm", "--no-cache"});
   status = stop(0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << log();
+}
+
+TEST(DaemonVersion, NamesVersionFlavorLibraryAndArchitecture) {
+  FILE* p = ::popen((std::string(REGEXD_PATH) + " --version").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512] = {};
+  std::size_t n = std::fread(buf, 1, sizeof buf - 1, p);
+  EXPECT_EQ(::pclose(p), 0);
+  std::string out(buf, n);
+  const auto& info = regexd::engine::engine_info();
+  EXPECT_EQ(out.rfind("regexd ", 0), 0u) << out;
+  for (const std::string& part : {info.flavor, info.runtime_version, info.arch})
+    EXPECT_NE(out.find(part), std::string::npos) << part << " not in " << out;
 }
 
 TEST_F(DaemonTest, ConfigErrorsNameFileLineAndKey) {
