@@ -9,7 +9,7 @@
 # /etc/rspamd; Unix sockets only; DNS at a closed local port; no Redis; one normal worker), all four
 # running at once and measured in interleaved rounds, so machine noise hits every set-up alike.
 #
-# "Regex share per message", two ways:
+# "Regex share per message", several ways:
 #   (a) wall time per message minus the base set-up's, same messages, same round (the client sends
 #       one message at a time and waits for the answer; so it is everything the module or the plugin
 #       adds: for regexd the buffer building in Lua, the socket round trip, the scan and the metas);
@@ -18,7 +18,10 @@
 #       request header does not make it time a task): the sum over the symbols the set-up adds to the
 #       base (SA module: one per rule and meta; the regexp cache's Hyperscan scans run inside the
 #       first symbol that asks), for regexd REGEXD_CHECK (its callback: building the buffers in Lua,
-#       the request, waiting for the answer, inserting the symbols).
+#       the request, waiting for the answer, inserting the symbols). Printed, but too few tasks are
+#       profiled (the worker's cold first one among them) for a verdict;
+#   (c) CPU time per message (/proc/PID/task/*/schedstat: the worker, and the regexd daemon) minus the
+#       base worker's: the least sensitive to the load of a shared machine.
 #   (a') Rspamd's own task time (the reply's time_real) minus the base's: (a) without the HTTP
 #       exchange with the client.
 #
@@ -333,6 +336,11 @@ for name, _, _, _ in targets:
 EOF
 
 "$regexctl_bin" stats --json --socket "$sock" >"$tmp/regexd-stats.json" 2>/dev/null || true
+plugin_rev=$(git -C "$(dirname "$plugin")" log -1 --format=%h -- "$plugin" 2>/dev/null || echo '?')
+git -C "$(dirname "$plugin")" diff --quiet HEAD -- "$plugin" 2>/dev/null || plugin_rev+=" + uncommitted changes"
+echo "rspamd $(rspamd --version 2>/dev/null | grep -Eo '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -n 1); plugin $plugin ($plugin_rev);" \
+  "regexd $regexd_bin (built $(date -u -r "$regexd_bin" +%FT%TZ), tree $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?'));" \
+  "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 [[ -n ${RSPAMD_SA_SPEED_JSON:-} ]] && cp "$tmp/results.json" "$RSPAMD_SA_SPEED_JSON"
 
 # ---------------------------------------------------------------------------------------------
@@ -404,6 +412,14 @@ if "regexd" in order and "sa_hs" in order and "base" in order:
         print("regexd / module (Hyperscan on), (b): %.2f" % (share_b["regexd"] / share_b["sa_hs"]))
     if "sa_nohs" in order:
         print("regexd / module (Hyperscan off), (a): %.2f" % (share_a["regexd"] / share_a["sa_nohs"]))
+    print("per round (load varies; order rotates), (a) module Hyperscan on / regexd / ratio, (c) the same:")
+    for i, r in enumerate(res["rounds"]):
+        sa = st.mean(x - y for x, y in zip(r["sa_hs"]["wall_ms"], r["base"]["wall_ms"]))
+        rx = st.mean(x - y for x, y in zip(r["regexd"]["wall_ms"], r["base"]["wall_ms"]))
+        csa = (sum(r["sa_hs"]["cpu_ms"]) - sum(r["base"]["cpu_ms"])) / n
+        crx = (sum(r["regexd"]["cpu_ms"]) - sum(r["base"]["cpu_ms"])) / n
+        print("  round %d (base %.0f msg/s): (a) %.2f / %.2f ms = %.2f, (c) %.2f / %.2f ms = %.2f" % (
+            i + 1, n / r["base"]["total_s"], sa, rx, rx / sa, csa, crx, crx / csa))
 EOF
 if [[ -s $tmp/regexd-stats.json ]]; then
   python3 - "$tmp/regexd-stats.json" <<'EOF'
