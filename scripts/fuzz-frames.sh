@@ -10,8 +10,8 @@ out=build/fuzz
 mkdir -p "$out/corpus"
 command -v clang++ >/dev/null || { echo "fuzz-frames: clang++ not found (Debian package clang)" >&2; exit 1; }
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -I server/include -I engine/include \
-  tests/fuzz/frame_fuzzer.cpp server/src/protocol.cpp -o "$out/frame_fuzzer"
+  -I server/include -I engine/include -I engine/src \
+  tests/fuzz/frame_fuzzer.cpp server/src/protocol.cpp engine/src/utf8.cpp -o "$out/frame_fuzzer"
 # Seeds: a PING, a SCAN with two buffers, a LOAD_RULES (little-endian frames).
 printf '\x06\x00\x00\x00\x01\x00\x00\x00\x01\x00' >"$out/corpus/ping"
 printf '\x2b\x00\x00\x00\x02\x00\x00\x00\x03\x01\x01\x00\x00\x00t\x02\x00\x00\x00\x04\x00\x00\x00body\x03\x00\x00\x00foo\x03\x00\x00\x00url\x01\x00\x00\x00x' >"$out/corpus/scan"
