@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pcre2_util.h"
+#include "regexd/engine/compiled_set.h"
 
 namespace regexd::engine {
 
@@ -73,8 +74,14 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
     unsigned cap = it != rules_.end() && it->second.max_hits ? it->second.max_hits : std::max(1u, options.max_hits);
     n = std::min(n, cap);
   }
-  const std::vector<std::string> classes = options.whole_message ? scanner.classes() : std::vector<std::string>{};
-  auto has_class = [&](const std::string& cls) { return std::binary_search(classes.begin(), classes.end(), cls); };
+  // The compiled classes are sorted by name: look them up in place rather
+  // than copying Scanner::classes() for every message.
+  const auto& compiled = scanner.compiled().classes;
+  auto has_class = [&](const std::string& cls) {
+    auto it = std::lower_bound(compiled.begin(), compiled.end(), cls,
+                               [](const ClassDatabases& c, const std::string& k) { return c.cls < k; });
+    return it != compiled.end() && it->cls == cls;
+  };
   // A negated test hits when its header did not match: with the header
   // present, no buffer matched; absent (whole messages only), its value for
   // an absent header does not match.
