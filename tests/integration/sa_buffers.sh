@@ -24,6 +24,12 @@ trap 'rm -rf "$tmp"' EXIT
 for d in "$corpus"/messages/*/; do
   find "$d" -maxdepth 1 -type f | sort | sed -n "1,$((n / 5))p"
 done >"$tmp/list"
+# Messages that once showed a difference the sample above does not reach: spam-1/00258 has a
+# Return-Path after a Received header, so SpamAssassin's EnvelopeFrom is empty (the plugin once
+# read the header names as Lua patterns, where '-' is a quantifier, and missed it).
+for m in spam-1/00258.4af5bde7fabd4e797b85cf95bcbbb45a; do
+  [[ -f $corpus/messages/$m ]] && echo "$corpus/messages/$m"
+done >>"$tmp/list"
 [[ -s $tmp/list ]] || die "no messages found under $corpus/messages"
 
 export SA_BUFFERS_HEADERS="Subject From To From:addr From:name To:addr ToCc ToCc:addr Reply-To:addr
@@ -41,6 +47,6 @@ grep -q 'failed\|error' "$tmp/lua.out" && die "the plugin's buffer building fail
 # Minimums (% of messages identical), a little below what was measured on these 200 messages on
 # 2026-11-30 (body 99.5, rawbody 99.0, url 94.7, every header >= 99); docs/rules.md names the
 # causes of what differs.
-python3 "$src/tests/support/sa_buffers_compare.py" "$tmp" body=98 rawbody=98 url=92 'header:*=97' ||
+python3 "$src/tests/support/sa_buffers_compare.py" "$tmp" body=98 rawbody=98 url=92 'header:*=97' header:EnvelopeFrom=100 ||
   die "a class is below its minimum"
 echo "sa_buffers: PASS ($(wc -l <"$tmp/list") messages, $(($(date +%s) - started)) s)"
