@@ -22,6 +22,11 @@ message(STATUS "regexd: engine flavor ${REGEXD_HS_FLAVOR_EFFECTIVE} ${Hyperscan_
 
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# The remote cache tier (cache/src/redis_store.cpp), signed entries
+# (cache/src/signing.cpp) and their compression (cache/src/compress.cpp).
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 find_package(FlatBuffers CONFIG REQUIRED)
 # flatc runs on the build host.  A cross build finds the target's FlatBuffers
 # package (headers), whose flatc, if any, is a target binary; take the host's

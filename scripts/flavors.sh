@@ -42,6 +42,8 @@ arm64_packages=(
   libflatbuffers-dev:arm64 libflatbuffers2:arm64
   libspdlog-dev:arm64 libspdlog1.10:arm64 libfmt-dev:arm64 libfmt9:arm64
   libtomlplusplus-dev:arm64 libtomlplusplus3:arm64
+  libhiredis-dev:arm64 libhiredis0.14:arm64 libsodium-dev:arm64 libsodium23:arm64
+  libzstd-dev:arm64 libzstd1:arm64
   libcli11-dev nlohmann-json3-dev libasio-dev
 )
 vs_x86_packages=(libvectorscan-dev:amd64 libvectorscan5:amd64)

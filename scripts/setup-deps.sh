@@ -11,6 +11,7 @@ packages=(
   libflatbuffers-dev flatbuffers-compiler
   libcli11-dev nlohmann-json3-dev
   libasio-dev libspdlog-dev libfmt-dev libtomlplusplus-dev   # the daemon
+  libhiredis-dev libsodium-dev libzstd-dev   # remote cache tier: Redis client, Ed25519 signatures, zstd
 )
 # Hyperscan exists for x86 only; ARM64 gets Vectorscan (docs/arm64.md).
 if [[ $(dpkg --print-architecture) == amd64 ]]; then
@@ -35,6 +36,7 @@ if [[ "${1:-}" == "--test" ]]; then
     rspamd python3 # the Rspamd plugin's integration test (tests/integration/rspamd_integration.sh)
     clang libclang-rt-14-dev   # libFuzzer + sanitizers (scripts/fuzz-frames.sh, scripts/fuzz-entries.sh)
     libre2-dev          # benchmarks: the RE2::Set peer (bench/scan_bench.cpp)
+    redis-server        # the remote cache tier's tests start a private one (tests/cache/remote_store_test.cpp)
   )
 fi
 

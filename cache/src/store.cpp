@@ -157,10 +157,11 @@ Result<std::shared_ptr<const engine::Scanner>> Store::load_image(const CacheKey&
   return make_error(ErrorCode::kCorrupt, img.string() + ": shared image could not be built");
 }
 
-Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, LoadResult::Source* source) {
+Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, LoadResult::Source* source, bool* from_remote) {
   fs::path path = entry_path(key);
   std::error_code ec;
-  if (!fs::exists(path, ec)) return make_error(ErrorCode::kIo, "no entry");
+  bool remote_hit = false;
+  if (!fs::exists(path, ec) && !(remote_hit = fetch_remote(key))) return make_error(ErrorCode::kIo, "no entry");
   auto bytes = read_file(path, options_.max_entry_size);
   if (!bytes) return make_error(ErrorCode::kIo, bytes.error().message);
 
@@ -197,6 +198,7 @@ Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, L
   touch(path);
   note_loaded(key);
   if (source) *source = src;
+  if (from_remote) *from_remote = remote_hit;
   return scanner;
 }
 
@@ -210,6 +212,7 @@ Status Store::put(const CacheKey& key, const engine::Scanner& scanner, std::stri
   std::error_code ec;
   fs::remove(platform_dir_ / (key.hex() + std::string(kImageExt)), ec);
   note_loaded(key);
+  publish_remote(key, *bytes);
   return {};
 }
 
@@ -218,7 +221,7 @@ Result<LoadResult> Store::get_or_compile(const engine::RuleSet& rules, const eng
   auto t0 = std::chrono::steady_clock::now();
   CacheKey key = key_for(rules, options);
   LoadResult out;
-  auto hit = get(key, &out.source);
+  auto hit = get(key, &out.source, &out.from_remote);
   if (hit) {
     out.scanner = std::move(*hit);
     out.load_ms = ms_since(t0);
@@ -229,10 +232,24 @@ Result<LoadResult> Store::get_or_compile(const engine::RuleSet& rules, const eng
   // the others wait and then find the entry.
   auto lock = FileLock::acquire(platform_dir_ / (key.hex() + std::string(kLockExt)), options_.lock_timeout);
   if (!lock) log(LogLevel::kWarning, "cache lock for " + key.hex() + ": " + lock.error().message + "; compiling anyway");
-  if (lock) {
-    auto again = get(key, &out.source);
+  // Another local process may have saved it meanwhile (the remote was asked
+  // already; asking again would only repeat a refusal's log line).
+  std::error_code exists_ec;
+  if (lock && fs::exists(entry_path(key), exists_ec)) {
+    auto again = get(key, &out.source, &out.from_remote);
     if (again) {
       out.scanner = std::move(*again);
+      out.load_ms = ms_since(t0);
+      return out;
+    }
+  }
+  // The same across hosts, when there is a remote tier.
+  bool arrived = false;
+  auto remote_lock = remote_turn(key, &arrived);
+  if (arrived) {
+    if (auto got = get(key, &out.source)) {
+      out.from_remote = true;
+      out.scanner = std::move(*got);
       out.load_ms = ms_since(t0);
       return out;
     }

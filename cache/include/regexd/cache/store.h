@@ -23,6 +23,7 @@
 
 #include "regexd/cache/entry.h"
 #include "regexd/cache/key.h"
+#include "regexd/cache/remote_store.h"
 #include "regexd/engine/engine.h"
 
 namespace regexd::cache {
@@ -45,6 +46,10 @@ struct StoreOptions {
   std::uint64_t max_entry_size = 4ull << 30;
   // Log sink; default: one line to stderr per event.
   LogFn log;
+  // Optional second tier shared by hosts (regexd/cache/remote_store.h): a
+  // local miss asks it, a compile publishes to it.  Shared so the owner can
+  // read its stats.
+  std::shared_ptr<RemoteStore> remote;
 };
 
 struct LoadResult {
@@ -54,6 +59,7 @@ struct LoadResult {
   double load_ms = 0;       // cache load, or compile + save
   engine::CompileReport report;  // filled when compiled
   std::string save_error;   // non-empty if compiled but the save failed
+  bool from_remote = false; // a cache hit whose entry came from the remote tier
 };
 
 struct EntryStatus {
@@ -90,7 +96,10 @@ class Store {
 
   // Loads the entry for `key` if present and valid.  An error is a miss; its
   // message is the one-line reason (kIo "no entry" when simply absent).
-  Result<std::shared_ptr<const engine::Scanner>> get(const CacheKey& key, LoadResult::Source* source = nullptr);
+  // With a remote tier, a local miss asks it (*from_remote: the entry came
+  // from there and is now in the local directory).
+  Result<std::shared_ptr<const engine::Scanner>> get(const CacheKey& key, LoadResult::Source* source = nullptr,
+                                                     bool* from_remote = nullptr);
 
   // Saves `scanner` under `key` atomically.
   Status put(const CacheKey& key, const engine::Scanner& scanner, std::string_view rule_set_name);
@@ -110,6 +119,7 @@ class Store {
   const std::filesystem::path& platform_dir() const { return platform_dir_; }
   std::filesystem::path entry_path(const CacheKey& key) const;
   CacheKey key_for(const engine::RuleSet& rules, const engine::CompileOptions& options) const;
+  RemoteStore* remote() const;  // null without a remote tier
 
  private:
   Store(StoreOptions options, PlatformTags tags, std::filesystem::path platform_dir);
@@ -118,6 +128,14 @@ class Store {
   void note_foreign_entries() const;
   void note_loaded(const CacheKey& key);
   Result<std::shared_ptr<const engine::Scanner>> load_image(const CacheKey& key, const std::string& bytes);
+  // Remote hooks (cache/src/remote_store.cpp).  fetch_remote: a local miss
+  // asks the remote; true when its entry is now in the local directory.
+  bool fetch_remote(const CacheKey& key);
+  bool install_fetched(const CacheKey& key, const std::string& bytes);
+  void publish_remote(const CacheKey& key, std::string_view bytes);
+  // Before compiling: the cross-host lock, or another host's entry
+  // (*arrived, installed locally).
+  std::optional<RemoteStore::Lock> remote_turn(const CacheKey& key, bool* arrived);
 
   StoreOptions options_;
   PlatformTags tags_;
