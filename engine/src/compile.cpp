@@ -77,7 +77,7 @@ struct DbBuild {
 // refusal removes it (reported through `demote`) and the rest is compiled
 // again; a failure that names no pattern demotes them all.
 HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, bool may_rewrite,
-                         std::vector<std::pair<std::uint32_t, std::string>>& demote,
+                         const hs_platform_info_t* platform, std::vector<std::pair<std::uint32_t, std::string>>& demote,
                          std::vector<std::pair<std::uint32_t, std::string>>& moved) {
   std::vector<std::string> exprs;
   std::vector<unsigned> flags;
@@ -98,7 +98,7 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, bool
     hs_database_t* db = nullptr;
     hs_compile_error_t* err = nullptr;
     hs_error_t rc = hs_compile_multi(ptrs.data(), flags.data(), ids.data(), static_cast<unsigned>(ids.size()),
-                                     HS_MODE_BLOCK, nullptr, &db, &err);
+                                     HS_MODE_BLOCK, platform, &db, &err);
     if (rc == HS_SUCCESS) return HsDatabasePtr(db);
     std::string msg = err && err->message ? err->message : "unknown error";
     int which = err ? err->expression : -1;
@@ -141,7 +141,7 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, bool
 }
 
 void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint32_t> members, bool may_rewrite,
-                   std::vector<std::pair<std::uint32_t, std::string>>& demoted) {
+                   const hs_platform_info_t* platform, std::vector<std::pair<std::uint32_t, std::string>>& demoted) {
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::uint32_t> bytes_ids, utf8_ids;
   for (auto id : members) {
@@ -150,8 +150,8 @@ void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint3
     ((cr.rule.flags & kUtf8) ? utf8_ids : bytes_ids).push_back(id);
   }
   std::vector<std::pair<std::uint32_t, std::string>> demote, moved;
-  cdb.bytes_db = compile_db(set, bytes_ids, may_rewrite, demote, moved);
-  cdb.utf8_db = compile_db(set, utf8_ids, may_rewrite, demote, moved);
+  cdb.bytes_db = compile_db(set, bytes_ids, may_rewrite, platform, demote, moved);
+  cdb.utf8_db = compile_db(set, utf8_ids, may_rewrite, platform, demote, moved);
   for (auto& [id, why] : demote) set.rules[id].tier = Tier::kPcre2;
   // A loosened rule that was later refused anyway is reported once, demoted.
   for (auto& m : moved)
@@ -276,10 +276,17 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   std::vector<std::size_t> order(set->classes.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](auto a, auto b) { return members[a].size() > members[b].size(); });
+  // nullptr: Hyperscan compiles for this CPU.
+  hs_platform_info_t platform{};
+  if (options.platform) {
+    platform.tune = options.platform->tune;
+    platform.cpu_features = options.platform->cpu_features;
+  }
+  const hs_platform_info_t* target = options.platform ? &platform : nullptr;
   parallel_for(order.size(), nthreads, [&](std::size_t k) {
     std::size_t c = order[k];
     // Superset rewrites need the cost check's measurement to pay off.
-    compile_class(*set, set->classes[c], std::move(members[c]), options.cost_check, demoted[c]);
+    compile_class(*set, set->classes[c], std::move(members[c]), options.cost_check, target, demoted[c]);
   });
   for (auto& d : demoted)
     for (auto& [id, why] : d) rep.demoted.emplace_back(set->rules[id].rule.id, why);

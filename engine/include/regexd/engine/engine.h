@@ -22,6 +22,7 @@
 #include <map>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,9 +45,27 @@ struct EngineInfo {
 };
 const EngineInfo& engine_info();
 
+// A CPU platform Hyperscan compiles for (hs_platform_info_t: tune family and
+// HS_CPU_FEATURES_* bits).  {0, 0} is the generic platform
+// (HS_TUNE_FAMILY_GENERIC, no optional features), which every CPU of the
+// architecture runs.
+struct PlatformInfo {
+  std::uint32_t tune = 0;
+  std::uint64_t cpu_features = 0;
+  // A short human form, e.g. "tune=6 features=avx2".
+  std::string describe() const;
+  bool operator==(const PlatformInfo&) const = default;
+};
+
 struct CompileOptions {
   // Threads for compiling class databases; 0 = std::thread::hardware_concurrency().
   unsigned threads = 0;
+  // The platform the Hyperscan databases are compiled for; unset = this CPU
+  // (hs_populate_platform).  regexd::cache sets the generic platform when it
+  // writes entries for another machine (docs/cache-format.md, "Target
+  // entries").  Not a cache-key input by itself: the key has the platform
+  // tags, which the cache sets to the same values.
+  std::optional<PlatformInfo> platform;
   // Wall-clock bound for classifying one pattern.  The probe runs in a forked
   // child, so a pattern that makes Hyperscan's analysis explode is killed
   // after this and lands in the pcre2 tier.  (Rspamd's own probe allows 1 s.)

@@ -20,12 +20,6 @@
 namespace regexd::engine {
 
 // The CPU platform Hyperscan targets on this machine (hs_populate_platform).
-struct PlatformInfo {
-  std::uint32_t tune = 0;
-  std::uint64_t cpu_features = 0;
-  // A short human form, e.g. "tune=6 features=avx2".
-  std::string describe() const;
-};
 Result<PlatformInfo> current_platform();
 
 // Serialized bytes of a database (hs_serialize_database), copied into a string.
