@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "regexd/cache/store.h"
+#include "regexd/cache/target.h"
 #include "regexd/cache/units.h"
 #include "regexd/engine/engine.h"
 #include "regexd/engine/message.h"
@@ -324,6 +327,10 @@ int main(int argc, char** argv) {
   prewarm_cmd->add_flag("--together", prewarm_together,
                         "all files are ONE rule set, as a daemon rule set that lists several files "
                         "(e.g. SpamAssassin's rule directory)");
+  std::string prewarm_target;
+  prewarm_cmd->add_option("--target", prewarm_target,
+                          "write the entries another machine looks up: aarch64 (arm64) from an x86_64 Vectorscan "
+                          "build (docs/cache-format.md, Target entries)");
 
   std::string inspect_file;
   bool inspect_json = false;
@@ -479,8 +486,51 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "regexctl: --format rspamd-map needs --class\n");
       return kExitUsage;
     }
-    auto store = open_store(cache_dir, &rc);
-    if (!store) return rc;
+    // One job: load or compile into this platform's directory, or (--target)
+    // compile into the target's; "what" is the word printed for it.
+    struct Outcome {
+      std::string what;
+      std::size_t rules = 0;
+      double ms = 0;
+      std::string error;  // failed: why; or compiled but not saved: why
+    };
+    std::function<Outcome(const RuleSet&, const std::string&)> prewarm_one;
+    std::unique_ptr<regexd::cache::Store> store;
+    std::unique_ptr<regexd::cache::TargetStore> target_store;
+    regexd::engine::CompileOptions opts;
+    opts.threads = threads;
+    if (prewarm_target.empty()) {
+      store = open_store(cache_dir, &rc);
+      if (!store) return rc;
+      prewarm_one = [&](const RuleSet& rules, const std::string& name) {
+        auto res = store->get_or_compile(rules, opts, name);
+        if (!res) return Outcome{"failed", 0, 0, res.error().message};
+        return Outcome{source_name(res->source), res->scanner->rule_count(), res->load_ms,
+                       res->save_error.empty() ? "" : "not saved: " + res->save_error};
+      };
+    } else {
+      const auto& host = regexd::cache::current_tags();
+      auto tags = host ? regexd::cache::target_tags(*host, prewarm_target) : host;
+      if (!tags) {
+        std::fprintf(stderr, "regexctl: prewarm --target: %s\n", tags.error().message.c_str());
+        return kExitUsage;
+      }
+      std::filesystem::path root =
+          cache_dir.empty() ? regexd::cache::default_cache_root() : std::filesystem::path(cache_dir);
+      auto opened = regexd::cache::TargetStore::open(root, *tags);
+      if (!opened) {
+        std::fprintf(stderr, "regexctl: cache %s: %s\n", root.c_str(), opened.error().message.c_str());
+        return kExitRuntime;
+      }
+      target_store = std::move(*opened);
+      prewarm_one = [&](const RuleSet& rules, const std::string& name) {
+        auto res = target_store->get_or_compile(rules, opts, name);
+        if (!res) return Outcome{"failed", 0, 0, res.error().message};
+        bool present = res->source == regexd::cache::TargetResult::Source::kPresent;
+        return Outcome{present ? "present" : "compiled", res->rules, res->ms, ""};
+      };
+    }
+    const std::filesystem::path& dir = store ? store->platform_dir() : target_store->platform_dir();
     bool tty = ::isatty(STDOUT_FILENO);
     auto format = *regexd::engine::parse_rule_format(prewarm_args.format);
     // One job per file, or one for all of them (named by the first file).
@@ -494,23 +544,20 @@ int main(int argc, char** argv) {
       std::string f = job.size() == 1 ? job[0] : job[0] + " (+" + std::to_string(job.size() - 1) + " files)";
       if (tty) std::printf("\r[%zu/%zu] %s ...\033[K", done, total, f.c_str()), std::fflush(stdout);
       RuleSet rules = regexd::engine::load_rules_files(job, format, prewarm_args.cls);
-      regexd::engine::CompileOptions opts;
-      opts.threads = threads;
-      auto res = store->get_or_compile(rules, opts, f);
+      Outcome res = prewarm_one(rules, f);
       ++done;
-      const char* what = !res ? "failed" : res->scanner->rule_count() == 0 ? "failed" : source_name(res->source);
-      if (!res || res->scanner->rule_count() == 0 || !res->save_error.empty()) ++failed;
+      bool usable = res.what != "failed" && res.rules > 0;
+      if (!usable || !res.error.empty()) ++failed;
       if (tty) std::printf("\r\033[K");
-      std::printf("[%zu/%zu] %s: %s", done, total, f.c_str(), what);
-      if (res)
-        std::printf(" (%zu rules, %.1f ms%s%s)", res->scanner->rule_count(), res->load_ms,
-                    res->save_error.empty() ? "" : ", not saved: ", res->save_error.c_str());
+      std::printf("[%zu/%zu] %s: %s", done, total, f.c_str(), usable ? res.what.c_str() : "failed");
+      if (res.what != "failed")
+        std::printf(" (%zu rules, %.1f ms%s%s)", res.rules, res.ms, res.error.empty() ? "" : ", ", res.error.c_str());
       else
-        std::printf(": %s", res.error().message.c_str());
+        std::printf(": %s", res.error.c_str());
       std::printf("\n");
     }
     std::printf("prewarm: %zu rule sets, %zu usable, %zu failed; cache %s\n", total, total - failed, failed,
-                store->platform_dir().c_str());
+                dir.c_str());
     return failed ? kExitRules : 0;
   }
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <cstdlib>
 #include <map>
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "regexd/cache/store.h"
+#include "regexd/cache/target.h"
 #include "regexd/server/config.h"
 #include "regexd/server/registry.h"
 #include "regexd/server/server.h"
@@ -86,10 +88,38 @@ engine::CompileOptions compile_options(const Config& cfg) {
   return o;
 }
 
+// What --prewarm did with one rule set, through this machine's Store or
+// (--target) a TargetStore.
+struct Prewarmed {
+  bool compiled = false;
+  std::size_t rules = 0;
+  std::string save_error;  // compiled but not saved: why
+};
+using PrewarmFn =
+    std::function<Result<Prewarmed>(const engine::RuleSet&, const engine::CompileOptions&, const std::string&)>;
+
+PrewarmFn prewarm_into(cache::Store& store) {
+  return [&store](const engine::RuleSet& rules, const engine::CompileOptions& o,
+                  const std::string& name) -> Result<Prewarmed> {
+    auto got = store.get_or_compile(rules, o, name);
+    if (!got) return got.error();
+    return Prewarmed{got->source == cache::LoadResult::Source::kCompiled, got->scanner->rule_count(), got->save_error};
+  };
+}
+
+PrewarmFn prewarm_into(cache::TargetStore& store) {
+  return [&store](const engine::RuleSet& rules, const engine::CompileOptions& o,
+                  const std::string& name) -> Result<Prewarmed> {
+    auto got = store.get_or_compile(rules, o, name);
+    if (!got) return got.error();
+    return Prewarmed{got->source == cache::TargetResult::Source::kCompiled, got->rules, {}};
+  };
+}
+
 // --prewarm: compiles every configured rule set that the cache lacks, with
 // the options the registry uses (so the daemon's next start finds them), and
 // returns the exit status: 0 all present or compiled, 1 any failed.
-int prewarm(cache::Store& store, const Config& cfg) {
+int prewarm(const PrewarmFn& get_or_compile, const Config& cfg) {
   int failed = 0;
   for (const auto& rs : cfg.rulesets) {
     auto rules = read_ruleset(rs);
@@ -99,16 +129,16 @@ int prewarm(cache::Store& store, const Config& cfg) {
     }
     for (const auto& e : rules->rejected) spdlog::warn("rule set {}: {}", rs.name, e.to_string());
     auto t0 = std::chrono::steady_clock::now();
-    auto got = store.get_or_compile(*rules, compile_options(cfg), rs.name);
+    auto got = get_or_compile(*rules, compile_options(cfg), rs.name);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (!got || got->scanner->rule_count() == 0) {
+    if (!got || got->rules == 0) {
       spdlog::error("prewarm: rule set {}: {}", rs.name, got ? "no usable rule" : got.error().message);
       ++failed;
       continue;
     }
-    const bool compiled = got->source == cache::LoadResult::Source::kCompiled;
+    const bool compiled = got->compiled;
     spdlog::info("prewarm: rule set {}: {} in {:.0f} ms ({} rules){}", rs.name,
-                 compiled ? "compiled" : "already in the cache", ms, got->scanner->rule_count(),
+                 compiled ? "compiled" : "already in the cache", ms, got->rules,
                  compiled && !got->save_error.empty() ? "; not saved: " + got->save_error : "");
     if (compiled && !got->save_error.empty()) ++failed;
   }
@@ -136,6 +166,10 @@ int main(int argc, char** argv) {
   app.add_option("--name", name, "name of the --rules rule set");
   app.add_flag("--prewarm", do_prewarm,
                "compile the configured rule sets into the cache and exit (0: all there; 1: some failed)");
+  std::string target;
+  app.add_option("--target", target,
+                 "with --prewarm: write the entries another machine looks up (aarch64 from an x86_64 Vectorscan "
+                 "build; docs/cache-format.md, Target entries)");
   app.add_option("--log-level", log_level, "debug, info, warning, error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   // The same facts as the greeting's server string: what an operator (or a
@@ -184,6 +218,28 @@ int main(int argc, char** argv) {
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&sigs, s);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  // Entries for another machine: nothing of this machine's own directory is
+  // opened, pruned or served.
+  if (!target.empty()) {
+    if (!do_prewarm || !cfg.cache.enabled) {
+      spdlog::error("--target needs --prewarm and a cache");
+      return 2;
+    }
+    const auto& host = cache::current_tags();
+    auto tags = host ? cache::target_tags(*host, target) : host;
+    if (!tags) {
+      spdlog::error("prewarm --target: {}", tags.error().message);
+      return 2;
+    }
+    auto ts = cache::TargetStore::open(cfg.cache.root.empty() ? cache::default_cache_root() : cfg.cache.root, *tags);
+    if (!ts) {
+      spdlog::error("prewarm: cache: {}", ts.error().message);
+      return 2;
+    }
+    spdlog::info("prewarm: entries for {} in {}", target, (*ts)->platform_dir().string());
+    return prewarm(prewarm_into(**ts), cfg);
+  }
+
   std::unique_ptr<cache::Store> store;
   if (cfg.cache.enabled) {
     cache::StoreOptions so;
@@ -218,7 +274,7 @@ int main(int argc, char** argv) {
       spdlog::error("prewarm: no cache to fill ({})", cfg.cache.enabled ? "it could not be opened" : "--no-cache");
       return 2;
     }
-    return prewarm(*store, cfg);
+    return prewarm(prewarm_into(*store), cfg);
   }
 
   server::Registry registry({store.get(), compile_options(cfg)});
