@@ -263,11 +263,28 @@ Result<Config> load_config(const fs::path& path) {
   }
 
   if (const toml::table* t = root["compile"].as_table()) {
-    if (auto st = check_keys(path, *t, "compile", {"cost_check"}); !st) return st.error();
+    if (auto st = check_keys(path, *t, "compile", {"cost_check", "threads", "max_queue", "timeout"}); !st)
+      return st.error();
     Section s{path, *t, "compile", std::nullopt};
     auto cost_check = s.get<bool>("cost_check");
+    auto threads = s.get<std::int64_t>("threads");
+    auto max_queue = s.get<std::int64_t>("max_queue");
+    auto timeout = s.get<std::string>("timeout");
     if (s.error) return *s.error;
     if (cost_check) c.compile.cost_check = *cost_check;
+    if (threads) {
+      if (*threads < 0 || *threads > 1024) return s.invalid("threads", "expected 0..1024");
+      c.compile.threads = static_cast<unsigned>(*threads);
+    }
+    if (max_queue) {
+      if (*max_queue < 0 || *max_queue > 100000) return s.invalid("max_queue", "expected 0..100000");
+      c.compile.max_queue = static_cast<std::size_t>(*max_queue);
+    }
+    if (timeout) {
+      auto v = cache::parse_age(*timeout);
+      if (!v || v->count() == 0) return s.invalid("timeout", "expected a duration such as \"15m\"");
+      c.compile.timeout = *v;
+    }
   } else if (root.contains("compile")) {
     return invalid(*root.get("compile"), "compile", "expected a table");
   }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <cstdlib>
 #include <map>
+#include <thread>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -85,6 +86,7 @@ bool load_ruleset(server::Registry& registry, const RuleSetConfig& rs) {
 engine::CompileOptions compile_options(const Config& cfg) {
   engine::CompileOptions o;
   o.cost_check = cfg.compile.cost_check;
+  o.threads = cfg.compile.threads ? cfg.compile.threads : std::max(1u, std::thread::hardware_concurrency() / 2);
   return o;
 }
 
@@ -277,7 +279,8 @@ int main(int argc, char** argv) {
     return prewarm(prewarm_into(*store), cfg);
   }
 
-  server::Registry registry({store.get(), compile_options(cfg)});
+  server::Registry registry({store.get(), compile_options(cfg), cfg.compile.max_queue,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(cfg.compile.timeout)});
   for (const auto& rs : cfg.rulesets) cfg.server.configured_names.push_back(rs.name);
   server::Server srv(cfg.server, registry);
   if (auto st = srv.bind(); !st) {

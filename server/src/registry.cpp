@@ -1,9 +1,12 @@
 #include "regexd/server/registry.h"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cmath>
+
+#include "compile_child.h"
 
 namespace regexd::server {
 
@@ -74,6 +77,7 @@ Registry::~Registry() {
     std::lock_guard lock(mu_);
     stop_ = true;
     jobs_.clear();
+    if (child_ > 0) ::kill(child_, SIGKILL);  // compile_in_child reaps it
   }
   cv_.notify_all();
   thread_.join();
@@ -137,6 +141,18 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
                                                        std::to_string(report.rejected.size()) + " rejected)");
   {
     std::lock_guard lock(mu_);
+    // A client pushing many distinct names must not queue compiles without
+    // bound (each holds its rules until it runs); a new version of a name
+    // already waiting takes that one's place.
+    if (origin == "load_rules" && !std::any_of(jobs_.begin(), jobs_.end(), [&](const Job& j) { return j.name == name; }) &&
+        (running_pushed_ ? 1u : 0u) + static_cast<std::size_t>(std::count_if(jobs_.begin(), jobs_.end(), [](const Job& j) {
+          return j.origin == "load_rules";
+        })) >= options_.max_queue) {
+      spdlog::warn("rule set {}: refused, {} pushed rule sets are queued or compiling (compile.max_queue)", name,
+                   options_.max_queue);
+      return make_error(ErrorCode::kResourceLimit, "rule set " + name + ": " + std::to_string(options_.max_queue) +
+                                                       " pushed rule sets are queued or compiling; retry later");
+    }
     number = ++next_number_[name];
     auto v = make_version(name, number, std::move(*scanner), "pcre2", "pcre2", origin, stats, plan);
     current_[name] = v;
@@ -184,18 +200,20 @@ void Registry::worker() {
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
     busy_ = true;
+    running_pushed_ = job.origin == "load_rules";
     lock.unlock();
     // The job boundary: nothing a rules text or a cache file can make a
     // build throw may end this thread (std::terminate, the daemon with it).
     // PCRE2 keeps answering for that version, as after a failed build.
     try {
-      run_job(job);
+      run_job(job);  // run_job() logs a failure; a stop that killed its child is not one
     } catch (const std::exception& e) {
       spdlog::error("rule set {} version {}: Hyperscan build failed ({}); PCRE2 keeps answering", job.name,
                     job.number, e.what());
     }
     lock.lock();
     busy_ = false;
+    running_pushed_ = false;
     if (jobs_.empty()) idle_cv_.notify_all();
   }
 }
@@ -209,23 +227,25 @@ void Registry::run_job(Job& job) {
   auto t0 = std::chrono::steady_clock::now();
   std::shared_ptr<const engine::Scanner> scanner;
   std::string source = "compiled";
-  if (options_.store) {
-    auto got = options_.store->get_or_compile(job.rules, options_.compile, job.name);
+  {
+    // In a child with a deadline: hs_compile_multi cannot be interrupted.
+    auto got = compile_in_child(job.rules, options_.compile, job.name, options_.store, options_.compile_timeout,
+                                [this](pid_t pid) {
+                                  std::lock_guard lock(mu_);
+                                  child_ = pid;
+                                  if (stop_ && pid > 0) ::kill(pid, SIGKILL);  // the destructor came first
+                                });
     if (!got) {
-      spdlog::error("rule set {} version {}: Hyperscan build failed ({}); PCRE2 keeps answering", job.name,
-                    job.number, got.error().message);
+      std::lock_guard lock(mu_);
+      if (!stop_)
+        spdlog::error("rule set {} version {}: Hyperscan build failed ({}); PCRE2 keeps answering", job.name,
+                      job.number, got.error().message);
       return;
     }
-    if (got->source != cache::LoadResult::Source::kCompiled) source = "cache";  // another process compiled it
+    if (got->from_cache) source = "cache";  // another process compiled it
+    if (!got->save_error.empty())
+      spdlog::warn("rule set {} version {}: not saved in the cache: {}", job.name, job.number, got->save_error);
     scanner = std::move(got->scanner);
-  } else {
-    auto got = engine::Scanner::compile(job.rules, options_.compile, nullptr);
-    if (!got) {
-      spdlog::error("rule set {} version {}: Hyperscan build failed ({}); PCRE2 keeps answering", job.name,
-                    job.number, got.error().message);
-      return;
-    }
-    scanner = std::move(*got);
   }
   std::shared_ptr<RuleSetStats> stats;
   std::shared_ptr<const engine::MessagePlan> plan;

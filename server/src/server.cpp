@@ -558,7 +558,9 @@ Reply Server::Impl::handle_load(const p::Frame& f, const Peer& peer) {
   engine::RuleSet rules = engine::parse_rules(q->text, name, *format, cls);
   reject_unsafe_pushed_rules(rules, cfg.pushed_rule_limits);
   auto loaded = registry.load(name, std::move(rules), "load_rules");
-  if (!loaded) return error(f, p::WireError::kBadRules, loaded.error().message);
+  if (!loaded)
+    return error(f, loaded.error().code == ErrorCode::kResourceLimit ? p::WireError::kBusy : p::WireError::kBadRules,
+                 loaded.error().message);
   p::LoadRulesReply a;
   a.version = loaded->version->number;
   a.rules = static_cast<std::uint32_t>(loaded->version->scanner->rule_count());

@@ -531,4 +531,62 @@ TEST_F(HardeningTest, StopLeavesASocketThatIsNoLongerItsOwn) {
   EXPECT_FALSE(fs::exists(cfg_.socket));
 }
 
+// A rule set whose Hyperscan build takes seconds (thousands of rules, each
+// its own database entry; the cost check measures every prefilter rule).
+std::string slow_to_compile_rules(int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i)
+    text += "R" + std::to_string(i) + " body /w" + std::to_string(i) + "[a-z]{2,40}x\\d+(y|z)+q" + std::to_string(i) + "/\n";
+  return text;
+}
+
+// Item 6: a client pushing distinct names could queue compiles without
+// bound.  Pushed sets beyond compile.max_queue queued or running builds are refused
+// (BUSY to the client); the current versions stay.
+TEST_F(HardeningTest, PushedRuleSetsBeyondTheCompileQueueAreRefused) {
+  Registry::Options o;
+  o.max_queue = 2;
+  registry_ = std::make_unique<Registry>(o);
+  start();
+  auto c = client();
+  ASSERT_TRUE(c);
+  // "slow" compiles for seconds in the background (or waits to); "b" waits;
+  // "c" is one too many.
+  ASSERT_TRUE(c->load_rules({"slow", "native", "", slow_to_compile_rules(3000)}).ok());
+  ASSERT_TRUE(c->load_rules({"b", "native", "", "B body /b/\n"}).ok());
+  ASSERT_TRUE(c->load_rules({"b", "native", "", "B body /bb/\n"}).ok());  // replaces its waiting build
+  auto refused = c->load_rules({"c", "native", "", "C body /c/\n"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message.rfind("BUSY: rule set c: 2 pushed rule sets are queued or compiling", 0), 0u)
+      << refused.error().message;
+  EXPECT_FALSE(registry_->find("c"));
+  EXPECT_TRUE(c->ping().ok());
+  // Configured sets are not held to it.
+  EXPECT_TRUE(registry_->load("conf", engine::parse_native("K body /k/\n", "k")).ok());
+}
+
+// Item 6: hs_compile_multi cannot be interrupted; the background build runs
+// in a child that is killed at compile.timeout, and PCRE2 keeps answering.
+// Before, wait_idle() returned only when the whole compile was done and the
+// version was "hyperscan".
+TEST_F(HardeningTest, ABackgroundCompileOverItsDeadlineIsKilledAndPcre2KeepsAnswering) {
+  Registry::Options o;
+  o.compile_timeout = std::chrono::milliseconds(200);
+  Registry reg(o);
+  auto loaded = reg.load("slow", engine::parse_native(slow_to_compile_rules(3000), "slow"), "load_rules");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  reg.wait_idle();
+  auto v = reg.find("slow");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->state, "pcre2");
+  EXPECT_EQ(v->scanner->scan("body", "w7abcx12yq7")->hits.size(), 1u);
+  // A quick one within the deadline still becomes Hyperscan, built in the child.
+  o.compile_timeout = std::chrono::seconds(120);
+  Registry quick(o);
+  ASSERT_TRUE(quick.load("q", engine::parse_native("A body /alpha\\d/\nB body /beta/i\n", "q")).ok());
+  quick.wait_idle();
+  EXPECT_EQ(quick.find("q")->state, "hyperscan");
+  EXPECT_EQ(quick.find("q")->scanner->scan("body", "alpha1 BETA")->hits.size(), 2u);
+}
+
 }  // namespace

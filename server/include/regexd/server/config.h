@@ -88,6 +88,13 @@ struct CacheConfig {
 // How rule sets are compiled (engine::CompileOptions the daemon exposes).
 struct CompileConfig {
   bool cost_check = true;  // docs/rules.md, "Cost check"
+  // Threads of one Hyperscan build (class databases in parallel); 0: half
+  // the cores (at least 1), so a compile leaves the other half to scans.
+  unsigned threads = 0;
+  // Pushed rule sets waiting for a background build (Registry::Options).
+  std::size_t max_queue = 16;
+  // Longest background build before its child process is killed.
+  std::chrono::seconds timeout{15 * 60};
 };
 
 struct Config {

@@ -11,8 +11,11 @@
 // Thread safety: every member may be called from any thread.
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -73,9 +76,17 @@ class Registry {
   struct Options {
     cache::Store* store = nullptr;  // optional; not owned
     engine::CompileOptions compile;
+    // Background builds of rule sets pushed with LOAD_RULES (origin
+    // "load_rules") that may be queued or running at once; a push over it is
+    // refused (kResourceLimit).  Configured sets always queue: the
+    // configuration bounds them.  compile.max_queue in the daemon.
+    std::size_t max_queue = 16;
+    // Longest background build; it runs in a child process (compile_child.h)
+    // that is killed after this, and PCRE2 keeps answering for that version.
+    std::chrono::milliseconds compile_timeout = std::chrono::minutes(15);
   };
   explicit Registry(Options options);
-  ~Registry();  // drops queued compiles, waits for the running one
+  ~Registry();  // drops queued compiles, kills the running one
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
@@ -83,6 +94,8 @@ class Registry {
   // that version answers scans.  `origin` is reported by LIST_RULESETS/STATS
   // ("config" or "load_rules").  Errors: kInvalidArgument when no rule of
   // `rules` can be compiled (the current version stays).
+  // kResourceLimit when a "load_rules" load would need a background build
+  // and max_queue builds already wait (nothing changes).
   Result<LoadOutcome> load(const std::string& name, engine::RuleSet rules, std::string origin = "config");
   // Removes `name`; scans in flight finish on their version.
   bool remove(const std::string& name);
@@ -111,6 +124,8 @@ class Registry {
   std::map<std::string, std::uint32_t> next_number_;
   std::deque<Job> jobs_;
   bool busy_ = false, stop_ = false;
+  pid_t child_ = -1;  // the running build's process, under mu_
+  bool running_pushed_ = false;  // the running build is of a "load_rules" set
   std::condition_variable cv_, idle_cv_;
   std::thread thread_;
 };
