@@ -149,7 +149,7 @@ Result<Config> load_config(const fs::path& path) {
                              {"socket", "socket_mode", "socket_group", "tcp", "workers", "max_frame",
                               "max_connections", "idle_timeout", "watch_interval", "max_pattern", "max_captures", "load_rules", "allowed_uids",
                               "allowed_gids", "tcp_load_rules", "max_buffered", "frame_timeout",
-                              "max_connections_per_uid"});
+                              "max_connections_per_uid", "heavy_workers", "heavy_request", "request_timeout"});
         !st)
       return st.error();
     Section s{path, *t, "server", std::nullopt};
@@ -168,7 +168,24 @@ Result<Config> load_config(const fs::path& path) {
     auto max_buffered = s.get<std::string>("max_buffered");
     auto frame_timeout = s.get<std::string>("frame_timeout");
     auto per_uid = s.get<std::int64_t>("max_connections_per_uid");
+    auto heavy_workers = s.get<std::int64_t>("heavy_workers");
+    auto heavy_request = s.get<std::string>("heavy_request");
+    auto request_timeout = s.get<std::string>("request_timeout");
     if (s.error) return *s.error;
+    if (heavy_workers) {
+      if (*heavy_workers < 0 || *heavy_workers > 1024) return s.invalid("heavy_workers", "expected 0..1024");
+      c.server.heavy_workers = static_cast<unsigned>(*heavy_workers);
+    }
+    if (heavy_request) {
+      auto v = cache::parse_size(*heavy_request);
+      if (!v || *v > 0xffffffffull) return s.invalid("heavy_request", "expected a size such as \"1M\"");
+      c.server.heavy_request = static_cast<std::uint32_t>(*v);
+    }
+    if (request_timeout) {
+      auto v = cache::parse_age(*request_timeout);
+      if (!v || v->count() == 0) return s.invalid("request_timeout", "expected a duration such as \"30s\"");
+      c.server.request_timeout = *v;
+    }
     if (max_buffered) {
       auto v = cache::parse_size(*max_buffered);
       if (!v || *v < 1024) return s.invalid("max_buffered", "expected a size such as \"256M\"");

@@ -23,6 +23,7 @@
 
 #include "regexd/cache/fs.h"
 #include "regexd/server/protocol.h"
+#include "work_pool.h"
 
 namespace regexd::server {
 
@@ -132,6 +133,15 @@ struct Server::Impl {
   std::map<std::int64_t, std::size_t> conns_per_owner;  // under conns_mu
   // Bytes of partial frames held by all connections (max_buffered).
   std::atomic<std::uint64_t> buffered{0};
+  // Heavy requests run here, not on the I/O threads (declared after
+  // `contexts`: destroyed first, while the executors its jobs post to live).
+  WorkPool heavy{cfg.heavy_workers ? cfg.heavy_workers : 2};
+  // Heavy requests dropped because their client had gone, or answered BUSY
+  // because they waited longer than request_timeout for a heavy worker.
+  std::atomic<std::uint64_t> heavy_dropped{0}, heavy_timed_out{0};
+  bool is_heavy(const p::Frame& f) const {
+    return f.opcode == p::kLoadRules || (f.opcode == p::kScan && f.body.size() >= cfg.heavy_request);
+  }
   std::uint64_t buffer_budget() const { return std::max<std::uint64_t>(cfg.max_buffered, cfg.max_frame); }
   std::size_t per_owner_cap() const {
     return cfg.max_connections_per_uid ? cfg.max_connections_per_uid : cfg.max_connections;
@@ -238,6 +248,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   // Answers the next buffered frame, then yields (so a client pipelining
   // many requests does not starve the others on this thread) and continues.
   void process_one() {
+    if (heavy_pending_) return;  // finish_heavy() continues
     if (closed_ || draining_) return maybe_close();
     if (queue_.size() >= kMaxQueuedReplies) {
       blocked_on_writes_ = true;  // write_next() resumes
@@ -261,6 +272,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     account_buffered(/*enforce=*/false);  // only ever less than before
     if (f.flags & p::kFlagClose) draining_ = true;
     impl_.requests.fetch_add(1, std::memory_order_relaxed);
+    if (impl_.is_heavy(f)) return run_heavy(std::move(f));
     Reply r = impl_.handle(f, peer_);
     if (r.close) draining_ = true;
     enqueue(std::move(r.bytes));
@@ -295,13 +307,61 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
                       });
   }
 
+  // A heavy request goes to the heavy workers; this connection reads and
+  // answers nothing else until its reply is back (replies stay in request
+  // order, and a client has at most one heavy request queued).  Meanwhile
+  // the socket is watched for a hang-up, so a request whose client left is
+  // dropped before it runs.  Other connections on this I/O thread go on.
+  void run_heavy(p::Frame f) {
+    heavy_pending_ = true;
+    gone_ = std::make_shared<std::atomic<bool>>(false);
+    watch_hangup();
+    impl_.heavy.post([self = this->shared_from_this(), f = std::move(f), gone = gone_, queued = Clock::now()] {
+      auto& impl = self->impl_;
+      Reply r;
+      if (gone->load() || impl.stopping.load()) {
+        impl.heavy_dropped.fetch_add(1, std::memory_order_relaxed);
+        r.close = true;  // nothing to send
+      } else if (Clock::now() - queued > impl.cfg.request_timeout) {
+        impl.heavy_timed_out.fetch_add(1, std::memory_order_relaxed);
+        r = impl.error(f, p::WireError::kBusy,
+                       "request waited more than request_timeout (" +
+                           std::to_string(impl.cfg.request_timeout.count()) + " ms) for a worker; retry");
+      } else {
+        r = impl.handle(f, self->peer_);
+      }
+      asio::post(self->sock_.get_executor(), [self, r = std::move(r)]() mutable { self->finish_heavy(std::move(r)); });
+    });
+  }
+  void finish_heavy(Reply r) {
+    heavy_pending_ = false;
+    gone_.reset();
+    if (closed_) return;
+    if (r.close) draining_ = true;
+    if (!r.bytes.empty()) enqueue(std::move(r.bytes));
+    arm_idle();
+    process_one();
+  }
+  // Readable while a heavy request is pending: either the client pipelined
+  // more (left unread) or it hung up (recv gives 0, or an error).
+  void watch_hangup() {
+    sock_.async_wait(Socket::wait_read, [self = this->shared_from_this(), gone = gone_](std::error_code ec) {
+      if (ec || self->closed_ || gone != self->gone_) return;
+      char c;
+      ssize_t n = ::recv(self->sock_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) gone->store(true);
+    });
+  }
+
   void maybe_close() {
+    if (heavy_pending_) return;  // finish_heavy() decides
     if (draining_ && queue_.empty() && !writing_) close_now();
   }
 
   void close_now() {
     if (closed_) return;
     closed_ = true;
+    if (gone_) gone_->store(true);
     std::error_code ec;
     sock_.shutdown(Socket::shutdown_both, ec);
     sock_.close(ec);
@@ -374,6 +434,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     idle_.async_wait([weak = this->weak_from_this(), writes = writes_done_](std::error_code ec) {
       auto self = weak.lock();
       if (ec || !self || self->closed_) return;
+      if (self->heavy_pending_) return self->arm_idle();  // the server, not the client, is busy
       if (self->queue_.empty() && !self->writing_) {
         spdlog::debug("connection {}: idle, closing", self->id_);
         self->draining_ = true;
@@ -396,6 +457,8 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   std::array<char, 64 * 1024> buf_{};
   std::deque<std::string> queue_;
   bool reading_ = false, writing_ = false, draining_ = false, closed_ = false, blocked_on_writes_ = false;
+  bool heavy_pending_ = false;                   // run_heavy() until finish_heavy()
+  std::shared_ptr<std::atomic<bool>> gone_;      // the pending heavy request's client left
   bool frame_pending_ = false;     // a partial frame is buffered; frame_deadline_ runs
   std::uint64_t frame_gen_ = 0;    // tells a stale frame deadline from the current one
   std::uint64_t writes_done_ = 0;  // replies fully written
@@ -580,6 +643,8 @@ std::string Server::Impl::stats_json() const {
                       {"rejected", conn_rejected.load()},
                       {"buffered_bytes", buffered.load()}};
   j["requests"] = {{"total", requests.load()}, {"errors", errors.load()}};
+  j["requests"]["heavy_dropped"] = heavy_dropped.load();
+  j["requests"]["heavy_timed_out"] = heavy_timed_out.load();
   j["rulesets"] = json::array();
   for (const auto& v : registry.all()) {
     j["rulesets"].push_back({{"name", v->name},

@@ -1,6 +1,7 @@
 // Issue 14: hostile clients, hostile rules and damaged inputs against the
 // daemon's socket server and registry.  Each test failed before its fix.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -587,6 +588,101 @@ TEST_F(HardeningTest, ABackgroundCompileOverItsDeadlineIsKilledAndPcre2KeepsAnsw
   quick.wait_idle();
   EXPECT_EQ(quick.find("q")->state, "hyperscan");
   EXPECT_EQ(quick.find("q")->scanner->scan("body", "alpha1 BETA")->hits.size(), 2u);
+}
+
+// Item 5: heavy requests.  A LOAD_RULES of many rules (parse + PCRE2 build:
+// a second or more) sent on a raw connection; returns its bytes.
+std::string heavy_load_frame(const std::string& name, int rules) {
+  std::string text;
+  for (int i = 0; i < rules; ++i) text += "H" + std::to_string(i) + " body /h" + std::to_string(i) + "[a-z]+\\d{2}/\n";
+  return p::encode_frame(9, p::kLoadRules, 0, p::encode_load_rules({name, "native", "", text}));
+}
+bool send_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+// True when `fd` has bytes to read within `ms`.
+bool readable(int fd, int ms) {
+  pollfd pfd{fd, POLLIN, 0};
+  return ::poll(&pfd, 1, ms) == 1;
+}
+std::uint64_t stats_number(const Server& s, const char* section, const char* key) {
+  auto j = nlohmann::json::parse(s.stats_json());
+  return j[section].contains(key) ? j[section][key].get<std::uint64_t>() : 0;
+}
+
+// A heavy request on one connection ran on that connection's I/O thread and
+// held up every other connection pinned to it, even the greeting of a new
+// one.  Now it runs on a heavy worker: a small SCAN on another connection of
+// the same (only) I/O thread is answered while the heavy one is still at
+// work.  An ordering property, not a time.
+TEST_F(HardeningTest, AHeavyRequestDoesNotHoldUpASmallScanOnTheSameIoThread) {
+  ASSERT_TRUE(registry_->load("small", engine::parse_native("A body /a/\n", "s")).ok());
+  cfg_.workers = 1;  // every connection on one I/O thread
+  start();
+  int heavy = raw_connect();
+  ASSERT_TRUE(readable(heavy, 10000));
+  char greeting[4096];
+  ASSERT_GT(::recv(heavy, greeting, sizeof(greeting), 0), 0);
+  ASSERT_TRUE(send_all(heavy, heavy_load_frame("big", 30000)));
+  // Once the server has taken the heavy request, a new client connects and scans.
+  for (int i = 0; i < 1000 && stats_number(*server_, "requests", "total") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(stats_number(*server_, "requests", "total"), 1u);
+  auto light = client();
+  ASSERT_TRUE(light);
+  p::ScanRequest q;
+  q.ruleset = "small";
+  q.buffers = {{"body", "a"}};
+  auto r = light->scan(q);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->hits.size(), 1u);
+  EXPECT_FALSE(readable(heavy, 0)) << "the heavy request was answered before the small scan";
+  // The heavy one completes.
+  ASSERT_TRUE(readable(heavy, 120000));
+  p::FrameDecoder d(1 << 20);
+  p::Frame f;
+  while (true) {
+    char buf[4096];
+    ssize_t n = ::recv(heavy, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    d.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    auto got = d.next(f);
+    ASSERT_TRUE(got.ok());
+    if (*got) break;
+  }
+  ASSERT_EQ(f.opcode, p::kLoadRules | p::kReplyBit);
+  EXPECT_EQ(p::decode_load_rules_reply(f.body)->rules, 30000u);
+  ::close(heavy);
+}
+
+// A heavy request whose client has gone before it ran is dropped, not run.
+TEST_F(HardeningTest, AHeavyRequestWhoseClientLeftIsDropped) {
+  cfg_.workers = 1;
+  cfg_.heavy_workers = 1;
+  start();
+  int first = raw_connect();
+  ASSERT_TRUE(send_all(first, heavy_load_frame("first", 30000)));
+  for (int i = 0; i < 1000 && stats_number(*server_, "requests", "total") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  int quitter = raw_connect();
+  // Its greeting read (a client gone before that is closed on the failed write).
+  char greeting[4096];
+  ASSERT_TRUE(readable(quitter, 10000));
+  ASSERT_GT(::recv(quitter, greeting, sizeof(greeting), 0), 0);
+  ASSERT_TRUE(send_all(quitter, p::encode_frame(1, p::kLoadRules, 0,
+                                                p::encode_load_rules({"gone", "native", "", "G body /g/\n"}))));
+  ::close(quitter);
+  for (int i = 0; i < 6000 && stats_number(*server_, "requests", "heavy_dropped") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(stats_number(*server_, "requests", "heavy_dropped"), 1u);
+  EXPECT_TRUE(registry_->find("first"));
+  EXPECT_FALSE(registry_->find("gone"));
+  ::close(first);
 }
 
 }  // namespace

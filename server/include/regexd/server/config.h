@@ -75,6 +75,13 @@ struct ServerConfig {
   // 0: no cap below max_connections (with the default socket mode only
   // Rspamd's user and regexd's connect, and Rspamd needs them all).
   std::size_t max_connections_per_uid = 0;
+  // Heavy requests (LOAD_RULES, and SCANs of at least heavy_request bytes)
+  // run on heavy_workers threads of their own (0: 2), not on the I/O thread
+  // of their connection; one that waited longer than request_timeout for
+  // such a thread is answered BUSY, one whose client has gone is dropped.
+  unsigned heavy_workers = 0;
+  std::uint32_t heavy_request = 1u << 20;
+  std::chrono::milliseconds request_timeout{30000};
 };
 
 struct CacheConfig {
