@@ -257,7 +257,7 @@ Result<Config> load_config(const fs::path& path) {
   }
 
   if (const toml::table* t = root["cache"].as_table()) {
-    if (auto st = check_keys(path, *t, "cache", {"enabled", "root", "shared_images", "max_size", "max_age"}); !st)
+    if (auto st = check_keys(path, *t, "cache", {"enabled", "root", "shared_images", "max_size", "max_age", "prune_interval"}); !st)
       return st.error();
     Section s{path, *t, "cache", std::nullopt};
     auto enabled = s.get<bool>("enabled");
@@ -265,13 +265,20 @@ Result<Config> load_config(const fs::path& path) {
     auto shared = s.get<bool>("shared_images");
     auto max_size = s.get<std::string>("max_size");
     auto max_age = s.get<std::string>("max_age");
+    auto prune_interval = s.get<std::string>("prune_interval");
     if (s.error) return *s.error;
+    if (prune_interval) {
+      auto v = cache::parse_age(*prune_interval);
+      if (!v || v->count() == 0) return s.invalid("prune_interval", "expected a duration such as \"1h\"");
+      c.cache.prune_interval = *v;
+    }
     if (enabled) c.cache.enabled = *enabled;
     if (dir) c.cache.root = *dir;
     if (shared) c.cache.shared_images = *shared;
     if (max_size) {
       c.cache.max_size = cache::parse_size(*max_size);
-      if (!c.cache.max_size) return s.invalid("max_size", "expected a size such as \"500M\"");
+      if (!c.cache.max_size) return s.invalid("max_size", "expected a size such as \"500M\" (\"0\": no quota)");
+      if (*c.cache.max_size == 0) c.cache.max_size.reset();
     }
     if (max_age) {
       c.cache.max_age = cache::parse_age(*max_age);

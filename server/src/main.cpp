@@ -118,6 +118,20 @@ PrewarmFn prewarm_into(cache::TargetStore& store) {
   };
 }
 
+// The cache quota (cache.max_size, max_age), at start-up and then every
+// cache.prune_interval: pushed rule sets and edits of rules files add entries
+// while the daemon runs.
+void prune_cache(cache::Store& store, const server::CacheConfig& c) {
+  if (!c.max_size && !c.max_age) return;
+  cache::PruneOptions po;
+  po.max_size = c.max_size;
+  po.max_age = c.max_age;
+  auto rep = store.prune(po);
+  if (!rep.removed.empty())
+    spdlog::info("cache: pruned {} files, {} bytes; {} bytes kept", rep.removed.size(), rep.bytes_removed,
+                 rep.bytes_kept);
+}
+
 // --prewarm: compiles every configured rule set that the cache lacks, with
 // the options the registry uses (so the daemon's next start finds them), and
 // returns the exit status: 0 all present or compiled, 1 any failed.
@@ -261,13 +275,7 @@ int main(int argc, char** argv) {
     } else {
       store = std::move(*opened);
       spdlog::info("cache: {}", store->platform_dir().string());
-      if (cfg.cache.max_size || cfg.cache.max_age) {
-        cache::PruneOptions po;
-        po.max_size = cfg.cache.max_size;
-        po.max_age = cfg.cache.max_age;
-        auto rep = store->prune(po);
-        if (!rep.removed.empty()) spdlog::info("cache: pruned {} files, {} bytes", rep.removed.size(), rep.bytes_removed);
-      }
+      prune_cache(*store, cfg.cache);
     }
   }
 
@@ -303,6 +311,7 @@ int main(int argc, char** argv) {
       load_ruleset(registry, rs);
     }
   };
+  auto next_prune = std::chrono::steady_clock::now() + cfg.cache.prune_interval;
   for (;;) {
     timespec ts{};
     auto interval = cfg.server.watch_interval;
@@ -339,6 +348,10 @@ int main(int argc, char** argv) {
       continue;
     }
     reload(cfg, true);
+    if (store && std::chrono::steady_clock::now() >= next_prune) {
+      prune_cache(*store, cfg.cache);
+      next_prune = std::chrono::steady_clock::now() + cfg.cache.prune_interval;
+    }
   }
   srv.stop();
   // A Hyperscan compile cannot be interrupted and may run for minutes; the

@@ -239,4 +239,48 @@ TEST_F(DaemonTest, EmbeddedDefaultsServeTheDefaultRuleSet) {
   EXPECT_EQ(stop(SIGINT) >> 8, 0);
 }
 
+// Issue 14 item 7: pushed rule sets (and edits of rules files) add cache
+// entries while the daemon runs; the quota was applied at start-up only.
+// Now every cache.prune_interval: with a quota of 1 KiB, the entries this
+// run built are pruned while it runs (they are in memory; a restart would
+// compile them again), and scans go on.
+TEST_F(DaemonTest, TheCacheQuotaIsEnforcedWhileTheDaemonRuns) {
+  write(dir_ / "mail.rules", "VIAGRA body /viagra/i\n");
+  fs::path cache = dir_ / "cache";
+  write(dir_ / "regexd.toml",
+        "[server]\nsocket = \"" + sock_ + "\"\nworkers = 1\nwatch_interval = 200\n"
+        "[cache]\nroot = \"" + cache.string() + "\"\nmax_size = \"1K\"\nprune_interval = \"1s\"\n"
+        "[rulesets.mail]\nformat = \"native\"\nfiles = [\"mail.rules\"]\n");
+  start({"--config", (dir_ / "regexd.toml").string()});
+  auto c = connect();
+  ASSERT_TRUE(c);
+  for (int i = 0; i < 3; ++i) {
+    std::string rules = "P" + std::to_string(i) + " body /push" + std::to_string(i) + "/\n";
+    ASSERT_TRUE(c->load_rules({"p" + std::to_string(i), "native", "", rules}).ok());
+  }
+  auto entries = [&] {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(cache, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+      n += it->path().extension() == ".rxdb";
+    return n;
+  };
+  // All four built (and saved), then pruned.
+  bool built = false;
+  for (int i = 0; i < 1500 && !built; ++i) {
+    auto list = c->list_rulesets();
+    built = list.ok() && list->find("\"pcre2\"") == std::string::npos;
+    if (!built) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(built) << log();
+  bool pruned = false;
+  for (int i = 0; i < 500 && !pruned; ++i) {
+    pruned = entries() == 0 && log().find("cache: pruned") != std::string::npos;
+    if (!pruned) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(pruned) << entries() << " entries left; log:\n" << log();
+  EXPECT_EQ(hit_ids(*c, "viagra"), std::vector<std::string>{"VIAGRA"});
+}
+
 }  // namespace

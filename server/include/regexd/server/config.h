@@ -88,8 +88,13 @@ struct CacheConfig {
   bool enabled = true;
   std::filesystem::path root;  // empty: cache::default_cache_root()
   bool shared_images = false;
-  std::optional<std::uint64_t> max_size;         // prune at start-up
-  std::optional<std::chrono::seconds> max_age;  // prune at start-up
+  // The quota: at start-up and every prune_interval, the oldest entries
+  // (not the ones this process uses) go until this platform's entries fit.
+  // Every pushed rule set and every edit of a rules file saves an entry, so
+  // without it the cache grows without bound.  "0" in the file: no quota.
+  std::optional<std::uint64_t> max_size = 1ull << 30;
+  std::optional<std::chrono::seconds> max_age;  // same schedule
+  std::chrono::seconds prune_interval{3600};
 };
 
 // How rule sets are compiled (engine::CompileOptions the daemon exposes).
