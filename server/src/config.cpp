@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <set>
+#include <tuple>
 #include <toml++/toml.h>
 
 #include "regexd/cache/units.h"
@@ -351,6 +352,46 @@ Result<Config> load_config(const fs::path& path) {
     }
   }
   return c;
+}
+
+std::vector<std::string> changed_settings(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  auto cmp = [&](const char* key, const auto& x, const auto& y) {
+    if (!(x == y)) out.emplace_back(key);
+  };
+  const ServerConfig &s = a.server, &t = b.server;
+  cmp("server.socket", s.socket, t.socket);
+  cmp("server.socket_mode", s.socket_mode, t.socket_mode);
+  cmp("server.socket_group", s.socket_group, t.socket_group);
+  cmp("server.tcp", s.tcp, t.tcp);
+  cmp("server.workers", s.workers, t.workers);
+  cmp("server.max_frame", s.max_frame, t.max_frame);
+  cmp("server.max_connections", s.max_connections, t.max_connections);
+  cmp("server.idle_timeout", s.idle_timeout, t.idle_timeout);
+  cmp("server.watch_interval", s.watch_interval, t.watch_interval);
+  cmp("server.max_pattern", s.pushed_rule_limits.max_bytes, t.pushed_rule_limits.max_bytes);
+  cmp("server.max_captures", s.pushed_rule_limits.max_captures, t.pushed_rule_limits.max_captures);
+  cmp("server.load_rules", std::tie(s.load_rules, s.load_rules_names), std::tie(t.load_rules, t.load_rules_names));
+  cmp("server.allowed_uids", s.allowed_uids, t.allowed_uids);
+  cmp("server.allowed_gids", s.allowed_gids, t.allowed_gids);
+  cmp("server.tcp_load_rules", s.tcp_load_rules, t.tcp_load_rules);
+  cmp("server.max_buffered", s.max_buffered, t.max_buffered);
+  cmp("server.frame_timeout", s.frame_timeout, t.frame_timeout);
+  cmp("server.max_connections_per_uid", s.max_connections_per_uid, t.max_connections_per_uid);
+  cmp("server.heavy_workers", s.heavy_workers, t.heavy_workers);
+  cmp("server.heavy_request", s.heavy_request, t.heavy_request);
+  cmp("server.request_timeout", s.request_timeout, t.request_timeout);
+  cmp("cache.enabled", a.cache.enabled, b.cache.enabled);
+  cmp("cache.root", a.cache.root, b.cache.root);
+  cmp("cache.shared_images", a.cache.shared_images, b.cache.shared_images);
+  cmp("cache.max_size", a.cache.max_size, b.cache.max_size);
+  cmp("cache.max_age", a.cache.max_age, b.cache.max_age);
+  cmp("cache.prune_interval", a.cache.prune_interval, b.cache.prune_interval);
+  cmp("compile.cost_check", a.compile.cost_check, b.compile.cost_check);
+  cmp("compile.threads", a.compile.threads, b.compile.threads);
+  cmp("compile.max_queue", a.compile.max_queue, b.compile.max_queue);
+  cmp("compile.timeout", a.compile.timeout, b.compile.timeout);
+  return out;
 }
 
 Result<std::vector<std::string>> expand_files(const RuleSetConfig& rs) {

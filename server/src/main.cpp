@@ -212,6 +212,8 @@ int main(int argc, char** argv) {
     }
     cfg = std::move(*loaded);
   }
+  // As the file says, before command-line overrides: what SIGHUP compares with.
+  Config file_cfg = cfg;
   if (!socket.empty()) cfg.server.socket = socket;
   if (!tcp.empty()) cfg.server.tcp = tcp;
   if (workers >= 0) cfg.server.workers = static_cast<unsigned>(workers);
@@ -330,8 +332,13 @@ int main(int argc, char** argv) {
           spdlog::error("SIGHUP: {}; keeping the running configuration", again.error().message);
           continue;
         }
-        // Rule sets are reloaded; listener settings need a restart.
-        fresh.rulesets = again->rulesets;
+        // Rule sets are reloaded; the other settings need a restart: each
+        // changed one is named, so an operator does not believe it applied.
+        for (const auto& key : server::changed_settings(file_cfg, *again))
+          spdlog::warn("SIGHUP: {} changed in {}; it takes effect at the next restart", key, cfg.path.string());
+        file_cfg = *again;
+        // --rules replaces the file's rule sets, on SIGHUP as at start-up.
+        fresh.rulesets = rules.empty() ? again->rulesets : cfg.rulesets;
         for (const auto& v : registry.all()) {
           bool kept = false;
           for (const auto& rs : fresh.rulesets) kept |= rs.name == v->name;

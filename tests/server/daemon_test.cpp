@@ -283,4 +283,37 @@ TEST_F(DaemonTest, TheCacheQuotaIsEnforcedWhileTheDaemonRuns) {
   EXPECT_EQ(hit_ids(*c, "viagra"), std::vector<std::string>{"VIAGRA"});
 }
 
+// Issue 14, low: SIGHUP replaced a --rules override with the config file's
+// rule sets, and changed [server]/[cache]/[compile] keys were ignored
+// without a word.
+TEST_F(DaemonTest, SighupKeepsARulesOverrideAndNamesTheKeysItCannotApply) {
+  write(dir_ / "conf.rules", "CONF body /conf/\n");
+  write(dir_ / "cli.rules", "CLI body /cli/\n");
+  auto config = [&](int workers) {
+    write(dir_ / "regexd.toml", "[server]\nsocket = \"" + sock_ + "\"\nworkers = " + std::to_string(workers) +
+                                    "\n[cache]\nenabled = false\n"
+                                    "[rulesets.mail]\nformat = \"native\"\nfiles = [\"conf.rules\"]\n");
+  };
+  config(1);
+  start({"--config", (dir_ / "regexd.toml").string(), "--rules", (dir_ / "cli.rules").string(), "--name", "mail"});
+  auto c = connect();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(hit_ids(*c, "cli conf"), std::vector<std::string>{"CLI"});
+  config(2);
+  ::kill(pid_, SIGHUP);
+  bool logged = false;
+  for (int i = 0; i < 500 && !logged; ++i) {
+    logged = log().find("SIGHUP: reloading rule sets") != std::string::npos;
+    if (!logged) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(logged) << log();
+  EXPECT_NE(log().find("SIGHUP: server.workers changed in " + (dir_ / "regexd.toml").string() +
+                       "; it takes effect at the next restart"),
+            std::string::npos)
+      << log();
+  EXPECT_EQ(log().find("cache.enabled changed"), std::string::npos) << log();  // --no-cache-like keys unchanged
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a reload of the wrong files would show now
+  EXPECT_EQ(hit_ids(*c, "cli conf"), std::vector<std::string>{"CLI"});
+}
+
 }  // namespace

@@ -126,6 +126,11 @@ Config default_config();
 // replaces the default rule set.  Errors name the file, line and key.
 Result<Config> load_config(const std::filesystem::path& path);
 
+// The [server], [cache] and [compile] keys whose values differ between `a`
+// and `b` ("server.workers", ...), in file order.  SIGHUP applies rule sets
+// only; the daemon names each of these as needing a restart.
+std::vector<std::string> changed_settings(const Config& a, const Config& b);
+
 // Expands the glob patterns of `rs.files` (sorted, in pattern order).  A
 // pattern that matches nothing is an error naming it.
 Result<std::vector<std::string>> expand_files(const RuleSetConfig& rs);
