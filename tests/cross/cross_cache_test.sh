@@ -18,8 +18,14 @@
 #     prune --foreign removes the foreign directory and nothing else.
 #  5. the same restore with the regexd daemon of the other architecture: one
 #     log line about the foreign entries, its own build saved, right answers.
+#  6. target entries: x86_64 Vectorscan writes aarch64's entries (the
+#     SpamAssassin subset of step 1, `regexctl prewarm --target aarch64`,
+#     `regexd --prewarm --target arm64`); the aarch64 build loads them with
+#     zero calls to Vectorscan's compiler (LD_PRELOAD shim) and answers like
+#     PCRE2 / like the x86 build; unsafe targets are refused with one line.
 #
-# usage: tests/cross/cross_cache_test.sh CORPUS_DIR   (scripts/flavors.sh cross-cache)
+# usage: tests/cross/cross_cache_test.sh CORPUS_DIR [6]   (scripts/flavors.sh cross-cache)
+# With "6" only step 6 runs (it needs only the vectorscan-x86 and arm64 builds).
 # Prints one line per check and "cross-cache: N passed, M failed"; exit 1 on
 # any failure.  Every FAIL line names this file's line.
 set -euo pipefail
@@ -28,6 +34,9 @@ corpus=${1:?usage: tests/cross/cross_cache_test.sh CORPUS_DIR}
 [[ -f $corpus/MANIFEST.tsv ]] || { echo "cross-cache: error: no corpus at $corpus (scripts/fetch-corpus.sh)" >&2; exit 1; }
 
 flavors=(default vectorscan-x86 arm64)
+only=${2:-}
+[[ -z $only || $only == 6 ]] || { echo "cross-cache: error: the only step that runs alone is 6" >&2; exit 1; }
+[[ -z $only ]] || flavors=(vectorscan-x86 arm64)
 declare -A dir_prefix=([default]=x86_64-hyperscan- [vectorscan-x86]=x86_64-vectorscan- [arm64]=aarch64-vectorscan-)
 for f in "${flavors[@]}"; do
   for p in run run-regexctl run-regexd tests/cache_shared_root_test; do
@@ -66,6 +75,91 @@ mapfile -t -O 1 messages < <(scripts/corpus-sample.sh "$corpus" 30)
 # scan output without the timing field, so flavors can be compared byte for byte.
 scan() { rx "$1" scan --rules rules/sample.rules --class body ${2:+--cache "$2"} "${messages[@]}" |
   sed 's/,"scan_us":[0-9]*//'; }
+
+# spy_run LOG COMMAND...: COMMAND (a build/arm64 program: qemu passes
+# QEMU_SET_ENV into the guest only) with the call-logging shim preloaded.
+spy_run() {
+  local log=$1; shift
+  : >"$log"
+  QEMU_SET_ENV=LD_PRELOAD=$PWD/build/arm64/tests/libhs_call_spy.so REGEXD_HS_SPY_LOG=$log "$@"
+}
+compiles() { grep -c '^hs_compile' "$1" || true; }
+
+step6() {
+  echo "cross-cache: 6. entries made on x86_64 for aarch64 (--target), loaded there without compiling"
+  local root=$work/target out log dirs reference got
+  # Refusals: one line, exit 1, nothing written.
+  if [[ -x build/default/run-regexctl ]]; then
+    out=$(rx default prewarm --target aarch64 --rules rules/sample.rules --cache "$root" 2>&1) && fail "hyperscan accepted --target aarch64"
+    check "hyperscan build refuses --target aarch64 in one line" \
+      [ "$out" == "$(grep -m1 'prewarm --target: target aarch64: needs a Vectorscan build; this is hyperscan' <<<"$out")" ]
+  fi
+  out=$(rx vectorscan-x86 prewarm --target s390x --rules rules/sample.rules --cache "$root" 2>&1) && fail "s390x accepted"
+  check "vectorscan-x86 refuses --target s390x in one line" \
+    [ "$out" == "$(grep -m1 "target 's390x': unknown or unverified architecture" <<<"$out")" ]
+  out=$(rx arm64 prewarm --target x86_64 --rules rules/sample.rules --cache "$root" 2>&1) && fail "arm64 accepted --target x86_64"
+  check "arm64 refuses --target x86_64 (keyed by the x86 CPU's own features) in one line" \
+    [ "$out" == "$(grep -m1 "target x86_64: an x86_64 regexd keys its entries by its own CPU's tune and features" <<<"$out")" ]
+  check "refused targets wrote nothing" [ ! -e "$root" ]
+
+  # The SpamAssassin subset of step 1, through the test binary (the rule set
+  # it compares with PCRE2): written on x86_64, loaded on aarch64.
+  log=$work/target-x86.log
+  if REGEXD_SHARED_ROOT=$root REGEXD_TARGET=aarch64 build/vectorscan-x86/run build/vectorscan-x86/tests/cache_shared_root_test \
+       >"$log" 2>&1; then
+    ok "vectorscan-x86: $(grep -o 'shared-root: .*' "$log")"
+  else
+    fail "vectorscan-x86: writing the aarch64 entry failed: $(grep -E 'Failure|error|expected|Which is' "$log" | head -n 5 | tr '\n' ' ')"
+  fi
+  dirs=$(cd "$root" 2>/dev/null && ls)
+  check "only an aarch64 platform directory was written (${dirs//$'\n'/ })" \
+    [ "$(grep -c . <<<"$dirs")" == 1 -a -n "$(grep "^${dir_prefix[arm64]}" <<<"$dirs")" ]
+  log=$work/target-arm64.log
+  if spy_run "$work/spy-target-sa" env REGEXD_SHARED_ROOT="$root" REGEXD_EXPECT_SOURCE=cache \
+       build/arm64/run build/arm64/tests/cache_shared_root_test >"$log" 2>&1; then
+    ok "arm64 loaded the x86-made entry: $(grep -o 'shared-root: .*' "$log")"
+  else
+    fail "arm64 on the x86-made entry: $(grep -E 'Failure|error|expected|Which is|shared-root' "$log" | head -n 5 | tr '\n' ' ')"
+  fi
+  check "arm64: Vectorscan's compiler was not called (shim saw $(compiles "$work/spy-target-sa") compile calls)" \
+    [ "$(compiles "$work/spy-target-sa")" == 0 ]
+  check "arm64: the shim saw the entry's databases deserialized" \
+    [ "$(grep -c '^hs_deserialize_database$' "$work/spy-target-sa" || true)" -gt 0 ]
+
+  # The operator's commands: regexctl and the daemon's --prewarm.
+  out=$(rx vectorscan-x86 prewarm --target aarch64 --rules rules/sample.rules --cache "$root" 2>&1) || true
+  check "vectorscan-x86: prewarm --target aarch64 compiled the entry into the aarch64 directory" \
+    grep -q "rules/sample.rules: compiled.*cache $root/${dir_prefix[arm64]}" <<<"${out//$'\n'/ }"
+  out=$(rx vectorscan-x86 prewarm --target arm64 --rules rules/sample.rules --cache "$root" 2>&1) || true
+  check "vectorscan-x86: again (alias arm64): present" grep -q 'rules/sample.rules: present' <<<"$out"
+  build/vectorscan-x86/run-regexd --prewarm --target aarch64 --rules rules/sample.rules --name mail --cache "$root" \
+    >"$work/target-daemon.log" 2>&1 || true
+  check "vectorscan-x86: regexd --prewarm --target aarch64 finds the same key" \
+    grep -q 'prewarm: rule set mail: already in the cache' "$work/target-daemon.log"
+  out=$(spy_run "$work/spy-target-cli" build/arm64/run-regexctl prewarm --rules rules/sample.rules --cache "$root" 2>&1) || true
+  check "arm64: regexctl prewarm finds it (hit)" grep -q 'rules/sample.rules: hit' <<<"$out"
+  build/arm64/run-regexd --prewarm --rules rules/sample.rules --name mail --cache "$root" >"$work/target-daemon-arm.log" 2>&1 || true
+  check "arm64: regexd --prewarm finds it" grep -q 'prewarm: rule set mail: already in the cache' "$work/target-daemon-arm.log"
+  reference=$(scan vectorscan-x86 "")  # compiled natively on x86_64, no cache
+  got=$(spy_run "$work/spy-target-scan" scan arm64 "$root")
+  check "arm64: scan from the x86-made entry equals x86_64's own answers, ${#messages[@]} messages" [ "$got" == "$reference" ]
+  check "arm64: regexctl prewarm and scan compiled nothing, loaded the entry (shim saw its deserialization)" \
+    [ "$(compiles "$work/spy-target-cli")" == 0 -a "$(compiles "$work/spy-target-scan")" == 0 -a \
+      "$(grep -c '^hs_deserialize_database$' "$work/spy-target-scan" || true)" -gt 0 ]
+  # Control: on an empty root the same command compiles, and the shim sees it.
+  spy_run "$work/spy-target-control" build/arm64/run-regexctl prewarm --rules rules/sample.rules \
+    --cache "$work/target-control" >/dev/null 2>&1 || true
+  check "control: arm64 compiling into an empty root makes compile calls the shim sees" \
+    [ "$(compiles "$work/spy-target-control")" -gt 0 ]
+  check "arm64: and wrote no entry of its own (one entry per rule set in the directory)" \
+    [ "$(find "$root" -name '*.rxdb' | wc -l)" == 2 ]
+}
+if [[ $only == 6 ]]; then
+  step6
+  echo "cross-cache: $passed passed, $failed failed"
+  ((failed == 0))
+  exit
+fi
 
 echo "cross-cache: 1. one root, three flavors, SpamAssassin subset vs PCRE2"
 root=$work/shared
@@ -134,7 +228,7 @@ else
   # hs_serialized_database_info of each database it writes): one per database.
   ndb=$(rx default inspect --json "$vs_entry" | grep -c '"[a-z0-9]*_db_info": "[^"]')
   check "planted: Vectorscan saw only the $ndb databases of the fresh x86 entry, none of the arm64 bytes" \
-    [ "$(grep -c . "$work/spy-planted" || true)" == "$ndb" ]
+    [ "$(grep -c -v '^hs_compile' "$work/spy-planted" || true)" == "$ndb" ]
   check "planted: the slot holds a fresh x86_64 entry again" \
     grep -q '"arch": "x86_64"' <(rx default inspect --json "$vs_entry")
   check "planted: the arm64 directory's entry is unchanged" [ "$(sha256sum <"$arm_entry")" == "$arm_sum" ]
@@ -197,6 +291,8 @@ daemon_restore() {
 }
 daemon_restore arm64 default
 daemon_restore default arm64
+
+step6
 
 echo "cross-cache: $passed passed, $failed failed"
 ((failed == 0))
