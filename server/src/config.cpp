@@ -150,7 +150,8 @@ Result<Config> load_config(const fs::path& path) {
                              {"socket", "socket_mode", "socket_group", "tcp", "workers", "max_frame",
                               "max_connections", "idle_timeout", "watch_interval", "max_pattern", "max_captures", "load_rules", "allowed_uids",
                               "allowed_gids", "tcp_load_rules", "max_buffered", "frame_timeout",
-                              "max_connections_per_uid", "heavy_workers", "heavy_request", "request_timeout"});
+                              "max_connections_per_uid", "heavy_workers", "heavy_request", "request_timeout",
+                              "max_pushed_rulesets"});
         !st)
       return st.error();
     Section s{path, *t, "server", std::nullopt};
@@ -172,7 +173,12 @@ Result<Config> load_config(const fs::path& path) {
     auto heavy_workers = s.get<std::int64_t>("heavy_workers");
     auto heavy_request = s.get<std::string>("heavy_request");
     auto request_timeout = s.get<std::string>("request_timeout");
+    auto max_pushed = s.get<std::int64_t>("max_pushed_rulesets");
     if (s.error) return *s.error;
+    if (max_pushed) {
+      if (*max_pushed < 0 || *max_pushed > 100000) return s.invalid("max_pushed_rulesets", "expected 0..100000");
+      c.server.max_pushed_rulesets = static_cast<std::size_t>(*max_pushed);
+    }
     if (heavy_workers) {
       if (*heavy_workers < 0 || *heavy_workers > 1024) return s.invalid("heavy_workers", "expected 0..1024");
       c.server.heavy_workers = static_cast<unsigned>(*heavy_workers);
@@ -381,6 +387,7 @@ std::vector<std::string> changed_settings(const Config& a, const Config& b) {
   cmp("server.heavy_workers", s.heavy_workers, t.heavy_workers);
   cmp("server.heavy_request", s.heavy_request, t.heavy_request);
   cmp("server.request_timeout", s.request_timeout, t.request_timeout);
+  cmp("server.max_pushed_rulesets", s.max_pushed_rulesets, t.max_pushed_rulesets);
   cmp("cache.enabled", a.cache.enabled, b.cache.enabled);
   cmp("cache.root", a.cache.root, b.cache.root);
   cmp("cache.shared_images", a.cache.shared_images, b.cache.shared_images);

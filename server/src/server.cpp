@@ -609,6 +609,16 @@ Reply Server::Impl::handle_load(const p::Frame& f, const Peer& peer) {
   if (auto st = p::check_name("LOAD_RULES: rule-set name", name); !st)
     return error(f, p::WireError::kBadRules, st.error().message);
   if (auto why = refuse_load_of(name)) return error(f, p::WireError::kForbidden, *why);
+  // Every pushed name stays in memory until a restart: a client making up
+  // names would otherwise grow the daemon without bound.
+  if (!registry.find(name)) {
+    auto all = registry.all();
+    auto pushed = std::count_if(all.begin(), all.end(), [](const auto& v) { return v->origin == "load_rules"; });
+    if (static_cast<std::size_t>(pushed) >= cfg.max_pushed_rulesets)
+      return error(f, p::WireError::kBusy,
+                   "LOAD_RULES " + name + ": " + std::to_string(pushed) +
+                       " pushed rule sets exist, the most server.max_pushed_rulesets allows; push to one of them");
+  }
   if (!cls.empty())
     if (auto st = p::check_name("LOAD_RULES " + name + ": class", cls); !st)
       return error(f, p::WireError::kBadRules, st.error().message);

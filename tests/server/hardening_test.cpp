@@ -685,4 +685,23 @@ TEST_F(HardeningTest, AHeavyRequestWhoseClientLeftIsDropped) {
   ::close(first);
 }
 
+// Pushed names stay in memory until a restart: a client making up names grew
+// the daemon without bound (the soak's rule pushers did).  Beyond
+// server.max_pushed_rulesets a new name gets BUSY; existing names still take pushes.
+TEST_F(HardeningTest, PushedRuleSetsAreCappedInNumber) {
+  cfg_.max_pushed_rulesets = 2;
+  ASSERT_TRUE(registry_->load("conf", engine::parse_native("K body /k/\n", "k")).ok());
+  start();
+  auto c = client();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->load_rules({"a", "native", "", "A body /a/\n"}).ok());
+  ASSERT_TRUE(c->load_rules({"b", "native", "", "B body /b/\n"}).ok());
+  auto third = c->load_rules({"c", "native", "", "C body /c/\n"});
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().message.rfind("BUSY: LOAD_RULES c: 2 pushed rule sets exist", 0), 0u) << third.error().message;
+  EXPECT_FALSE(registry_->find("c"));
+  EXPECT_TRUE(c->load_rules({"a", "native", "", "A body /aa/\n"}).ok());
+  EXPECT_TRUE(c->load_rules({"conf", "native", "", "K body /kk/\n"}).ok());  // "any": a configured name
+}
+
 }  // namespace

@@ -81,6 +81,10 @@ struct ServerConfig {
   // such a thread is answered BUSY, one whose client has gone is dropped.
   unsigned heavy_workers = 0;
   std::uint32_t heavy_request = 1u << 20;
+  // Rule sets LOAD_RULES may create (each stays in memory until a restart);
+  // a push of one more new name gets BUSY.  Pushing to an existing name is
+  // always possible.
+  std::size_t max_pushed_rulesets = 64;
   std::chrono::milliseconds request_timeout{30000};
 };
 
