@@ -88,7 +88,9 @@ local settings = {
   group = 'regexd',
   check_symbol = 'REGEXD_CHECK',
   fail_symbol = 'REGEXD_FAIL',
-  max_frame = 64 * 1024 * 1024, -- regexd's default maximum frame; larger requests are not sent
+  max_frame = 64 * 1024 * 1024, -- regexd's default maximum frame; larger requests are cut to fit
+  -- Bytes of one class sent at most (the `full` class of a 20 MB message...); the rest is cut off.
+  max_class_bytes = 1024 * 1024,
   rules_file = nil, -- push this file with LOAD_RULES (from the primary controller)
   rules_format = 'native', -- native, spamassassin, rspamd-map
   rules_class = '', -- class for rspamd-map rules / forced class for SpamAssassin body rules
@@ -1572,9 +1574,63 @@ end
 
 -- Builds the SCAN body for `task` from the extractors whose class passes `want(cls)`.
 -- Returns pieces, body length, number of buffers and the set of classes sent.
+-- Keeps the buffers of one class to `cap` bytes in all: the first ones whole, the one that
+-- crosses the cap cut at it, the rest dropped. Returns the kept buffers and their bytes.
+local function cap_class(bufs, cap)
+  local out, used = {}, 0
+  for _, b in ipairs(bufs) do
+    if used >= cap then break end
+    if used + #b > cap then b = tostring(b):sub(1, cap - used) end
+    out[#out + 1] = b
+    used = used + #b
+  end
+  return out, used
+end
+
+-- Packs a SCAN body from `groups` ({cls = name, bufs = {...}} in order) for rule set `ruleset`.
+-- Each class is kept to `max_class_bytes`; if the request would still exceed `max_frame` (regexd
+-- refuses larger frames, and the plugin sent nothing at all for such a message before, so a big
+-- enough spam escaped every rule), the per-class cap is halved until it fits. Truncating keeps
+-- what every class starts with, as SpamAssassin's own body_part_scan_size does for parts.
+-- Returns pieces, body length, number of buffers, and the classes that were cut (or nil).
+local function pack_scan(ruleset, groups, max_class_bytes, max_frame)
+  local name = str4(ruleset)
+  local function pack_with(cap)
+    local pieces, body_len, n, cut = {name, ''}, #name + 4, 0, nil
+    for _, g in ipairs(groups) do
+      local bufs, total = g.bufs, 0
+      for _, b in ipairs(bufs) do total = total + #b end
+      if total > cap then
+        bufs = cap_class(bufs, cap)
+        cut = cut or {}
+        cut[#cut + 1] = g.cls
+      end
+      local cls = str4(g.cls)
+      for _, b in ipairs(bufs) do
+        pieces[#pieces + 1] = cls
+        pieces[#pieces + 1] = pack('<I4', #b)
+        pieces[#pieces + 1] = b
+        body_len = body_len + #cls + 4 + #b
+        n = n + 1
+      end
+    end
+    pieces[2] = pack('<I4', n)
+    return pieces, body_len, n, cut
+  end
+  local cap = max_class_bytes
+  local pieces, body_len, n, cut = pack_with(cap)
+  -- (6: the frame header; the class names and lengths alone never come near max_frame)
+  while 6 + body_len > max_frame and cap > 1 do
+    cap = math.floor(cap / 2)
+    pieces, body_len, n, cut = pack_with(cap)
+  end
+  return pieces, body_len, n, cut
+end
+
+-- Builds the SCAN body for `task` from the extractors whose class passes `want(cls)`.
+-- Returns pieces, body length, number of buffers and the set of classes sent.
 local function build_scan(task, want)
-  local name = str4(settings.ruleset)
-  local pieces, body_len, n, sent = {name, ''}, #name + 4, 0, {}
+  local groups, sent = {}, {}
   local memo = {}
   for _, e in ipairs(current_extractors()) do
     if want(e.cls) then
@@ -1586,17 +1642,14 @@ local function build_scan(task, want)
         rspamd_logger.errx(task, 'regexd: building class %s failed: %s', e.cls, err)
         bufs = {}
       end
-      for _, b in ipairs(bufs) do
-        local cls = str4(e.cls)
-        pieces[#pieces + 1] = cls
-        pieces[#pieces + 1] = pack('<I4', #b)
-        pieces[#pieces + 1] = b
-        body_len = body_len + #cls + 4 + #b
-        n = n + 1
-      end
+      if #bufs > 0 then groups[#groups + 1] = {cls = e.cls, bufs = bufs} end
     end
   end
-  pieces[2] = pack('<I4', n)
+  local pieces, body_len, n, cut = pack_scan(settings.ruleset, groups, settings.max_class_bytes, settings.max_frame)
+  if cut then
+    rspamd_logger.infox(task, 'regexd: large message: classes %s cut to fit max_class_bytes %s and max_frame %s',
+        table.concat(cut, ', '), settings.max_class_bytes, settings.max_frame)
+  end
   return pieces, body_len, n, sent
 end
 
@@ -1622,8 +1675,22 @@ local function parse_scan_reply(r)
   return res
 end
 
+-- One log line per failure reason per FAIL_LOG_INTERVAL seconds: a daemon that is down or
+-- answers garbage fails every message, and one error line per message would flood the log
+-- (the fail symbol still marks every message).
+local FAIL_LOG_INTERVAL = 60
+local fail_log = {} -- reason -> {last = time, suppressed = count}
 local function fail(task, reason, detail)
-  rspamd_logger.errx(task, 'regexd: %s: %s', reason, detail)
+  local now = rspamd_util.get_time()
+  local st = fail_log[reason]
+  if not st or now - st.last >= FAIL_LOG_INTERVAL then
+    local more = (st and st.suppressed > 0) and
+        string.format(' (and %d more %s failures in the last %.0f s)', st.suppressed, reason, now - st.last) or ''
+    rspamd_logger.errx(task, 'regexd: %s: %s%s', reason, detail, more)
+    fail_log[reason] = {last = now, suppressed = 0}
+  else
+    st.suppressed = st.suppressed + 1
+  end
   if settings.fail_symbol and settings.fail_symbol ~= '' then
     task:insert_result(settings.fail_symbol, 1.0, reason)
   end
@@ -1939,6 +2006,7 @@ if type(test_exports) == 'table' then
   test_exports.html_render = html_render
   test_exports.collapse_ws = collapse_ws
   test_exports.load_sa_rules = load_sa_rules
+  test_exports.pack_scan = pack_scan
   return
 end
 
@@ -1974,6 +2042,7 @@ if not settings.timeout or settings.timeout <= 0 then
   settings.timeout = 1.0
 end
 settings.max_frame = tonumber(settings.max_frame) or 64 * 1024 * 1024
+settings.max_class_bytes = tonumber(settings.max_class_bytes) or 1024 * 1024
 settings.other_score = tonumber(settings.other_score) or 0.0
 settings.other_symbols = math.max(1, math.floor(tonumber(settings.other_symbols) or 32))
 settings.score_set = tonumber(settings.score_set) or 0

@@ -156,6 +156,7 @@ classes = ["body", "rawbody", "full", "url", "header:Subject", "header:From:addr
 rules_file = "$tmp/itest.rules";
 rules_format = "native";
 push_retry = 1;
+max_frame = 262144;        # small, so that a 400 KB message must be cut to fit (see big.eml below)
 spamassassin_rules = [];   # the sample configuration's SpamAssassin symbols are not wanted here
 symbols {
   FREE_MONEY = 3.0; LOTTERY_WINNER = 2.0; CLICK_HERE = 0.5; REPEATED_WORD = 0.1; PRICE_EURO = 0.1;
@@ -276,6 +277,15 @@ log "scanning a crafted message (encoded Subject, base64 and HTML parts, shorten
 scan "$tmp/msgs/crafted.eml" >/dev/null
 expect "crafted.eml" SUBJECT_MONEY FREE_MONEY CLICK_HERE SHORTENER
 
+log "scanning a 400 KB message (over the plugin's max_frame of 256 KiB: cut to fit, not skipped)"
+{ cat "$src/rules/sample-message.eml"; for i in $(seq 10000); do echo "filler line $i of a long message body"; done; } \
+  >"$tmp/msgs/big.eml"
+scan "$tmp/msgs/big.eml" >/dev/null
+expect "big.eml" CLICK_HERE FREE_MONEY LOTTERY_WINNER PRICE_EURO REPEATED_WORD SHORTENER SUBJECT_ALLCAPS \
+  UNSUBSCRIBE_LINK REGEXD_OTHER
+grep -q "regexd: large message: classes .*full.* cut to fit" "$tmp/log/rspamd.log" ||
+  die "no log line about the classes cut from big.eml"
+
 # ---------------------------------------------------------------------------------------------
 log "changing rules_file at run time"
 before=$(push_count)
@@ -321,6 +331,14 @@ expect "sample-message.eml with regexd stopped" REGEXD_FAIL
 expect_option "REGEXD_FAIL=io"
 ((ms < 3000)) || die "with regexd stopped a message took $ms ms"
 log "regexd down: message processed in $ms ms, REGEXD_FAIL(io)"
+# Every message fails while regexd is down, but the log gets one line per reason per minute.
+io_lines=$(grep -c "regexd: io: " "$tmp/log/rspamd.log" || true)
+for _ in 1 2 3; do
+  scan "$src/rules/sample-message.eml" >/dev/null
+  expect "sample-message.eml with regexd stopped (again)" REGEXD_FAIL
+done
+[[ $(grep -c "regexd: io: " "$tmp/log/rspamd.log" || true) -eq $io_lines ]] ||
+  die "3 more failed messages logged $(( $(grep -c "regexd: io: " "$tmp/log/rspamd.log") - io_lines )) more io lines (want 0 within a minute)"
 
 log "regexd hung: a socket that accepts and never answers"
 python3 - "$sock" <<'EOF' &
