@@ -428,7 +428,7 @@ end
 -- Whether SpamAssassin's rendered text of this HTML is octets: the part is all ASCII and no entity
 -- gives a character above U+00FF (which would make Perl upgrade the whole text to UTF-8).
 local function html_octets(html)
-  if html:find('[\128-\255]') then return false end
+  if has_high_byte(html) then return false end
   for hash, name, semi in html:gmatch('&(#?)([%w]+)(;?)') do
     local cp = entity_cp(hash, name, semi)
     if cp and cp > 255 then return false end
@@ -752,8 +752,12 @@ local function sa_header_list(task, memo, name, raw, unfold)
     if raw then
       if unfold then v = v:gsub('\r?\n%s+', ' ') end
     else
-      v = v:gsub('\n[ \t]+', ' '):gsub('%s+$', ''):gsub('^%s+', ''):gsub('\r?\n', '')
-      if v:find('[\128-\255]') and not rspamd_util.is_valid_utf8(v) then
+      -- unfold, trim, drop the newlines left; (the plain finds and the anchored trim cost a
+      -- fraction of unanchored gsubs, which restart the matcher at every byte)
+      if v:find('\n', 1, true) then v = v:gsub('\n[ \t]+', ' ') end
+      v = v:match('^%s*(.-)%s*$')
+      if v:find('\n', 1, true) then v = v:gsub('\r?\n', '') end
+      if has_high_byte(v) and not rspamd_util.is_valid_utf8(v) then
         v = cp1252_to_utf8(v) -- 8-bit header text that is not UTF-8: SpamAssassin's guess
       end
       if v:find('=?', 1, true) and not sa_no_mime_decode(name) then
