@@ -14,10 +14,11 @@ ctest --preset "$preset" -j "$(nproc)"
 # again under AddressSanitizer + UndefinedBehaviorSanitizer: "no crash" must
 # mean no memory error either, not only no signal.
 if [[ "$preset" != "debug-asan" ]]; then
-  asan_tests=(cache_store_test server_protocol_test)
+  asan_tests=(cache_store_test server_protocol_test server_hardening_test)
   cmake --preset debug-asan -DREGEXD_CORPUS_DIR="$corpus_dir" >/dev/null
   cmake --build --preset debug-asan -j "$(nproc)" --target "${asan_tests[@]}"
-  ctest --preset debug-asan -j "$(nproc)" -R '^(CacheTest|Protocol)\.'
+  # Issue 14's socket and cache-input tests (not the RSS or timing ones).
+  ctest --preset debug-asan -j "$(nproc)" -R '^(CacheTest|Protocol)\.|^HardeningTest\.(NamesAndClasses|AHostileCacheEntry|ATricklingClient|PartialFrames|OneUid|AHeavyRequest|PushedRuleSets|ACacheEntryThatIsASymbolicLink|AnEntryWhosePcre2Limits)'
 fi
 
 # The frame decoder and the cache entry decoder under libFuzzer for a short
