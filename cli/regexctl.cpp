@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include "cache_transfer.h"
 #include "regexd/cache/store.h"
 #include "regexd/cache/target.h"
 #include "regexd/cache/units.h"
@@ -376,6 +377,9 @@ int main(int argc, char** argv) {
   query_cmd->add_option("--class", query_class, "class of rules to run over each file")->required();
   query_cmd->add_option("files", query_files, "files to scan")->required();
 
+  regexd::cli::TransferCommands transfer;
+  regexd::cli::add_transfer_commands(app, transfer);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -396,6 +400,8 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+
+  if (int transfer_rc = 0; regexd::cli::run_transfer_command(transfer, &transfer_rc)) return transfer_rc;
 
   if (*stats_cmd || *ping_cmd || *load_cmd || *query_cmd) {
     auto client = regexd::server::Client::connect(socket_path);

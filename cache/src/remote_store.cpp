@@ -40,6 +40,15 @@ Result<std::unique_ptr<RemoteStore>> RemoteStore::open_redis(RemoteOptions optio
   return std::make_unique<RemoteStore>(std::move(options), std::move(backend), std::move(log));
 }
 
+std::shared_ptr<RemoteStore> RemoteStore::reopen(LogFn log) const {
+  auto copy = std::make_shared<RemoteStore>(options_, make_redis_backend(options_), std::move(log));
+  std::lock_guard lock(mu_);
+  copy->down_ = down_;
+  copy->down_until_ = down_until_;
+  copy->refused_until_ = refused_until_;
+  return copy;
+}
+
 void RemoteStore::log(LogLevel level, const std::string& msg) const {
   if (log_) {
     log_(level, "remote " + msg);
@@ -91,7 +100,13 @@ void RemoteStore::succeeded() {
 std::optional<std::string> RemoteStore::fetch(std::string_view platform, const CacheKey& key) {
   // Without a trusted key nothing fetched could be loaded.
   if (options_.trusted.empty() || !usable()) return std::nullopt;
-  auto got = backend_->get(redis_key(platform, key), options_.max_entry_size);
+  std::string rkey = redis_key(platform, key);
+  {
+    std::lock_guard lock(mu_);
+    auto it = refused_until_.find(rkey);
+    if (it != refused_until_.end() && std::chrono::steady_clock::now() < it->second) return std::nullopt;
+  }
+  auto got = backend_->get(rkey, options_.max_entry_size);
   if (!got) {
     if (got.error().code == ErrorCode::kResourceLimit) {
       stats_.errors++;
@@ -112,6 +127,12 @@ std::optional<std::string> RemoteStore::fetch(std::string_view platform, const C
     // (a misconfigured key, or someone writing into the shared Redis).
     if (opened.error().code == ErrorCode::kPermission) stats_.refused++;
     else stats_.errors++;
+    {
+      std::lock_guard lock(mu_);
+      auto now = std::chrono::steady_clock::now();
+      if (refused_until_.size() >= 1024) std::erase_if(refused_until_, [&](const auto& e) { return e.second <= now; });
+      if (refused_until_.size() < 1024) refused_until_[rkey] = now + options_.retry_after;
+    }
     log(LogLevel::kWarning,
         "entry " + std::string(platform) + "/" + key.hex() + " refused: " + opened.error().message);
     return std::nullopt;

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <toml++/toml.h>
 
+#include "regexd/cache/signing.h"
 #include "regexd/cache/units.h"
 
 namespace regexd::server {
@@ -109,6 +110,85 @@ Status read_ids(Section& s, std::string_view key, bool users, std::vector<Id>& o
   return {};
 }
 
+// [remote]: the shared Redis cache tier (docs/daemon.md, "Remote cache").
+// Key files are read here, so a missing or loose secret key or a bad
+// trusted key is a configuration error naming the file, line and key.
+Status read_remote(const fs::path& file, const toml::table& t, RemoteConfig& out) {
+  if (auto st = check_keys(file, t, "remote",
+                           {"redis", "connect_timeout", "timeout", "ttl", "max_entry_size", "key_prefix",
+                            "lock_expiry", "wait", "retry_after", "signing_key", "trusted_keys"});
+      !st)
+    return st;
+  Section s{file, t, "remote", std::nullopt};
+  auto redis = s.get<std::string>("redis");
+  auto prefix = s.get<std::string>("key_prefix");
+  auto max_entry = s.get<std::string>("max_entry_size");
+  auto signing = s.get<std::string>("signing_key");
+  if (s.error) return *s.error;
+  cache::RemoteOptions& o = out.options;
+  // Durations in ms ("250ms") or the cache's units ("2s", "10m", "30d").
+  auto duration = [&](std::string_view key, std::chrono::milliseconds lo, std::chrono::milliseconds hi,
+                      std::chrono::milliseconds& field) -> Status {
+    auto text = s.get<std::string>(key);
+    if (s.error) return *s.error;
+    if (!text) return {};
+    std::optional<std::chrono::milliseconds> v;
+    if (text->size() > 2 && text->substr(text->size() - 2) == "ms") {
+      if (auto n = cache::parse_size(text->substr(0, text->size() - 2))) v = std::chrono::milliseconds(*n);
+    } else if (auto a = cache::parse_age(*text)) {
+      v = std::chrono::duration_cast<std::chrono::milliseconds>(*a);
+    }
+    if (!v || *v < lo || *v > hi)
+      return s.invalid(key, "expected a duration from " + std::to_string(lo.count()) + " ms to " +
+                                std::to_string(hi.count() / 1000) + " s, e.g. \"500ms\" or \"10m\"");
+    field = *v;
+    return {};
+  };
+  using std::chrono::milliseconds;
+  constexpr milliseconds kDay{86400000}, kYear{kDay * 366};
+  std::chrono::milliseconds ttl = o.ttl;
+  for (auto [key, lo, hi, field] : {std::tuple{"connect_timeout", milliseconds(1), milliseconds(60000), &o.connect_timeout},
+                                    std::tuple{"timeout", milliseconds(1), milliseconds(60000), &o.io_timeout},
+                                    std::tuple{"ttl", milliseconds(1000), kYear, &ttl},
+                                    std::tuple{"lock_expiry", milliseconds(1000), kDay, &o.lock_expiry},
+                                    std::tuple{"wait", milliseconds(0), kDay, &o.wait},
+                                    std::tuple{"retry_after", milliseconds(100), kDay, &o.retry_after}})
+    if (auto st = duration(key, lo, hi, *field); !st) return st;
+  o.ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl);
+  if (!redis || redis->empty()) return make_error(ErrorCode::kInvalidArgument, where(file, t, "remote.redis") +
+                                                      ": missing (a Unix socket path or host:port)");
+  o.endpoint = *redis;
+  if (prefix) o.key_prefix = *prefix;
+  if (max_entry) {
+    auto v = cache::parse_size(*max_entry);
+    if (!v || *v < 1024) return s.invalid("max_entry_size", "expected a size such as \"512M\"");
+    o.max_entry_size = *v;
+  }
+  if (signing) {
+    fs::path p = *signing;
+    if (p.is_relative()) p = file.parent_path() / p;
+    auto key = cache::read_secret_key(p);
+    if (!key) return s.invalid("signing_key", key.error().message);
+    o.signing_key = std::move(*key);
+  }
+  const toml::array* trusted = t.get_as<toml::array>("trusted_keys");
+  if (!trusted || trusted->empty())
+    return make_error(ErrorCode::kInvalidArgument,
+                      where(file, trusted ? static_cast<const toml::node&>(*trusted) : t, "remote.trusted_keys") +
+                          ": expected a non-empty list of public keys (files from `regexctl keygen`, or 64 hex digits)");
+  for (const auto& e : *trusted) {
+    auto text = e.value<std::string>();
+    if (!text) return s.invalid("trusted_keys", "expected strings");
+    std::string v = *text;
+    if (v.size() != 64 && fs::path(v).is_relative()) v = (file.parent_path() / v).string();
+    auto key = cache::parse_public_key(v);
+    if (!key) return s.invalid("trusted_keys", key.error().message);
+    o.trusted.push_back(*key);
+  }
+  out.enabled = true;
+  return {};
+}
+
 }  // namespace
 
 Config default_config() {
@@ -143,7 +223,7 @@ Result<Config> load_config(const fs::path& path) {
   auto invalid = [&](const toml::node& n, std::string_view key, std::string why) -> Error {
     return make_error(ErrorCode::kInvalidArgument, where(path, n, key) + ": " + why);
   };
-  if (auto st = check_keys(path, root, "", {"server", "cache", "compile", "rulesets"}); !st) return st.error();
+  if (auto st = check_keys(path, root, "", {"server", "cache", "compile", "remote", "rulesets"}); !st) return st.error();
 
   if (const toml::table* t = root["server"].as_table()) {
     if (auto st = check_keys(path, *t, "server",
@@ -318,6 +398,12 @@ Result<Config> load_config(const fs::path& path) {
     }
   } else if (root.contains("compile")) {
     return invalid(*root.get("compile"), "compile", "expected a table");
+  }
+
+  if (const toml::table* t = root["remote"].as_table()) {
+    if (auto st = read_remote(path, *t, c.remote); !st) return st.error();
+  } else if (root.contains("remote")) {
+    return invalid(*root.get("remote"), "remote", "expected a table");
   }
 
   if (const toml::table* rsets = root["rulesets"].as_table()) {

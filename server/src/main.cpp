@@ -271,6 +271,19 @@ int main(int argc, char** argv) {
         case cache::LogLevel::kError: spdlog::error("cache: {}", msg); break;
       }
     };
+    if (cfg.remote.enabled) {
+      // A remote that cannot be set up is a miss source less, never a
+      // reason not to serve (docs/daemon.md, "Remote cache").
+      auto remote = cache::RemoteStore::open_redis(cfg.remote.options, so.log);
+      if (remote) {
+        so.remote = std::move(*remote);
+        spdlog::info("cache: remote tier {} ({} trusted key(s), {})", cfg.remote.options.endpoint,
+                     cfg.remote.options.trusted.size(),
+                     cfg.remote.options.signing_key ? "publishing" : "not publishing: no signing_key");
+      } else {
+        spdlog::warn("cache: remote tier disabled: {}", remote.error().message);
+      }
+    }
     auto opened = cache::Store::open(so);
     if (!opened) {
       spdlog::warn("cache disabled: {}", opened.error().message);

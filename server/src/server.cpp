@@ -671,6 +671,17 @@ std::string Server::Impl::stats_json() const {
                              {"latency_us", {{"p50", v->stats->latency.percentile(0.5)},
                                              {"p99", v->stats->latency.percentile(0.99)}}}});
   }
+  if (const cache::Store* store = registry.store(); store && store->remote()) {
+    const cache::RemoteStore& r = *store->remote();
+    j["remote"] = {{"endpoint", r.options().endpoint},
+                   {"available", r.available()},
+                   {"hits", r.stats().hits.load()},
+                   {"misses", r.stats().misses.load()},
+                   {"refused", r.stats().refused.load()},
+                   {"errors", r.stats().errors.load()},
+                   {"published", r.stats().published.load()},
+                   {"lock_waits", r.stats().lock_waits.load()}};
+  }
   return dump_json(j);
 }
 

@@ -16,7 +16,8 @@
 // request is bounded by connect_timeout + io_timeout; after a failure the
 // remote is skipped for `retry_after` (so a dead or hanging Redis costs a
 // start at most one timeout, not one per rule set), logged once when it goes
-// away and once when it is back.
+// away and once when it is back.  A refused entry is not fetched again for
+// `retry_after` either (one log line, not one per lookup of that key).
 //
 // Thread safety: every member may be called from any thread (one connection,
 // guarded by a mutex).
@@ -28,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -90,6 +92,10 @@ class RemoteStore {
   RemoteStore(RemoteOptions options, std::unique_ptr<RemoteBackend> backend, LogFn log = {});
   // Redis at options.endpoint.  kInvalidArgument if the endpoint is empty.
   static Result<std::unique_ptr<RemoteStore>> open_redis(RemoteOptions options, LogFn log = {});
+  // A copy with a connection of its own, for a forked child (the parent's
+  // connection may be mid-request in another thread at the fork): same
+  // options, the same outage and refusal memory, stats from zero.
+  std::shared_ptr<RemoteStore> reopen(LogFn log) const;
 
   // The entry bytes (.rxdb, verified signature, decompressed) of `key` in
   // `platform`'s directory; nullopt when absent, refused or unreachable.
@@ -136,6 +142,7 @@ class RemoteStore {
   mutable std::mutex mu_;
   std::chrono::steady_clock::time_point down_until_{};
   bool down_ = false;
+  std::map<std::string, std::chrono::steady_clock::time_point> refused_until_;  // redis key -> when to ask again
 };
 
 }  // namespace regexd::cache

@@ -18,6 +18,7 @@
 #include "regexd/engine/result.h"
 #include "regexd/engine/rule.h"
 #include "regexd/server/client.h"  // default_socket_path()
+#include "regexd/server/remote_config.h"
 
 namespace regexd::server {
 
@@ -117,6 +118,7 @@ struct Config {
   ServerConfig server;
   CacheConfig cache;
   CompileConfig compile;
+  RemoteConfig remote;  // [remote]: the shared cache tier
   std::vector<RuleSetConfig> rulesets;
   std::filesystem::path path;  // the file it came from, if any
 };

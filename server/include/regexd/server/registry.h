@@ -106,6 +106,10 @@ class Registry {
   // Blocks until no background compile is queued or running.
   void wait_idle();
 
+  // The cache this registry loads through (null without one): STATS reports
+  // its remote tier.
+  cache::Store* store() const { return options_.store; }
+
  private:
   struct Job {
     std::string name;
