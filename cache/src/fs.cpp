@@ -237,7 +237,7 @@ std::chrono::nanoseconds age_of(const struct stat& st) {
 
 Result<int> open_lock_file(const fs::path& path) {
   int fd;
-  do fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  do fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return sys_error(path, "cannot open lock file", errno);
   return fd;
@@ -291,9 +291,9 @@ Status write_file_atomic(const fs::path& path, const std::vector<std::string_vie
   return write_atomic_impl(path, pieces.data(), pieces.size(), mode);
 }
 
-Result<std::string> read_file(const fs::path& path, std::uint64_t max_size) {
+Result<std::string> read_file(const fs::path& path, std::uint64_t max_size, bool no_follow) {
   int fd;
-  do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (no_follow ? O_NOFOLLOW : 0));
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return sys_error(path, "cannot open", errno);
   // Closes on every return, including the bad_alloc ones.

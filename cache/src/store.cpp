@@ -43,7 +43,7 @@ struct Mapping {
 };
 
 Result<std::shared_ptr<Mapping>> map_file(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);  // as read_file(no_follow)
   if (fd < 0) return make_error(ErrorCode::kIo, path.string() + ": " + std::strerror(errno));
   struct stat st {};
   auto m = std::make_shared<Mapping>();
@@ -162,7 +162,7 @@ Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, L
   std::error_code ec;
   bool remote_hit = false;
   if (!fs::exists(path, ec) && !(remote_hit = fetch_remote(key))) return make_error(ErrorCode::kIo, "no entry");
-  auto bytes = read_file(path, options_.max_entry_size);
+  auto bytes = read_file(path, options_.max_entry_size, /*no_follow=*/true);
   if (!bytes) return make_error(ErrorCode::kIo, bytes.error().message);
 
   Result<std::shared_ptr<const engine::Scanner>> scanner = make_error(ErrorCode::kInternal, "unset");
@@ -281,7 +281,7 @@ std::vector<EntryStatus> Store::verify() const {
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
       EntryStatus s{f, mine, false, {}};
-      auto bytes = read_file(f, options_.max_entry_size);
+      auto bytes = read_file(f, options_.max_entry_size, /*no_follow=*/true);
       if (!bytes) {
         s.problem = bytes.error().message;
       } else if (auto info = inspect_entry(*bytes); !info) {

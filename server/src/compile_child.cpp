@@ -81,6 +81,15 @@ void child_log(cache::LogLevel level, const std::string& msg) {
       if (got->source != cache::LoadResult::Source::kCompiled) status = kHit;
       note = got->save_error;
       scanner = std::move(got->scanner);
+      if (status == kHit && !pcre2_limits_mismatch(*scanner, options).empty()) {
+        // A resealed entry under this key: compile and replace it.
+        auto fresh = engine::Scanner::compile(rules, options, nullptr);
+        if (!fresh) send(kFailed, fresh.error().message, {});
+        scanner = std::move(*fresh);
+        status = kCompiled;
+        auto st = store->put(store->key_for(rules, options), *scanner, name);
+        note = st ? "" : st.error().message;
+      }
     } else {
       auto got = engine::Scanner::compile(rules, options, nullptr);
       if (!got) send(kFailed, got.error().message, {});
@@ -147,6 +156,15 @@ struct Fd {
 
 }  // namespace
 
+std::string pcre2_limits_mismatch(const engine::Scanner& scanner, const engine::CompileOptions& options) {
+  const auto& set = scanner.compiled();
+  if (set.pcre2_match_limit == options.pcre2_match_limit && set.pcre2_depth_limit == options.pcre2_depth_limit)
+    return {};
+  return "PCRE2 match/depth limits " + std::to_string(set.pcre2_match_limit) + "/" +
+         std::to_string(set.pcre2_depth_limit) + " differ from " + std::to_string(options.pcre2_match_limit) + "/" +
+         std::to_string(options.pcre2_depth_limit) + ", the options in its key";
+}
+
 Result<ChildBuild> compile_in_child(const engine::RuleSet& rules, const engine::CompileOptions& options,
                                     std::string_view name, cache::Store* store,
                                     std::chrono::milliseconds timeout, const std::function<void(pid_t)>& on_child) {
@@ -201,6 +219,8 @@ Result<ChildBuild> compile_in_child(const engine::RuleSet& rules, const engine::
   if (!set) return set.error();
   auto scanner = engine::Scanner::from_compiled(std::move(*set));
   if (!scanner) return scanner.error();
+  if (std::string why = pcre2_limits_mismatch(**scanner, options); !why.empty())
+    return make_error(ErrorCode::kCorrupt, "compile child: " + why);
   out.scanner = std::move(*scanner);
   return out;
 }

@@ -29,6 +29,12 @@
 
 namespace regexd::server {
 
+// Empty when the PCRE2 limits `scanner` applies (read from a cache entry)
+// are those of `options`, else why not (one line).  They are inputs of the
+// entry's key, but the key does not prove them: a resealed entry can carry
+// others (a match limit of 4 billion makes one scan run for minutes).
+std::string pcre2_limits_mismatch(const engine::Scanner& scanner, const engine::CompileOptions& options);
+
 struct ChildBuild {
   std::shared_ptr<const engine::Scanner> scanner;
   bool from_cache = false;  // the child found the entry: another process compiled it

@@ -98,6 +98,12 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
     auto t0 = std::chrono::steady_clock::now();
     auto key = options_.store->key_for(rules, options_.compile);
     auto hit = options_.store->get(key);
+    if (hit) {
+      if (std::string why = pcre2_limits_mismatch(**hit, options_.compile); !why.empty()) {
+        spdlog::warn("rule set {}: cache entry {} not used: {}", name, key.hex(), why);
+        hit = make_error(ErrorCode::kCorrupt, why);
+      }
+    }
     if (hit && (*hit)->rule_count() > 0) {
       stats->cache_hits++;
       auto v = make_version(name, 0, std::move(*hit), "hyperscan", "cache", origin, stats, plan);

@@ -704,4 +704,65 @@ TEST_F(HardeningTest, PushedRuleSetsAreCappedInNumber) {
   EXPECT_TRUE(c->load_rules({"conf", "native", "", "K body /kk/\n"}).ok());  // "any": a configured name
 }
 
+// Low: the cache directory is checked, then files were opened by path,
+// following symbolic links: a link planted as an entry (by whoever could
+// write there once, or a restored backup) made the daemon read whatever it
+// points to.  Entries are opened with O_NOFOLLOW: such a link is a miss.
+TEST_F(HardeningTest, ACacheEntryThatIsASymbolicLinkIsNotFollowed) {
+  cache::StoreOptions o;
+  o.root = dir_ / "cache";
+  o.log = [](cache::LogLevel, const std::string&) {};
+  auto store = cache::Store::open(o);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto rules = engine::parse_native("A body /alpha/\n", "r");
+  ASSERT_TRUE((*store)->get_or_compile(rules, {}, "r").ok());
+  auto key = (*store)->key_for(rules, {});
+  fs::path entry = (*store)->entry_path(key), elsewhere = dir_ / "elsewhere.rxdb";
+  ASSERT_TRUE((*store)->get(key).ok());
+  fs::rename(entry, elsewhere);
+  fs::create_symlink(elsewhere, entry);
+  auto got = (*store)->get(key);
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.error().message.find("symbolic link"), std::string::npos) << got.error().message;
+  EXPECT_TRUE(fs::exists(elsewhere));  // what it pointed to is untouched
+}
+
+// Low: an entry's PCRE2 limits are inputs of its key, but were never
+// compared with the options when the entry was read: a resealed entry with
+// a match limit of 4 billion was served as is.  It is now a miss, and the
+// background build replaces it.
+TEST_F(HardeningTest, AnEntryWhosePcre2LimitsDifferFromItsKeyIsReplaced) {
+  cache::StoreOptions o;
+  o.root = dir_ / "cache";
+  o.log = [](cache::LogLevel, const std::string&) {};
+  auto store = cache::Store::open(o);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto rules = engine::parse_native("A body /alpha/\nB body /(b+)+c/\n", "r");
+  // What a hostile writer can make: an entry, well-formed and sealed, under
+  // the key of the default options but carrying other limits.
+  engine::CompileOptions wild;
+  wild.pcre2_match_limit = 0xffffffffu;
+  auto compiled = engine::Scanner::compile(rules, wild, nullptr);
+  ASSERT_TRUE(compiled.ok()) << compiled.error().message;
+  auto key = (*store)->key_for(rules, {});
+  auto entry = cache::encode_entry((*compiled)->compiled(), key, *cache::current_tags(), "r");
+  ASSERT_TRUE(entry.ok()) << entry.error().message;
+  std::ofstream((*store)->entry_path(key), std::ios::binary | std::ios::trunc) << *entry;
+  auto resealed = (*store)->get(key);
+  ASSERT_TRUE(resealed.ok()) << resealed.error().message;  // the cache's own checks pass it
+  ASSERT_EQ((*resealed)->compiled().pcre2_match_limit, 0xffffffffu);
+
+  Registry reg(Registry::Options{store->get(), {}});
+  auto loaded = reg.load("r", rules);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->version->source, "pcre2");
+  reg.wait_idle();
+  auto v = reg.find("r");
+  EXPECT_EQ(v->state, "hyperscan");
+  EXPECT_EQ(v->scanner->compiled().pcre2_match_limit, 1'000'000u);
+  auto replaced = (*store)->get(key);
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  EXPECT_EQ((*replaced)->compiled().pcre2_match_limit, 1'000'000u);
+}
+
 }  // namespace

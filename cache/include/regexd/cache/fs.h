@@ -32,8 +32,12 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view dat
 Status write_file_atomic(const std::filesystem::path& path, const std::vector<std::string_view>& pieces,
                          unsigned mode = 0640);
 
-// Reads a whole file.  Refuses (kIo) files larger than `max_size`.
-Result<std::string> read_file(const std::filesystem::path& path, std::uint64_t max_size = UINT64_MAX);
+// Reads a whole file.  Refuses (kIo) files larger than `max_size`, and with
+// `no_follow` a path whose last component is a symbolic link (O_NOFOLLOW:
+// the cache's own files, whose directory was checked, must be real files
+// there, not links to anything else the daemon's user can read).
+Result<std::string> read_file(const std::filesystem::path& path, std::uint64_t max_size = UINT64_MAX,
+                              bool no_follow = false);
 
 // Is this a temp file name made by write_file_atomic?
 bool is_temp_file_name(std::string_view file_name);
