@@ -14,7 +14,9 @@
 #   test          ctest of vectorscan-x86, and of arm64 under qemu minus the
 #                 tests named in arm64_skip below
 #   cross-cache   one cache root shared by the three flavors (default,
-#                 vectorscan-x86, arm64): tests/cross/cross_cache_test.sh
+#                 vectorscan-x86, arm64), and aarch64 entries written on
+#                 x86_64 with --target, loaded by arm64 without compiling:
+#                 tests/cross/cross_cache_test.sh
 #   measure       SpamAssassin rules compile time, per flavor
 #   all           setup, build, test, cross-cache (what scripts/test.sh runs)
 # Every command is idempotent: downloads, unpacks and builds already done are
