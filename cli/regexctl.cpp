@@ -357,10 +357,13 @@ int main(int argc, char** argv) {
   auto add_socket = [&](CLI::App* cmd) {
     cmd->add_option("--socket", socket_path, "daemon socket path, or host:port")->capture_default_str();
   };
-  bool stats_json = false;
+  bool stats_json = false, stats_prometheus = false;
   auto* stats_cmd = app.add_subcommand("stats", "print a running daemon's statistics");
   add_socket(stats_cmd);
   stats_cmd->add_flag("--json", stats_json, "raw JSON");
+  stats_cmd->add_flag("--prometheus", stats_prometheus,
+                      "the daemon's /metrics text (Prometheus format; for a node_exporter textfile collector)")
+      ->excludes("--json");
   auto* ping_cmd = app.add_subcommand("ping", "check that a daemon answers");
   add_socket(ping_cmd);
   RulesArgs load_args;
@@ -414,6 +417,13 @@ int main(int argc, char** argv) {
       auto st = c.ping();
       if (!st) return fail_remote(st.error());
       std::printf("%s: %s\n", socket_path.c_str(), c.hello().server.c_str());
+      return 0;
+    }
+    if (*stats_cmd && stats_prometheus) {
+      // Rendered by the daemon (METRICS): the same text as its /metrics.
+      auto text = c.metrics();
+      if (!text) return fail_remote(text.error());
+      std::cout << *text;
       return 0;
     }
     if (*stats_cmd) {

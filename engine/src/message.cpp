@@ -2,6 +2,7 @@
 #include "regexd/engine/message.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -60,9 +61,17 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
   std::set<std::string_view> present;
   ScanOptions per_buffer;
   per_buffer.max_hits = options.max_hits;
-  for (const MessageBuffer& b : buffers) {
+  const bool timed = !options.buffer_ns.empty() && options.buffer_ns.size() == buffers.size();
+  auto t = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    const MessageBuffer& b = buffers[i];
     auto r = scanner.scan(b.cls, b.data, per_buffer);
     if (!r) return r.error();
+    if (timed) {
+      auto now = std::chrono::steady_clock::now();
+      options.buffer_ns[i] = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - t).count());
+      t = now;
+    }
     for (auto& [id, n] : r->hits) hits[id] += n;
     limited.insert(r->limited.begin(), r->limited.end());
     present.insert(b.cls);

@@ -186,6 +186,12 @@ Result<std::string> Client::stats() {
   return p::decode_text(f->body);
 }
 
+Result<std::string> Client::metrics() {
+  auto f = call(p::kMetrics, {});
+  if (!f) return f.error();
+  return p::decode_text(f->body);
+}
+
 Result<std::string> Client::list_rulesets() {
   auto f = call(p::kListRulesets, {});
   if (!f) return f.error();

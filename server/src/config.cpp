@@ -110,6 +110,51 @@ Status read_ids(Section& s, std::string_view key, bool users, std::vector<Id>& o
   return {};
 }
 
+// "0660" and the like; nullopt when not an octal mode.
+std::optional<mode_t> parse_mode(const std::string& text) {
+  char* end = nullptr;
+  unsigned long m = std::strtoul(text.c_str(), &end, 8);
+  if (text.empty() || *end || m > 0777) return std::nullopt;
+  return static_cast<mode_t>(m);
+}
+
+// [metrics]: where the /metrics listener listens (docs/daemon.md, Metrics).
+Status read_metrics(const fs::path& file, const toml::table& t, MetricsConfig& out) {
+  if (auto st = check_keys(file, t, "metrics", {"listen", "socket", "socket_mode", "max_connections", "timeout"}); !st)
+    return st;
+  Section s{file, t, "metrics", std::nullopt};
+  auto listen = s.get<std::string>("listen");
+  auto socket = s.get<std::string>("socket");
+  auto mode = s.get<std::string>("socket_mode");
+  auto max_conn = s.get<std::int64_t>("max_connections");
+  auto timeout = s.get<std::string>("timeout");
+  if (s.error) return *s.error;
+  if (listen) {
+    // The address itself is checked when it is bound (numeric, loopback).
+    if (listen->find(':') == std::string::npos) return s.invalid("listen", "expected a loopback HOST:PORT such as \"127.0.0.1:9339\"");
+    out.listen = *listen;
+  }
+  if (socket) {
+    if (socket->empty() || socket->size() > 107) return s.invalid("socket", "expected a path of 1 to 107 bytes");
+    out.socket = *socket;
+  }
+  if (mode) {
+    auto m = parse_mode(*mode);
+    if (!m) return s.invalid("socket_mode", "expected an octal mode such as \"0660\"");
+    out.socket_mode = *m;
+  }
+  if (max_conn) {
+    if (*max_conn < 1 || *max_conn > 1024) return s.invalid("max_connections", "expected 1..1024");
+    out.max_connections = static_cast<std::size_t>(*max_conn);
+  }
+  if (timeout) {
+    auto v = cache::parse_age(*timeout);
+    if (!v || v->count() == 0 || v->count() > 300) return s.invalid("timeout", "expected a duration from 1s to 300s, e.g. \"5s\"");
+    out.timeout = *v;
+  }
+  return {};
+}
+
 // [remote]: the shared Redis cache tier (docs/daemon.md, "Remote cache").
 // Key files are read here, so a missing or loose secret key or a bad
 // trusted key is a configuration error naming the file, line and key.
@@ -223,7 +268,7 @@ Result<Config> load_config(const fs::path& path) {
   auto invalid = [&](const toml::node& n, std::string_view key, std::string why) -> Error {
     return make_error(ErrorCode::kInvalidArgument, where(path, n, key) + ": " + why);
   };
-  if (auto st = check_keys(path, root, "", {"server", "cache", "compile", "remote", "rulesets"}); !st) return st.error();
+  if (auto st = check_keys(path, root, "", {"server", "cache", "compile", "metrics", "remote", "rulesets"}); !st) return st.error();
 
   if (const toml::table* t = root["server"].as_table()) {
     if (auto st = check_keys(path, *t, "server",
@@ -293,10 +338,9 @@ Result<Config> load_config(const fs::path& path) {
     if (auto st = read_ids(s, "allowed_gids", false, c.server.allowed_gids); !st) return st.error();
     if (socket) c.server.socket = *socket;
     if (mode) {
-      char* end = nullptr;
-      unsigned long m = std::strtoul(mode->c_str(), &end, 8);
-      if (mode->empty() || *end || m > 0777) return s.invalid("socket_mode", "expected an octal mode such as \"0660\"");
-      c.server.socket_mode = static_cast<mode_t>(m);
+      auto m = parse_mode(*mode);
+      if (!m) return s.invalid("socket_mode", "expected an octal mode such as \"0660\"");
+      c.server.socket_mode = *m;
     }
     if (group) {
       if (!::getgrnam(group->c_str())) return s.invalid("socket_group", "no such group '" + *group + "'");
@@ -398,6 +442,12 @@ Result<Config> load_config(const fs::path& path) {
     }
   } else if (root.contains("compile")) {
     return invalid(*root.get("compile"), "compile", "expected a table");
+  }
+
+  if (const toml::table* t = root["metrics"].as_table()) {
+    if (auto st = read_metrics(path, *t, c.metrics); !st) return st.error();
+  } else if (root.contains("metrics")) {
+    return invalid(*root.get("metrics"), "metrics", "expected a table");
   }
 
   if (const toml::table* t = root["remote"].as_table()) {

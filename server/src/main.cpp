@@ -16,6 +16,7 @@
 #include "regexd/cache/store.h"
 #include "regexd/cache/target.h"
 #include "regexd/server/config.h"
+#include "regexd/server/metrics_http.h"
 #include "regexd/server/registry.h"
 #include "regexd/server/server.h"
 
@@ -165,13 +166,15 @@ int prewarm(const PrewarmFn& get_or_compile, const Config& cfg) {
 
 int main(int argc, char** argv) {
   CLI::App app{"regexd: regex compile-and-scan sidecar for Rspamd (docs/daemon.md)"};
-  std::string config_path, socket, cache_dir, tcp, log_level = "info", name = "default", format = "native", cls;
+  std::string config_path, socket, cache_dir, tcp, metrics_listen, log_level = "info", name = "default",
+      format = "native", cls;
   std::vector<std::string> rules;
   int workers = -1;
   bool no_cache = false, do_prewarm = false;
   app.add_option("--config", config_path, "TOML config file")->check(CLI::ExistingFile);
   app.add_option("--socket", socket, "Unix socket path (overrides the config)");
   app.add_option("--tcp", tcp, "also listen on this loopback host:port");
+  app.add_option("--metrics", metrics_listen, "serve GET /metrics on this loopback host:port (metrics.listen)");
   app.add_option("--cache", cache_dir, "cache root (overrides the config)");
   app.add_flag("--no-cache", no_cache, "do not use the on-disk cache");
   app.add_option("--workers", workers, "worker threads (0: number of cores)");
@@ -216,6 +219,7 @@ int main(int argc, char** argv) {
   Config file_cfg = cfg;
   if (!socket.empty()) cfg.server.socket = socket;
   if (!tcp.empty()) cfg.server.tcp = tcp;
+  if (!metrics_listen.empty()) cfg.metrics.listen = metrics_listen;
   if (workers >= 0) cfg.server.workers = static_cast<unsigned>(workers);
   if (!cache_dir.empty()) cfg.cache.root = cache_dir;
   if (no_cache) cfg.cache.enabled = false;
@@ -310,12 +314,22 @@ int main(int argc, char** argv) {
     spdlog::error("{}", st.error().message);
     return 1;
   }
+  // Its own thread, reading the counters the server keeps (docs/daemon.md, Metrics).
+  std::optional<server::MetricsHttp> metrics;
+  if (cfg.metrics.enabled()) {
+    metrics.emplace(cfg.metrics, [&srv] { return srv.metrics_text(); });
+    if (auto st = metrics->bind(); !st) {
+      spdlog::error("{}", st.error().message);
+      return 1;
+    }
+  }
   std::map<std::string, std::vector<FileStamp>> stamps;
   for (const auto& rs : cfg.rulesets) {
     stamps[rs.name] = stamp(rs);
     load_ruleset(registry, rs);
   }
   srv.start();
+  if (metrics) metrics->start();
 
   auto reload = [&](const Config& c, bool only_changed) {
     for (const auto& rs : c.rulesets) {
@@ -373,6 +387,7 @@ int main(int argc, char** argv) {
       next_prune = std::chrono::steady_clock::now() + cfg.cache.prune_interval;
     }
   }
+  if (metrics) metrics->stop();
   srv.stop();
   // A Hyperscan compile cannot be interrupted and may run for minutes; the
   // registry's destructor would wait for it.  Nothing is lost by leaving it:

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 
 #include "compile_child.h"
@@ -34,6 +35,8 @@ std::shared_ptr<RuleSetVersion> make_version(const std::string& name, std::uint3
     (tier == engine::Tier::kNative ? v->native : tier == engine::Tier::kPrefilter ? v->prefilter : v->pcre2)++;
   }
   v->classes = scanner->classes();
+  for (const auto& cls : v->classes) v->class_stats.emplace_back(cls, v->stats->for_class(cls));
+  std::sort(v->class_stats.begin(), v->class_stats.end());
   v->scanner = std::move(scanner);
   return v;
 }
@@ -49,6 +52,41 @@ void LatencyHistogram::record(double us) {
     idx = std::min(octave * kSub + std::clamp(sub, 0, kSub - 1) + 1, static_cast<int>(buckets_.size()) - 1);
   }
   buckets_[static_cast<std::size_t>(idx)].fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(static_cast<std::uint64_t>(std::max(0.0, us) * 1000.0 + 0.5), std::memory_order_relaxed);
+}
+
+std::vector<std::uint64_t> LatencyHistogram::cumulative(const std::vector<double>& edges_us) const {
+  std::vector<std::uint64_t> out(edges_us.size() + 1, 0);
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    std::uint64_t n = buckets_[i].load(std::memory_order_relaxed);
+    if (n == 0) continue;
+    // Bucket i holds values below `upper` (and at least the previous edge).
+    double upper = 1.0 / kSub;
+    if (i > 0) {
+      int octave = static_cast<int>(i - 1) / kSub, sub = static_cast<int>(i - 1) % kSub;
+      double base = std::ldexp(1.0, octave);
+      upper = (base + base * (sub + 1) / kSub) / kSub;
+    }
+    if (i + 1 == buckets_.size()) upper = HUGE_VAL;  // the last bucket also takes everything above
+    for (std::size_t e = 0; e < edges_us.size(); ++e)
+      if (upper <= edges_us[e]) out[e] += n;
+    out.back() += n;
+  }
+  return out;
+}
+
+ClassStats* RuleSetStats::for_class(std::string_view cls) {
+  std::lock_guard lock(mu_);
+  auto it = classes_.find(cls);
+  if (it == classes_.end()) it = classes_.emplace(std::string(cls), std::make_unique<ClassStats>()).first;
+  return it->second.get();
+}
+
+std::vector<std::pair<std::string, const ClassStats*>> RuleSetStats::classes() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, const ClassStats*>> out;
+  for (const auto& [cls, st] : classes_) out.emplace_back(cls, st.get());
+  return out;
 }
 
 double LatencyHistogram::percentile(double q) const {
@@ -87,7 +125,14 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
   LoadOutcome out;
   out.rejected = rules.rejected;
   std::uint32_t number = 0;
-  std::shared_ptr<RuleSetStats> stats = std::make_shared<RuleSetStats>();
+  std::shared_ptr<RuleSetStats> stats;
+  {
+    // One counter set per name, kept across versions (counters never go back).
+    std::lock_guard lock(mu_);
+    auto& slot = stats_[name];
+    if (!slot) slot = std::make_shared<RuleSetStats>();
+    stats = slot;
+  }
   // Metas and header defaults: built once per version, shared by its PCRE2
   // and Hyperscan builds (they are not in the compiled databases).
   std::vector<engine::RuleError> meta_errors;
@@ -125,6 +170,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
         v->number = number = ++next_number_[name];
         current_[name] = v;
       }
+      stats->loads++;
       spdlog::info("rule set {} version {}: {} rules loaded from the cache in {:.1f} ms", name, number,
                    v->scanner->rule_count(), v->build_ms);
       out.version = std::move(v);
@@ -132,8 +178,12 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
       return out;
     }
     stats->cache_misses++;
-    if (!hit && hit.error().message != "no entry")
+    if (!hit && hit.error().message != "no entry") {
+      // The store moved a damaged entry aside (kCorrupt); anything else but
+      // absence is an entry it would not use here.
+      (hit.error().code == ErrorCode::kCorrupt ? stats->cache_corrupt : stats->cache_refused)++;
       spdlog::info("rule set {}: cache miss ({})", name, hit.error().message);
+    }
   }
   // 2. PCRE2 alone answers at once; Hyperscan follows in the background.
   engine::CompileOptions quick = options_.compile;
@@ -167,6 +217,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
     std::erase_if(jobs_, [&](const Job& j) { return j.name == name; });
     jobs_.push_back({name, number, std::move(rules), std::move(origin)});
   }
+  stats->loads++;
   cv_.notify_all();
   spdlog::info("rule set {} version {}: {} rules answered by PCRE2 while Hyperscan compiles", name, number,
                out.version->scanner->rule_count());
@@ -177,6 +228,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
 bool Registry::remove(const std::string& name) {
   std::lock_guard lock(mu_);
   std::erase_if(jobs_, [&](const Job& j) { return j.name == name; });
+  stats_.erase(name);
   return current_.erase(name) > 0;
 }
 

@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "regexd/cache/fs.h"
+#include "regexd/server/metrics.h"
 #include "regexd/server/protocol.h"
 #include "work_pool.h"
 
@@ -129,7 +130,11 @@ struct Server::Impl {
   bool started = false, stopped = false;
   std::atomic<bool> stopping{false};
   Clock::time_point start_time = Clock::now();
-  std::atomic<std::uint64_t> conn_current{0}, conn_total{0}, conn_rejected{0}, requests{0}, errors{0};
+  std::chrono::system_clock::time_point start_wall = std::chrono::system_clock::now();
+  std::atomic<std::uint64_t> conn_current{0}, conn_total{0}, requests{0};
+  // By reason, for /metrics; STATS reports their totals (metrics.h).
+  metrics::RejectionCounters conn_rejected;
+  metrics::ErrorCounters errors;
   std::map<std::int64_t, std::size_t> conns_per_owner;  // under conns_mu
   // Bytes of partial frames held by all connections (max_buffered).
   std::atomic<std::uint64_t> buffered{0};
@@ -157,10 +162,11 @@ struct Server::Impl {
   std::optional<std::string> refuse_load_of(const std::string& name) const;
   bool peer_allowed(const ucred& c) const;
   std::string stats_json() const;
+  std::string metrics_text() const;
   std::string list_json() const;
   // `msg` may quote client bytes: it goes out as one line of valid UTF-8.
   Reply error(const p::Frame& f, p::WireError code, const std::string& msg, bool close = false) {
-    errors.fetch_add(1, std::memory_order_relaxed);
+    errors.add(static_cast<std::size_t>(code));
     return {p::encode_frame(f.id, p::kError, 0,
                             p::encode_error({static_cast<std::uint32_t>(code), p::printable(msg, 4096)})),
             close};
@@ -258,7 +264,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     auto got = decoder_.next(f);
     if (!got) {
       spdlog::warn("connection {}: {}; closing it", id_, got.error().message);
-      impl_.errors.fetch_add(1, std::memory_order_relaxed);
+      impl_.errors.add(static_cast<std::size_t>(decoder_.failure()));
       enqueue(p::encode_frame(decoder_.failed_id(), p::kError, 0,
                               p::encode_error({static_cast<std::uint32_t>(decoder_.failure()), got.error().message})));
       draining_ = true;
@@ -385,7 +391,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       return true;
     spdlog::warn("connection {}: partial frames of all connections exceed max_buffered ({} bytes); closing it", id_,
                  impl_.buffer_budget());
-    impl_.errors.fetch_add(1, std::memory_order_relaxed);
+    impl_.errors.add(static_cast<std::size_t>(p::WireError::kBusy));
     enqueue(p::encode_frame(0, p::kError, 0,
                             p::encode_error({static_cast<std::uint32_t>(p::WireError::kBusy),
                                              "the server's memory for partial frames (max_buffered) is in use; retry"})));
@@ -414,7 +420,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       if (ec || !self || self->closed_ || gen != self->frame_gen_ || !self->frame_pending_) return;
       spdlog::info("connection {}: frame not complete {} ms after its first byte; closing", self->id_,
                    self->impl_.cfg.frame_timeout.count());
-      self->impl_.errors.fetch_add(1, std::memory_order_relaxed);
+      self->impl_.errors.add(static_cast<std::size_t>(p::WireError::kMalformed));
       self->enqueue(p::encode_frame(0, p::kError, 0,
                                     p::encode_error({static_cast<std::uint32_t>(p::WireError::kMalformed),
                                                      "frame not complete within frame_timeout"})));
@@ -491,13 +497,14 @@ void Server::Impl::accept_loop(Acceptor& acceptor) {
       // Not one of the allowed users or groups: closed before a greeting.
       if (peer.cred) spdlog::warn("connection from uid {} gid {} pid {}: not allowed, closed", peer.cred->uid,
                                   peer.cred->gid, peer.cred->pid);
-      conn_rejected.fetch_add(1, std::memory_order_relaxed);
+      conn_rejected.add(metrics::kPeerNotAllowed);
       std::error_code ignore;
       socket.close(ignore);
       return accept_loop(acceptor);
     }
     std::shared_ptr<Connection<Socket>> c;
     std::int64_t owner = peer.cred ? std::int64_t{peer.cred->uid} : -1;
+    auto cap = metrics::kMaxConnections;
     {
       std::lock_guard lock(conns_mu);
       // One user (or TCP, all of it) may hold at most max_connections_per_uid.
@@ -508,12 +515,14 @@ void Server::Impl::accept_loop(Acceptor& acceptor) {
         conns.insert(c);
         conn_total.fetch_add(1, std::memory_order_relaxed);
         conn_current.fetch_add(1, std::memory_order_relaxed);
+      } else if (conns.size() < cfg.max_connections) {
+        cap = metrics::kMaxConnectionsPerUid;
       }
     }
     if (c) {
       c->start();
     } else {
-      conn_rejected.fetch_add(1, std::memory_order_relaxed);
+      conn_rejected.add(cap);
       std::error_code ignore;
       socket.close(ignore);
     }
@@ -555,6 +564,8 @@ Reply Server::Impl::handle(const p::Frame& f, const Peer& peer) {
       case p::kScan: return handle_scan(f);
       case p::kLoadRules: return handle_load(f, peer);
       case p::kStats: return {p::encode_frame(f.id, p::kStats | p::kReplyBit, 0, p::encode_text(stats_json()))};
+      case p::kMetrics:
+        return {p::encode_frame(f.id, p::kMetrics | p::kReplyBit, 0, p::encode_text(metrics_text()))};
       case p::kListRulesets:
         return {p::encode_frame(f.id, p::kListRulesets | p::kReplyBit, 0, p::encode_text(list_json()))};
       default: return error(f, p::WireError::kUnknownOpcode, "unknown opcode " + std::to_string(f.opcode));
@@ -572,13 +583,11 @@ Reply Server::Impl::handle_scan(const p::Frame& f) {
   if (!v) return error(f, p::WireError::kUnknownRuleset, "no rule set '" + std::string(q->ruleset) + "'");
   std::vector<engine::MessageBuffer> buffers;
   buffers.reserve(q->buffers.size());
-  std::uint64_t bytes = 0;
-  for (const auto& [cls, data] : q->buffers) {
-    buffers.push_back({cls, data});
-    bytes += data.size();
-  }
+  for (const auto& [cls, data] : q->buffers) buffers.push_back({cls, data});
   engine::MessageScanOptions options;
   options.whole_message = (f.flags & p::kFlagMessage) != 0;
+  std::vector<std::uint64_t> buffer_ns(buffers.size());  // per-class metrics
+  options.buffer_ns = buffer_ns;
   auto r = v->plan->scan(*v->scanner, buffers, options);
   if (!r) {
     if (r.error().code == ErrorCode::kUnknownClass)
@@ -591,9 +600,8 @@ Reply Server::Impl::handle_scan(const p::Frame& f) {
   a.hits.assign(r->hits.begin(), r->hits.end());
   a.limited = std::move(r->limited);
   std::string out = p::encode_frame(f.id, p::kScan | p::kReplyBit, 0, p::encode_scan_reply(a));
-  v->stats->scans.fetch_add(1, std::memory_order_relaxed);
-  v->stats->bytes.fetch_add(bytes, std::memory_order_relaxed);
-  v->stats->latency.record(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  metrics::record_scan(*v, buffers, buffer_ns, std::chrono::duration<double, std::micro>(Clock::now() - t0).count(),
+                       a.limited.size());
   return {std::move(out)};
 }
 
@@ -650,9 +658,9 @@ std::string Server::Impl::stats_json() const {
   j["uptime_s"] = std::chrono::duration<double>(Clock::now() - start_time).count();
   j["connections"] = {{"current", conn_current.load()},
                       {"total", conn_total.load()},
-                      {"rejected", conn_rejected.load()},
+                      {"rejected", conn_rejected.total()},
                       {"buffered_bytes", buffered.load()}};
-  j["requests"] = {{"total", requests.load()}, {"errors", errors.load()}};
+  j["requests"] = {{"total", requests.load()}, {"errors", errors.total()}};
   j["requests"]["heavy_dropped"] = heavy_dropped.load();
   j["requests"]["heavy_timed_out"] = heavy_timed_out.load();
   j["rulesets"] = json::array();
@@ -683,6 +691,19 @@ std::string Server::Impl::stats_json() const {
                    {"lock_waits", r.stats().lock_waits.load()}};
   }
   return dump_json(j);
+}
+
+std::string Server::Impl::metrics_text() const {
+  metrics::ServerSample x;
+  x.start_time_unix = std::chrono::duration<double>(start_wall.time_since_epoch()).count();
+  x.connections_current = conn_current.load();
+  x.connections_total = conn_total.load();
+  x.buffered_bytes = buffered.load();
+  x.requests = requests.load();
+  x.rejected = &conn_rejected;
+  x.errors = &errors;
+  x.rulesets = registry.all();
+  return metrics::render(x);
 }
 
 std::string Server::Impl::list_json() const {
@@ -832,5 +853,6 @@ void Server::stop(std::chrono::milliseconds grace) {
 }
 
 std::string Server::stats_json() const { return impl_->stats_json(); }
+std::string Server::metrics_text() const { return impl_->metrics_text(); }
 
 }  // namespace regexd::server

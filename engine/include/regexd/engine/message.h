@@ -13,6 +13,7 @@
 // state).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <span>
@@ -43,6 +44,10 @@ struct MessageScanOptions {
   // negated tests (!~) hit unless that value matches, and exists: tests do
   // not hit.  Without it, classes without a buffer are simply not scanned.
   bool whole_message = false;
+  // When it has one element per buffer: each buffer's scan time in
+  // nanoseconds is written there (the daemon's per-class metrics).  Empty:
+  // nothing is timed.
+  std::span<std::uint64_t> buffer_ns;
 };
 
 class MessagePlan {

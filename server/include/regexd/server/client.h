@@ -53,6 +53,7 @@ class Client {
   Result<protocol::ScanReply> scan(const protocol::ScanRequest& request);
   Result<protocol::LoadRulesReply> load_rules(const protocol::LoadRulesRequest& request);
   Result<std::string> stats();          // JSON
+  Result<std::string> metrics();        // Prometheus text (METRICS)
   Result<std::string> list_rulesets();  // JSON
 
  private:

@@ -89,6 +89,18 @@ struct ServerConfig {
   std::chrono::milliseconds request_timeout{30000};
 };
 
+// The /metrics listener (section [metrics]; MetricsHttp).  Off unless
+// `listen` or `socket` is set.
+struct MetricsConfig {
+  std::string listen;            // loopback "127.0.0.1:9339" / "[::1]:9339"; port 0 picks one; empty: none
+  std::filesystem::path socket;  // Unix socket path; empty: none
+  mode_t socket_mode = 0660;
+  std::size_t max_connections = 8;  // more are closed on accept
+  std::size_t max_request = 8192;   // bytes of request head
+  std::chrono::milliseconds timeout{5000};  // for the whole exchange
+  bool enabled() const { return !listen.empty() || !socket.empty(); }
+};
+
 struct CacheConfig {
   bool enabled = true;
   std::filesystem::path root;  // empty: cache::default_cache_root()
@@ -119,6 +131,7 @@ struct Config {
   CacheConfig cache;
   CompileConfig compile;
   RemoteConfig remote;  // [remote]: the shared cache tier
+  MetricsConfig metrics;
   std::vector<RuleSetConfig> rulesets;
   std::filesystem::path path;  // the file it came from, if any
 };

@@ -33,6 +33,7 @@ enum Opcode : std::uint8_t {
   kScan = 0x03,
   kStats = 0x04,
   kListRulesets = 0x05,
+  kMetrics = 0x06,  // reply: the Prometheus text of /metrics (docs/protocol.md)
   kHello = 0x40,
   kError = 0x7f,
 };

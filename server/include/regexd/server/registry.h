@@ -23,7 +23,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "regexd/cache/store.h"
@@ -34,20 +36,53 @@
 namespace regexd::server {
 
 // Latency percentiles without locks: buckets of 1/8 of a power of two in
-// microseconds (12.5% resolution), 0.125 us to about 9 minutes.
+// microseconds (12.5% resolution), 0.125 us to about 9 minutes.  The same
+// buckets feed STATS (percentiles) and /metrics (cumulative counts at
+// power-of-two edges, which are bucket edges, so those counts are exact).
 class LatencyHistogram {
  public:
   void record(double us);
   double percentile(double q) const;  // q in [0, 1]; 0 when empty
+  // Recorded values below each of `edges_us` (ascending), then the count of
+  // all values as the last element (one pass, so the counts agree).
+  std::vector<std::uint64_t> cumulative(const std::vector<double>& edges_us) const;
+  double sum_seconds() const { return static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) * 1e-9; }
 
  private:
   static constexpr int kSub = 8, kOctaves = 32;
   std::array<std::atomic<std::uint64_t>, kSub * kOctaves + 1> buckets_{};
+  std::atomic<std::uint64_t> sum_ns_{0};
 };
 
+// What one class of a rule set scanned (SCAN buffers of that class).
+struct ClassStats {
+  std::atomic<std::uint64_t> buffers{0}, bytes{0};
+  LatencyHistogram latency;  // engine time of each buffer
+};
+
+// The counters of one rule-set name, from its first load until it is
+// removed: every version of the name (PCRE2 and Hyperscan builds, reloads)
+// adds to the same object, so counters only grow (docs/daemon.md, Metrics).
 struct RuleSetStats {
-  std::atomic<std::uint64_t> scans{0}, bytes{0}, cache_hits{0}, cache_misses{0};
-  LatencyHistogram latency;
+  std::atomic<std::uint64_t> scans{0}, bytes{0}, loads{0};
+  // Cache lookups at load: a hit, else a miss; of the misses, `corrupt`
+  // entries (failed a check, moved aside) and `refused` ones (well-formed but
+  // made for another platform or version, or unreadable).
+  std::atomic<std::uint64_t> cache_hits{0}, cache_misses{0}, cache_corrupt{0}, cache_refused{0};
+  // Rule answers a PCRE2 resource limit (match, depth or heap) stopped, and
+  // the SCAN requests that had at least one.
+  std::atomic<std::uint64_t> limited_rules{0}, limited_scans{0};
+  LatencyHistogram latency;  // whole SCAN requests, decode to reply
+
+  // The stats of `cls`, created on first use; the pointer lives as long as
+  // this object.  Takes a lock: call it when a version is built, not per scan.
+  ClassStats* for_class(std::string_view cls);
+  // (class, stats) sorted by class, under the lock.
+  std::vector<std::pair<std::string, const ClassStats*>> classes() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<ClassStats>, std::less<>> classes_;
 };
 
 struct RuleSetVersion {
@@ -63,7 +98,10 @@ struct RuleSetVersion {
   double build_ms = 0; // Hyperscan compile or cache load (0 while pending)
   std::size_t native = 0, prefilter = 0, pcre2 = 0;
   std::vector<std::string> classes;
-  std::shared_ptr<RuleSetStats> stats;  // shared by the pcre2 and hyperscan builds of one version
+  std::shared_ptr<RuleSetStats> stats;  // shared by every version of this name
+  // (class, its stats in `stats`), sorted by class: a scan finds a buffer's
+  // counters without a lock.
+  std::vector<std::pair<std::string, ClassStats*>> class_stats;
 };
 
 struct LoadOutcome {
@@ -126,6 +164,7 @@ class Registry {
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const RuleSetVersion>, std::less<>> current_;
   std::map<std::string, std::uint32_t> next_number_;
+  std::map<std::string, std::shared_ptr<RuleSetStats>> stats_;  // per name, until remove()
   std::deque<Job> jobs_;
   bool busy_ = false, stop_ = false;
   pid_t child_ = -1;  // the running build's process, under mu_

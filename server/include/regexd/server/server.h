@@ -11,7 +11,7 @@
 // without bound.
 //
 // Thread safety: start() and stop() from one controlling thread; stats_json()
-// from anywhere.
+// and metrics_text() from anywhere.
 #pragma once
 
 #include <atomic>
@@ -48,6 +48,9 @@ class Server {
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
 
   std::string stats_json() const;
+  // The Prometheus text of metrics::render() over the same counters as
+  // stats_json() (served by METRICS and by MetricsHttp).
+  std::string metrics_text() const;
   const ServerConfig& config() const { return config_; }
 
   struct Impl;
