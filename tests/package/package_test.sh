@@ -53,7 +53,7 @@ for f in usr/bin/regexd usr/bin/regexctl etc/regexd/regexd.toml \
          usr/lib/sysusers.d/regexd.conf usr/lib/tmpfiles.d/regexd.conf \
          usr/share/regexd/rspamd/regexd.lua usr/share/regexd/rspamd/local.d/regexd.conf \
          usr/share/man/man1/regexd.1.gz usr/share/man/man1/regexctl.1.gz \
-         usr/share/doc/regexd/README.Debian usr/share/doc/regexd/deploy.md \
+         usr/share/doc/regexd/deploy.md \
          usr/share/doc/regexd/daemon.md usr/share/doc/regexd/copyright usr/share/doc/regexd/changelog.gz; do
   [[ -e $root/$f ]] || die "missing /$f"
 done
@@ -63,8 +63,12 @@ dpkg-deb -I "$deb" conffiles | grep -qx /etc/regexd/regexd.toml || die "/etc/reg
 grep -qx 'ExecStart=/usr/bin/regexd --config /etc/regexd/regexd.toml' "$unit" || die "unit's ExecStart: $(grep ExecStart "$unit")"
 grep -Eq '^(User=_regexd|DynamicUser=(yes|true))$' "$unit" || die "the unit runs as root (no User=/DynamicUser=)"
 grep -q '^u _regexd ' "$root/usr/lib/sysusers.d/regexd.conf" || die "sysusers.d does not create _regexd"
-# The exact Rspamd lines README.Debian gives must name the installed files.
-grep -q 'ln -s /usr/share/regexd/rspamd/regexd.lua /etc/rspamd/plugins.d/regexd.lua' "$root/usr/share/doc/regexd/README.Debian" \
+# The exact Rspamd lines README.Debian gives must name the installed files. (dh_compress gzips
+# documentation over 4 KiB, as Debian policy asks: README.Debian.gz once it grew past that.)
+readme=$root/usr/share/doc/regexd/README.Debian
+[[ -e $readme ]] || readme=$readme.gz
+[[ -e $readme ]] || die "missing /usr/share/doc/regexd/README.Debian(.gz)"
+zcat -f "$readme" | grep -q 'ln -s /usr/share/regexd/rspamd/regexd.lua /etc/rspamd/plugins.d/regexd.lua' \
   || die "README.Debian lacks the plugin's symlink line"
 zcat "$root/usr/share/man/man1/regexd.1.gz" | grep -q 'TOML config file' || die "regexd.1 does not list --config"
 zcat "$root/usr/share/man/man1/regexctl.1.gz" | grep -q 'prewarm' || die "regexctl.1 does not list prewarm"
