@@ -101,18 +101,21 @@ Result<TargetResult> TargetStore::get_or_compile(const engine::RuleSet& rules, e
   TargetResult out;
   CacheKey key = compute_key(rules, options, tags_);
   out.path = dir_ / (key.hex() + ".rxdb");
+  auto present = [&]() -> Result<TargetResult> {
+    out.source = TargetResult::Source::kPresent;
+    // Published again: a board that missed it (or Redis lost it) gets it, and
+    // its expiry starts over.
+    if (remote_) {
+      auto bytes = read_file(out.path);
+      if (bytes) out.published = publish(key, *bytes);
+    }
+    out.ms = ms_since(t0);
+    return out;
+  };
   std::string why = problem(out.path, key, &out.rules);
-  if (why.empty()) {
-    out.source = TargetResult::Source::kPresent;
-    out.ms = ms_since(t0);
-    return out;
-  }
+  if (why.empty()) return present();
   auto lock = FileLock::acquire(dir_ / (key.hex() + ".lock"), lock_timeout_);
-  if (lock && problem(out.path, key, &out.rules).empty()) {
-    out.source = TargetResult::Source::kPresent;
-    out.ms = ms_since(t0);
-    return out;
-  }
+  if (lock && problem(out.path, key, &out.rules).empty()) return present();
   if (why != "no entry") {
     std::string msg = out.path.string() + ": " + why + "; rewriting it";
     if (log_) log_(LogLevel::kWarning, msg);
@@ -129,8 +132,16 @@ Result<TargetResult> TargetStore::get_or_compile(const engine::RuleSet& rules, e
   std::error_code ec;
   fs::remove(dir_ / (key.hex() + ".rxdimg"), ec);
   out.source = TargetResult::Source::kCompiled;
+  out.published = publish(key, *bytes);
   out.ms = ms_since(t0);
   return out;
+}
+
+bool TargetStore::publish(const CacheKey& key, std::string_view bytes) {
+  if (!remote_ || !remote_->options().signing_key) return false;
+  const auto before = remote_->stats().published.load();
+  remote_->publish(tags_.dir_name(), key, bytes);
+  return remote_->stats().published.load() > before;
 }
 
 }  // namespace regexd::cache

@@ -115,6 +115,7 @@ PrewarmFn prewarm_into(cache::TargetStore& store) {
                   const std::string& name) -> Result<Prewarmed> {
     auto got = store.get_or_compile(rules, o, name);
     if (!got) return got.error();
+    if (got->published) spdlog::info("prewarm: rule set {}: entry published to the remote tier", name);
     return Prewarmed{got->source == cache::TargetResult::Source::kCompiled, got->rules, {}};
   };
 }
@@ -240,6 +241,14 @@ int main(int argc, char** argv) {
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&sigs, s);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  const cache::LogFn cache_log = [](cache::LogLevel level, const std::string& msg) {
+    switch (level) {
+      case cache::LogLevel::kDebug: spdlog::debug("cache: {}", msg); break;
+      case cache::LogLevel::kInfo: spdlog::info("cache: {}", msg); break;
+      case cache::LogLevel::kWarning: spdlog::warn("cache: {}", msg); break;
+      case cache::LogLevel::kError: spdlog::error("cache: {}", msg); break;
+    }
+  };
   // Entries for another machine: nothing of this machine's own directory is
   // opened, pruned or served.
   if (!target.empty()) {
@@ -253,12 +262,26 @@ int main(int argc, char** argv) {
       spdlog::error("prewarm --target: {}", tags.error().message);
       return 2;
     }
-    auto ts = cache::TargetStore::open(cfg.cache.root.empty() ? cache::default_cache_root() : cfg.cache.root, *tags);
+    auto ts = cache::TargetStore::open(cfg.cache.root.empty() ? cache::default_cache_root() : cfg.cache.root, *tags,
+                                       cache_log);
     if (!ts) {
       spdlog::error("prewarm: cache: {}", ts.error().message);
       return 2;
     }
     spdlog::info("prewarm: entries for {} in {}", target, (*ts)->platform_dir().string());
+    if (cfg.remote.enabled) {
+      // The target's entries also go to the shared tier, where the boards'
+      // Store looks on a local miss (docs/arm64.md, the fleet).
+      auto remote = cache::RemoteStore::open_redis(cfg.remote.options, cache_log);
+      if (!remote) {
+        spdlog::warn("prewarm: remote tier disabled: {}", remote.error().message);
+      } else if (!cfg.remote.options.signing_key) {
+        spdlog::warn("prewarm: remote tier {}: not publishing: no signing_key", cfg.remote.options.endpoint);
+      } else {
+        spdlog::info("prewarm: publishing {}'s entries to {}", target, cfg.remote.options.endpoint);
+        (*ts)->set_remote(std::move(*remote));
+      }
+    }
     return prewarm(prewarm_into(**ts), cfg);
   }
 
@@ -267,14 +290,7 @@ int main(int argc, char** argv) {
     cache::StoreOptions so;
     if (!cfg.cache.root.empty()) so.root = cfg.cache.root;
     so.shared_images = cfg.cache.shared_images;
-    so.log = [](cache::LogLevel level, const std::string& msg) {
-      switch (level) {
-        case cache::LogLevel::kDebug: spdlog::debug("cache: {}", msg); break;
-        case cache::LogLevel::kInfo: spdlog::info("cache: {}", msg); break;
-        case cache::LogLevel::kWarning: spdlog::warn("cache: {}", msg); break;
-        case cache::LogLevel::kError: spdlog::error("cache: {}", msg); break;
-      }
-    };
+    so.log = cache_log;
     if (cfg.remote.enabled) {
       // A remote that cannot be set up is a miss source less, never a
       // reason not to serve (docs/daemon.md, "Remote cache").

@@ -22,7 +22,10 @@
 #     SpamAssassin subset of step 1, `regexctl prewarm --target aarch64`,
 #     `regexd --prewarm --target arm64`); the aarch64 build loads them with
 #     zero calls to Vectorscan's compiler (LD_PRELOAD shim) and answers like
-#     PCRE2 / like the x86 build; unsafe targets are refused with one line.
+#     PCRE2 / like the x86 build; unsafe targets are refused with one line;
+#     and through Redis: the x86 daemon publishes the aarch64 entry to a
+#     redis-server started here, an aarch64 daemon on an empty root starts
+#     from it without compiling.
 #
 # usage: tests/cross/cross_cache_test.sh CORPUS_DIR [6]   (scripts/flavors.sh cross-cache)
 # With "6" only step 6 runs (it needs only the vectorscan-x86 and arm64 builds).
@@ -45,7 +48,8 @@ for f in "${flavors[@]}"; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/regexd-cross.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+redis_pid=
+trap '[[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null; rm -rf "$work"' EXIT
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "  ok   $*"; }
 # FAIL names the line of the check (the caller of check, or of fail itself).
@@ -153,6 +157,44 @@ step6() {
     [ "$(compiles "$work/spy-target-control")" -gt 0 ]
   check "arm64: and wrote no entry of its own (one entry per rule set in the directory)" \
     [ "$(find "$root" -name '*.rxdb' | wc -l)" == 2 ]
+
+  # From Redis: the x86_64 daemon publishes the aarch64 entry to a shared Redis (a redis-server
+  # started here, private Unix socket); an aarch64 daemon with an empty cache root starts from
+  # it: a remote hit, no compile, the entry now in its own cache, answers as x86_64's.
+  if ! command -v redis-server >/dev/null; then
+    fail "redis-server is not installed (scripts/setup-deps.sh --test installs it)"
+    return
+  fi
+  redis-server --port 0 --unixsocket "$work/redis.sock" --unixsocketperm 700 --daemonize no --save "" \
+    --appendonly no >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  local i
+  for i in $(seq 100); do [[ -S $work/redis.sock ]] && break; sleep 0.1; done
+  rx vectorscan-x86 keygen "$work/fleet" >/dev/null
+  local remote="[remote]
+redis = \"$work/redis.sock\"
+key_prefix = \"cross:\"
+trusted_keys = [\"$work/fleet.pub\"]"
+  printf '[cache]\nroot = "%s"\n%s\nsigning_key = "%s"\n' "$work/fleet-x86" "$remote" "$work/fleet.key" >"$work/x86.toml"
+  printf '[cache]\nroot = "%s"\n%s\n' "$work/fleet-arm" "$remote" >"$work/arm.toml"
+  build/vectorscan-x86/run-regexd --config "$work/x86.toml" --prewarm --target aarch64 --rules rules/sample.rules \
+    --name mail >"$work/fleet-x86.log" 2>&1 || true
+  check "vectorscan-x86: regexd --prewarm --target aarch64 published the entry to Redis" \
+    grep -q 'prewarm: rule set mail: entry published to the remote tier' "$work/fleet-x86.log"
+  spy_run "$work/spy-redis" build/arm64/run-regexd --config "$work/arm.toml" --prewarm --rules rules/sample.rules \
+    --name mail >"$work/fleet-arm.log" 2>&1 || true
+  check "arm64: regexd --prewarm on an empty root got the entry from Redis" \
+    grep -q 'prewarm: rule set mail: already in the cache' "$work/fleet-arm.log"
+  check "arm64: Vectorscan's compiler was not called (shim saw $(compiles "$work/spy-redis") compile calls)" \
+    [ "$(compiles "$work/spy-redis")" == 0 ]
+  check "arm64: the entry from Redis is now in its own cache" \
+    [ "$(find "$work/fleet-arm" -name '*.rxdb' | wc -l)" == 1 ]
+  got=$(spy_run "$work/spy-redis-scan" scan arm64 "$work/fleet-arm")
+  check "arm64: scan from the entry it got from Redis equals x86_64's own answers, ${#messages[@]} messages" \
+    [ "$got" == "$reference" -a "$(compiles "$work/spy-redis-scan")" == 0 ]
+  kill "$redis_pid" 2>/dev/null || true
+  wait "$redis_pid" 2>/dev/null || true
+  redis_pid=
 }
 if [[ $only == 6 ]]; then
   step6

@@ -16,7 +16,10 @@
 #include <thread>
 
 #include "redis_server.h"
+#include "regexd/cache/entry.h"
+#include "regexd/cache/remote_store.h"
 #include "regexd/cache/signing.h"
+#include "regexd/engine/engine.h"
 #include "regexd/server/client.h"
 #include "regexd/server/config.h"
 
@@ -271,6 +274,57 @@ int run(const std::string& cmd, std::string* out) {
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
   int st = ::pclose(p);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// `regexd --prewarm --target aarch64` on an x86_64 Vectorscan build publishes
+// the boards' entries to the shared tier too: sealed, under the aarch64
+// platform directory and key an aarch64 Store asks the remote for on a local
+// miss, and the same bytes as the entry file it wrote (issue 15).  The
+// aarch64 daemon loading it from Redis is tests/cross/cross_cache_test.sh's.
+TEST_F(RemoteDaemonTest, TargetEntriesArePublishedForTheBoards) {
+  const auto& info = engine::engine_info();
+  if (info.flavor != "vectorscan" || info.arch != "x86_64")
+    GTEST_SKIP() << "--target aarch64 needs an x86_64 Vectorscan build (scripts/flavors.sh runs this suite there)";
+  const fs::path h = dir_ / "ci";
+  fs::create_directories(h);
+  std::ofstream(h / "regexd.toml") << config("ci", signer() + trust("ci"));
+  std::string out;
+  ASSERT_EQ(run(std::string(REGEXD_PATH) + " --config " + (h / "regexd.toml").string() + " --prewarm --target aarch64",
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("entry published to the remote tier"), std::string::npos) << out;
+  fs::path entry;
+  for (const auto& d : fs::directory_iterator(h / "cache"))
+    if (d.path().filename().string().rfind("aarch64-vectorscan-", 0) == 0)
+      for (const auto& f : fs::directory_iterator(d.path()))
+        if (f.path().extension() == ".rxdb") entry = f.path();
+  ASSERT_FALSE(entry.empty()) << out;
+  std::ifstream in(entry, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  auto header = cache::inspect_entry(bytes);
+  ASSERT_TRUE(header.ok()) << header.error().message;
+  EXPECT_EQ(header->tags.arch, "aarch64");
+
+  cache::RemoteOptions o;
+  o.endpoint = redis_->socket();
+  o.key_prefix = "t:";
+  auto pub = cache::read_public_key(dir_ / "ci.pub");
+  ASSERT_TRUE(pub.ok());
+  o.trusted = {*pub};
+  auto remote = cache::RemoteStore::open_redis(o);
+  ASSERT_TRUE(remote.ok()) << remote.error().message;
+  auto got = (*remote)->fetch(entry.parent_path().filename().string(), header->key);
+  ASSERT_TRUE(got.has_value()) << "nothing under the aarch64 directory and key in Redis";
+  EXPECT_EQ(*got, bytes);
+
+  // Run again: the entry is present (no compile) and published again.
+  ASSERT_EQ(run(std::string(REGEXD_PATH) + " --config " + (h / "regexd.toml").string() + " --prewarm --target aarch64",
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("entry published to the remote tier"), std::string::npos) << out;
+  EXPECT_NE(out.find("rule set mail: already in the cache"), std::string::npos) << out;
 }
 
 TEST(RegexctlTransferTest, KeygenExportImportAndARefusedArchive) {

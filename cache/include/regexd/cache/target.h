@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include "regexd/cache/key.h"
+#include "regexd/cache/remote_store.h"
 #include "regexd/cache/store.h"
 #include "regexd/engine/engine.h"
 
@@ -55,6 +56,7 @@ struct TargetResult {
   std::size_t rules = 0;       // rules in the entry
   double ms = 0;               // check, or compile + save
   engine::CompileReport report;  // filled when compiled
+  bool published = false;      // sealed and stored in the remote tier (set_remote)
 };
 
 // Writes entries for the platform `tags` (from target_tags) under
@@ -77,6 +79,13 @@ class TargetStore {
   Result<TargetResult> get_or_compile(const engine::RuleSet& rules, engine::CompileOptions options,
                                       std::string_view rule_set_name);
 
+  // Also publishes every entry get_or_compile finds or writes to `remote`
+  // (sealed with its signing key; nothing without one), under the target's
+  // platform directory and key: what the target's Store asks the remote tier
+  // for on a local miss, so a board can start from Redis too.  Remote errors
+  // never fail get_or_compile (RemoteStore logs them).
+  void set_remote(std::shared_ptr<RemoteStore> remote) { remote_ = std::move(remote); }
+
   const PlatformTags& tags() const { return tags_; }
   const std::filesystem::path& platform_dir() const { return dir_; }
 
@@ -89,6 +98,10 @@ class TargetStore {
   std::filesystem::path dir_;
   LogFn log_;
   std::chrono::milliseconds lock_timeout_;
+  std::shared_ptr<RemoteStore> remote_;
+
+  // Publishes `bytes` (the entry of `key`) when a remote is set; whether it was.
+  bool publish(const CacheKey& key, std::string_view bytes);
 };
 
 }  // namespace regexd::cache
