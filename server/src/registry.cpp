@@ -287,12 +287,32 @@ void Registry::run_job(Job& job) {
   std::string source = "compiled";
   {
     // In a child with a deadline: hs_compile_multi cannot be interrupted.
-    auto got = compile_in_child(job.rules, options_.compile, job.name, options_.store, options_.compile_timeout,
-                                [this](pid_t pid) {
-                                  std::lock_guard lock(mu_);
-                                  child_ = pid;
-                                  if (stop_ && pid > 0) ::kill(pid, SIGKILL);  // the destructor came first
-                                });
+    auto build = [&] {
+      return compile_in_child(job.rules, options_.compile, job.name, options_.store, options_.compile_timeout,
+                              [this](pid_t pid) {
+                                std::lock_guard lock(mu_);
+                                child_ = pid;
+                                if (stop_ && pid > 0) ::kill(pid, SIGKILL);  // the destructor came first
+                              });
+    };
+    auto got = build();
+    // A child that died without an answer (killed by the OOM killer or an
+    // operator, a crash; under qemu-user, fork in a threaded process
+    // sometimes trips an assertion of the emulator) gets one more try.  Not a
+    // timeout (kResourceLimit) or a compile error: those would end the same.
+    if (!got && got.error().code == ErrorCode::kInternal) {
+      bool again;
+      {
+        std::lock_guard lock(mu_);
+        auto it = current_.find(job.name);
+        again = !stop_ && it != current_.end() && it->second->number == job.number;
+      }
+      if (again) {
+        spdlog::warn("rule set {} version {}: Hyperscan build failed ({}); trying once more", job.name, job.number,
+                     got.error().message);
+        got = build();
+      }
+    }
     if (!got) {
       std::lock_guard lock(mu_);
       if (!stop_)

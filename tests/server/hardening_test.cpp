@@ -2,6 +2,7 @@
 // daemon's socket server and registry.  Each test failed before its fix.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -588,6 +589,38 @@ TEST_F(HardeningTest, ABackgroundCompileOverItsDeadlineIsKilledAndPcre2KeepsAnsw
   quick.wait_idle();
   EXPECT_EQ(quick.find("q")->state, "hyperscan");
   EXPECT_EQ(quick.find("q")->scanner->scan("body", "alpha1 BETA")->hits.size(), 2u);
+}
+
+// The first child process of this process (/proc/self/task/*/children), 0 if none.
+pid_t first_child() {
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(t.path() / "children");
+    pid_t pid = 0;
+    if (in >> pid && pid > 0) return pid;
+  }
+  return 0;
+}
+
+// A compile child that died without an answer (OOM killer, a crash, qemu-user
+// tripping on fork in a threaded process) gets one more try: the first child
+// is killed as soon as it appears, and the set still becomes Hyperscan.
+TEST_F(HardeningTest, ACompileChildThatDiedIsTriedOnceMore) {
+  Registry::Options o;
+  o.compile_timeout = std::chrono::seconds(300);
+  Registry reg(o);
+  ASSERT_TRUE(reg.load("slow", engine::parse_native(slow_to_compile_rules(300), "slow"), "load_rules").ok());
+  pid_t child = 0;
+  for (int i = 0; i < 6000 && !child; ++i) {
+    child = first_child();
+    if (!child) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(child, 0) << "no compile child appeared";
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  reg.wait_idle();
+  auto v = reg.find("slow");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->state, "hyperscan");
+  EXPECT_EQ(v->scanner->scan("body", "w7abcx12yq7")->hits.size(), 1u);
 }
 
 // Item 5: heavy requests.  A LOAD_RULES of many rules (parse + PCRE2 build:
