@@ -169,8 +169,15 @@ cmd_build() {
 # the cache) and CliTest.PrewarmInspectVerifyPrune.  rspamd_integration is out
 # too: its Rspamd is the host's x86 one and the plugin and protocol it tests
 # do not depend on the daemon's architecture (the x86 flavors run it).
+# ServerTest.HotSwapUnderLoadNeverGivesAWrongOrFailedAnswer is out under qemu:
+# background builds run in a forked compile child, and qemu-user 7.2 asserts in
+# a child forked while other guest threads run ("qemu_plugin_vcpu_init_hook:
+# assertion failed"), which this test's scanning threads always are; the child
+# dies, the registry tries once more, dies again, and the set stays on PCRE2.
+# An emulator limit, not the daemon's (the x86 flavors run the test; other arm64
+# tests fork compile children with fewer threads running and pass).
 # REGEXD_ARM64_FULL=1 runs everything.
-arm64_skip='^(Differential\.SpamAssassinRulesOverTheCorpusAgreeWithPcre2|CliTest\.WarmStartFromTheCacheGivesTheSameAnswersForSpamAssassin|rspamd_integration)$'
+arm64_skip='^(Differential\.SpamAssassinRulesOverTheCorpusAgreeWithPcre2|CliTest\.WarmStartFromTheCacheGivesTheSameAnswersForSpamAssassin|rspamd_integration|ServerTest\.HotSwapUnderLoadNeverGivesAWrongOrFailedAnswer)$'
 
 cmd_test() {
   ctest --preset vectorscan-x86 -j "$(nproc)" || die "ctest --preset vectorscan-x86 failed"
