@@ -81,7 +81,8 @@ Result<std::unique_ptr<TargetStore>> TargetStore::open(fs::path root, PlatformTa
   return std::unique_ptr<TargetStore>(new TargetStore(std::move(tags), std::move(dir), std::move(log), lock_timeout));
 }
 
-std::string TargetStore::problem(const fs::path& path, const CacheKey& key, std::size_t* rules) const {
+std::string TargetStore::problem(const fs::path& path, const CacheKey& key, std::size_t* rules,
+                                 std::string* entry) const {
   std::error_code ec;
   if (!fs::exists(path, ec)) return "no entry";
   auto bytes = read_file(path);
@@ -92,6 +93,7 @@ std::string TargetStore::problem(const fs::path& path, const CacheKey& key, std:
   if (info->key_scheme != kKeyScheme) return "key scheme " + std::to_string(info->key_scheme);
   if (!same_tags(info->tags, tags_)) return "header tags of platform " + info->tags.dir_name();
   *rules = info->rules;
+  *entry = std::move(*bytes);
   return {};
 }
 
@@ -101,21 +103,19 @@ Result<TargetResult> TargetStore::get_or_compile(const engine::RuleSet& rules, e
   TargetResult out;
   CacheKey key = compute_key(rules, options, tags_);
   out.path = dir_ / (key.hex() + ".rxdb");
+  std::string entry;  // the present entry's bytes, as problem() read them
   auto present = [&]() -> Result<TargetResult> {
     out.source = TargetResult::Source::kPresent;
     // Published again: a board that missed it (or Redis lost it) gets it, and
     // its expiry starts over.
-    if (remote_) {
-      auto bytes = read_file(out.path);
-      if (bytes) out.published = publish(key, *bytes);
-    }
+    out.published = publish(key, entry);
     out.ms = ms_since(t0);
     return out;
   };
-  std::string why = problem(out.path, key, &out.rules);
+  std::string why = problem(out.path, key, &out.rules, &entry);
   if (why.empty()) return present();
   auto lock = FileLock::acquire(dir_ / (key.hex() + ".lock"), lock_timeout_);
-  if (lock && problem(out.path, key, &out.rules).empty()) return present();
+  if (lock && problem(out.path, key, &out.rules, &entry).empty()) return present();
   if (why != "no entry") {
     std::string msg = out.path.string() + ": " + why + "; rewriting it";
     if (log_) log_(LogLevel::kWarning, msg);

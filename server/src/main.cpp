@@ -269,14 +269,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     spdlog::info("prewarm: entries for {} in {}", target, (*ts)->platform_dir().string());
-    if (cfg.remote.enabled) {
+    if (cfg.remote.enabled && !cfg.remote.options.signing_key) {
+      spdlog::warn("prewarm: remote tier {}: not publishing: no signing_key", cfg.remote.options.endpoint);
+    } else if (cfg.remote.enabled) {
       // The target's entries also go to the shared tier, where the boards'
-      // Store looks on a local miss (docs/arm64.md, the fleet).
+      // Store looks on a local miss (docs/arm64.md, the fleet).  (Without a
+      // signing key nothing would be published: no connection then.)
       auto remote = cache::RemoteStore::open_redis(cfg.remote.options, cache_log);
       if (!remote) {
         spdlog::warn("prewarm: remote tier disabled: {}", remote.error().message);
-      } else if (!cfg.remote.options.signing_key) {
-        spdlog::warn("prewarm: remote tier {}: not publishing: no signing_key", cfg.remote.options.endpoint);
       } else {
         spdlog::info("prewarm: publishing {}'s entries to {}", target, cfg.remote.options.endpoint);
         (*ts)->set_remote(std::move(*remote));

@@ -91,8 +91,10 @@ class TargetStore {
 
  private:
   TargetStore(PlatformTags tags, std::filesystem::path dir, LogFn log, std::chrono::milliseconds lock_timeout);
-  // Why the file at `path` is not a usable entry for `key` (empty: it is).
-  std::string problem(const std::filesystem::path& path, const CacheKey& key, std::size_t* rules) const;
+  // Why the file at `path` is not a usable entry for `key` (empty: it is,
+  // and *rules and *entry, its bytes, are set).
+  std::string problem(const std::filesystem::path& path, const CacheKey& key, std::size_t* rules,
+                      std::string* entry) const;
 
   PlatformTags tags_;
   std::filesystem::path dir_;
