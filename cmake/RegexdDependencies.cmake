@@ -21,6 +21,8 @@ endif()
 message(STATUS "regexd: engine flavor ${REGEXD_HS_FLAVOR_EFFECTIVE} ${Hyperscan_VERSION} (${Hyperscan_LIBRARY})")
 
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+# The planner's RE2 tier (engine/src/re2_translate.h); also the scan benchmark's peer.
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 # The remote cache tier (cache/src/redis_store.cpp), signed entries
 # (cache/src/signing.cpp) and their compression (cache/src/compress.cpp).

@@ -39,6 +39,7 @@ debs=$src/build/debs
 arm64_packages=(
   libvectorscan-dev:arm64 libvectorscan5:arm64
   libpcre2-dev:arm64 libpcre2-8-0:arm64
+  libre2-dev:arm64 libre2-9:arm64
   libxxhash-dev:arm64 libxxhash0:arm64
   libgtest-dev:arm64 libgmock-dev:arm64
   libflatbuffers-dev:arm64 libflatbuffers2:arm64

@@ -18,7 +18,7 @@ flavor=hyperscan  # only names the seed entry's tags; Vectorscan installs the sa
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -DREGEXD_HS_FLAVOR_NAME="\"$flavor\"" -DREGEXD_VERSION="\"fuzz\"" -I /usr/include/hs -I engine/include -I engine/src -I cache/include \
   -I "$out/gen" tests/fuzz/entry_fuzzer.cpp engine/src/*.cpp engine/src/import/*.cpp cache/src/entry.cpp cache/src/key.cpp \
-  -lhs -lpcre2-8 -lxxhash -o "$out/entry_fuzzer"
+  -lhs -lpcre2-8 -lre2 -lxxhash -o "$out/entry_fuzzer"
 if ! "$out/entry_fuzzer" -artifact_prefix="$out/" -max_total_time="$seconds" -max_len=256 -print_final_stats=1 \
   "$out/entry-corpus" >"$out/entry-log" 2>&1; then
   cat "$out/entry-log" >&2

