@@ -875,6 +875,87 @@ First first(const Node& n) {
   }
 }
 
+// Whether n matches exactly one byte out of a set (a class, or an
+// alternation of them), and which.
+bool single_set(const Node& n, ByteSet* out) {
+  switch (n.kind) {
+    case Node::kSet: *out = n.set; return true;
+    case Node::kSeq: return n.kids.size() == 1 && single_set(n.kids[0], out);
+    case Node::kAlt: {
+      ByteSet all;
+      for (const auto& k : n.kids) {
+        ByteSet one;
+        if (!single_set(k, &one)) return false;
+        all |= one;
+      }
+      *out = all;
+      return true;
+    }
+    default: return false;
+  }
+}
+
+// A one-byte look-around next to the byte it looks at is a condition on that
+// byte: "(?!S)T" and "T(?<!S)" are [T minus S], "(?=S)T" and "T(?<=S)" are
+// [T and S], where T is a class or the first (last) pass of a repeated class
+// (T{n,m} with n >= 1 is T T{n-1,m-1}: the look-around tests the first or
+// last byte of the run).  Exact; applied to every sequence before emission.
+void fuse_one_byte_lookarounds(Node& n) {
+  for (auto& k : n.kids) fuse_one_byte_lookarounds(k);
+  if (n.kind != Node::kSeq) return;
+  auto look = [](const Node& k, bool ahead, ByteSet* s, bool* negative) {
+    if (k.kind != Node::kLook || (k.what.find("ahead") != std::string::npos) != ahead) return false;
+    *negative = k.what.find("negative") != std::string::npos;
+    return single_set(k.kids[0], s);
+  };
+  // The byte next to the look-around: a class, or a repeated class that
+  // must match at least once (split so that its first or last pass is a
+  // class of its own).  Returns the index of that class, or -1.
+  auto byte_at = [&](std::size_t i, bool first) -> long {
+    Node& t = n.kids[i];
+    if (t.kind == Node::kSet) return static_cast<long>(i);
+    if (t.kind != Node::kRepeat || t.min < 1 || t.possessive || t.kids[0].kind != Node::kSet) return -1;
+    Node one = t.kids[0];
+    t.min -= 1;
+    if (t.max > 0) t.max -= 1;
+    if (first) {
+      n.kids.insert(n.kids.begin() + static_cast<long>(i), std::move(one));
+      return static_cast<long>(i);
+    }
+    n.kids.insert(n.kids.begin() + static_cast<long>(i) + 1, std::move(one));
+    return static_cast<long>(i) + 1;
+  };
+  // Look-aheads from the right, so that "(?!a)(?!b)x" fuses both.
+  for (std::size_t i = n.kids.size(); i-- > 0;) {
+    ByteSet s;
+    bool negative = false;
+    if (i + 1 >= n.kids.size() || !look(n.kids[i], true, &s, &negative)) continue;
+    long t = byte_at(i + 1, true);
+    if (t < 0) continue;
+    ByteSet& target = n.kids[static_cast<std::size_t>(t)].set;
+    target = negative ? (target & ~s) : (target & s);
+    n.kids.erase(n.kids.begin() + static_cast<long>(i));
+  }
+  // Look-behinds from the left.
+  for (std::size_t i = 1; i < n.kids.size();) {
+    ByteSet s;
+    bool negative = false;
+    if (!look(n.kids[i], false, &s, &negative)) {
+      ++i;
+      continue;
+    }
+    long t = byte_at(i - 1, false);
+    if (t < 0) {
+      ++i;
+      continue;
+    }
+    ByteSet& target = n.kids[static_cast<std::size_t>(t)].set;
+    target = negative ? (target & ~s) : (target & s);
+    n.kids.erase(n.kids.begin() + t + 1);  // the look-behind, right after the byte
+    i = static_cast<std::size_t>(t) + 1;
+  }
+}
+
 // What follows a node, up to the end of the pattern.
 struct Continuation {
   long min_length = 0;  // it consumes at least this many bytes
@@ -882,6 +963,10 @@ struct Continuation {
   // When known: every way it matches consumes a byte first, out of `first`.
   bool first_known = false;
   ByteSet first;
+  // Not about what follows but what precedes: nothing does (every node
+  // before this one in the pattern matches only the empty string), so the
+  // node's match may start wherever RE2's unanchored search starts.
+  bool leading = true;
 };
 
 // ---------------------------------------------------------------------------
@@ -889,7 +974,10 @@ struct Continuation {
 
 class Emitter {
  public:
-  explicit Emitter(bool loosen_counts) : loosen_(loosen_counts) {}
+  // loosen: 0 writes repeat counts as they are; 1 loosens the counts above
+  // RE2's limit of 1000; 2 loosens every count (RE2 also limits the product
+  // of nested counts).
+  explicit Emitter(int loosen) : loosen_(loosen) {}
 
   std::string emit(const Node& n, const Continuation& c) {
     switch (n.kind) {
@@ -906,12 +994,7 @@ class Emitter {
       }
       case Node::kRepeat: return emit_repeat(n, c);
       case Node::kAssert: return emit_assert(n, c);
-      case Node::kLook:
-        // Superset: a look-around only removes matches; without it every
-        // PCRE2 match remains (its body is dropped whole, never widened,
-        // so a negative one cannot turn "wider" into "fewer").
-        inexact(n);
-        return {};
+      case Node::kLook: return emit_look(n, c);
       case Node::kBackref:
         // Superset: a back-reference matches exactly the text its group
         // captured, some byte string, and [\x00-\xff]* matches every byte
@@ -929,7 +1012,9 @@ class Emitter {
         bool exact = c.trivial;
         if (n.what == "\\R" && c.first_known && !c.first.test('\n')) exact = true;
         if (!exact) inexact(n);
-        std::string body = emit(n.kids[0], c);
+        Continuation inner = c;
+        inner.leading = false;
+        std::string body = emit(n.kids[0], inner);
         return "(?:" + body + ")";
       }
     }
@@ -947,8 +1032,7 @@ class Emitter {
     const std::size_t k = n.kids.size();
     // Suffix facts: after[i] is what follows kids[i] within the sequence,
     // then c.
-    std::vector<Continuation> after(k + 1);
-    after[k] = c;
+    std::vector<Continuation> after(k + 1, c);  // after[k] is c itself
     for (std::size_t i = k; i-- > 0;) {
       const Node& next = n.kids[i];
       Continuation& a = after[i];  // what follows kids[i-1]: kids[i..] then c
@@ -964,7 +1048,13 @@ class Emitter {
       }
     }
     std::string out;
-    for (std::size_t i = 0; i < k; ++i) out += emit(n.kids[i], after[i + 1]);
+    bool leading = c.leading;
+    for (std::size_t i = 0; i < k; ++i) {
+      Continuation ci = after[i + 1];
+      ci.leading = leading;
+      out += emit(n.kids[i], ci);
+      leading = leading && trivial(n.kids[i]);
+    }
     return out;
   }
 
@@ -974,6 +1064,9 @@ class Emitter {
     // then c: at least c's length, never empty, starting with the body's
     // bytes or c's.
     Continuation inner = c;
+    // A later pass has an earlier one before it; an optional single pass
+    // (max 1) keeps the repeat's position.
+    inner.leading = c.leading && n.max <= 1;
     if (n.max != 1) {
       inner.trivial = false;
       First f = first(body);
@@ -994,7 +1087,7 @@ class Emitter {
     if (b.empty()) return {};  // a dropped look-around, repeated
     if (!(body.kind == Node::kSet)) b = "(?:" + b + ")";
     int min = n.min, max = n.max;
-    if (loosen_ && (min > 1 || max > 1)) {
+    if ((loosen_ == 1 && (min > 1000 || max > 1000)) || (loosen_ == 2 && (min > 1 || max > 1))) {
       // Superset: X{n,m} matches a subset of X* (n = 0) or X+ (n >= 1).
       // Only used when RE2 refused the counts (above its limit of 1000).
       inexact(n, "repeat count " + n.what + " above RE2's limit");
@@ -1006,6 +1099,41 @@ class Emitter {
     if (max == -1) return b + "{" + std::to_string(min) + ",}";
     if (min == max) return b + "{" + std::to_string(min) + "}";
     return b + "{" + std::to_string(min) + "," + std::to_string(max) + "}";
+  }
+
+  std::string emit_look(const Node& n, const Continuation& c) {
+    const Node& body = n.kids[0];
+    const bool ahead = n.what.find("ahead") != std::string::npos;
+    const bool negative = n.what.find("negative") != std::string::npos;
+    ByteSet s;
+    const bool single = single_set(body, &s);
+    if (ahead && c.trivial) {
+      // Nothing follows the look-ahead: the match ends here, and PCRE2's
+      // answer is "is there a match of the body at this position" (or, if
+      // negative, "is there none").  Consuming the body does not change
+      // that answer; for a negative one-byte look-ahead, "no byte of S
+      // here" is "a byte outside S, or the end".
+      if (!negative) return "(?:" + emit(body, c) + ")";
+      if (single) return "(?:" + set_text(~s) + "|\\z)";
+    }
+    if (!ahead && c.leading) {
+      // Nothing precedes the look-behind: PCRE2 matches iff for some
+      // position p the body matches a span ending at p and the rest
+      // matches from p.  RE2's unanchored search finds the body's span
+      // itself when it is consumed.  Negative one-byte: "the start, or a
+      // byte outside S before p".
+      if (!negative) {
+        Continuation inner = c;
+        inner.leading = true;
+        return "(?:" + emit(body, inner) + ")";
+      }
+      if (single) return "(?:\\A|" + set_text(~s) + ")";
+    }
+    // Superset: a look-around only removes matches; without it every PCRE2
+    // match remains (its body is dropped whole, never widened, so a
+    // negative one cannot turn "wider" into "fewer").
+    inexact(n);
+    return {};
   }
 
   std::string emit_assert(const Node& n, const Continuation& c) {
@@ -1075,7 +1203,7 @@ class Emitter {
     return out + "]";
   }
 
-  bool loosen_;
+  int loosen_;
   std::string reason_;
 };
 
@@ -1096,10 +1224,12 @@ Node parse_rule(const Rule& rule) {
   o.caseless = rule.flags & kCaseless;
   o.multiline = rule.flags & kMultiline;
   o.dotall = rule.flags & kDotall;
-  return Parser(rule.pattern, o).parse();
+  Node tree = Parser(rule.pattern, o).parse();
+  fuse_one_byte_lookarounds(tree);
+  return tree;
 }
 
-Outcome emit_checked(const Node& tree, bool loosen, RE2::ErrorCode* code, std::string* error) {
+Outcome emit_checked(const Node& tree, int loosen, RE2::ErrorCode* code, std::string* error) {
   Emitter e(loosen);
   Outcome out;
   out.pattern = e.emit(tree, Continuation{});
@@ -1115,8 +1245,9 @@ std::optional<Re2Translation> translate(const Rule& rule, bool allow_superset, s
     Node tree = parse_rule(rule);
     RE2::ErrorCode code = RE2::NoError;
     std::string error;
-    Outcome o = emit_checked(tree, false, &code, &error);
-    if (code == RE2::ErrorRepeatSize && allow_superset) o = emit_checked(tree, true, &code, &error);
+    Outcome o = emit_checked(tree, 0, &code, &error);
+    for (int loosen = 1; loosen <= 2 && code == RE2::ErrorRepeatSize && allow_superset; ++loosen)
+      o = emit_checked(tree, loosen, &code, &error);
     if (code != RE2::NoError) throw Refusal{error};
     if (!o.inexact.empty() && !allow_superset) throw Refusal{"not exact: " + o.inexact};
     return Re2Translation{o.pattern, o.inexact.empty() ? Re2Strength::kExact : Re2Strength::kSuperset};

@@ -278,12 +278,38 @@ const std::vector<Case>& cases() {
       {"(?>a|az)z", "", kSuperset},
       {"(?>a|az)", "", kExact},
       {"\\s++\\S", "", kExact},
-      // Look-arounds and back-references: supersets.
-      {"a(?=z)", "", kSuperset},
-      {"(?<!a)z", "", kSuperset},
-      {"(?!a)[az]", "", kSuperset},
-      {"(?<=\\d)a", "", kSuperset},
+      // Look-arounds: exact at the edges of the pattern and next to the
+      // byte they test when they test one byte; otherwise supersets.
+      {"a(?=z)", "", kExact},
+      {"a(?=z|\\n)", "", kExact},
+      {"a(?=z$)", "", kExact},
+      {"a(?!z)", "", kExact},
+      {"(?!a)", "", kExact},
+      {"a(?=z)?", "", kExact},
+      {"(?<!a)z", "", kExact},
+      {"(?<!\\w)a", "i", kExact},
+      {"(?<=\\d)a", "", kExact},
+      {"(?<=^|\\s)a", "", kExact},
+      {"(?<=^|\\s)a", "m", kExact},
+      {"(?<=a)?z", "", kExact},
+      {"(?!a)[az]", "", kExact},
+      {"(?!\\d)\\w+z", "", kExact},
+      {"(?=[az])\\w{2}", "i", kExact},
+      {"(?!a)(?!z)[az0]", "", kExact},
+      {"z(?<=[az])", "", kExact},
+      {"[a0]+(?<!0)z", "", kExact},
+      {"[a0]{1,2}(?<=a)(?<!A)z", "i", kExact},
+      {"(?=z)a", "", kExact},
+      {"a(?=za)z", "", kSuperset},
+      {"a(?!z0)", "", kSuperset},
+      {"(?<!az)z", "", kSuperset},
+      {"z(?<=az)", "", kSuperset},
+      {"z(?<!a)", "", kExact},
+      {"a(?=z)*", "", kSuperset},
       {"(?=a)*a", "", kSuperset},
+      {"a(?!z)z", "", kExact},
+      {"(?:a(?=z)|z)0", "", kSuperset},
+      // Back-references: supersets.
       {"(a)\\1", "", kSuperset},
       {"(?<n>[az])\\k<n>", "i", kSuperset},
       {"(a)\\g{1}|(z)\\g-1", "", kSuperset},
@@ -309,6 +335,7 @@ const std::vector<Case>& cases() {
       // RE2's repeat limit (1000): exact refused, superset loosened.
       {"a{1001}", "", kSuperset},
       {"(?:a{500}){3}", "", kSuperset},
+      {"a{1001}z{2}|z{1,2000}", "", kSuperset},
   };
   return all;
 }
