@@ -170,6 +170,22 @@ class Parser {
     return n;
   }
 
+  // Set when PCRE2's own reading may differ from the pattern's plain
+  // meaning: PCRE2 auto-possessifies a repeat when it believes the repeated
+  // item and what follows cannot share a first byte, and its tables for \R,
+  // \v, \V, \h, \H assume Unicode relations that byte mode breaks: \x85 is
+  // in \v and \R but also in \S; \r, \x0b, \f, \x85 are in \R but not
+  // newlines for `.` under NEWLINE_LF.  So "\v*\S\xc9" does not match
+  // "\x85\xc9" and "\R?\N" does not match "\r" in PCRE2 10.42 (found by the
+  // random-pattern test).  With such an escape and a variable repeat in one
+  // pattern the translation is only a superset: a possessive repeat matches
+  // a subset of what the plain one does.
+  std::string auto_possess_doubt() const {
+    if (unicode_type_at_ == std::string::npos || !variable_repeat_) return {};
+    return "\\R, \\v or \\h with a repeat (PCRE2 auto-possessification assumes Unicode) at offset " +
+           std::to_string(unicode_type_at_);
+  }
+
  private:
   int peek(std::size_t k = 0) const { return i_ + k < p_.size() ? static_cast<unsigned char>(p_[i_ + k]) : -1; }
   bool at_end() const { return i_ >= p_.size(); }
@@ -329,6 +345,7 @@ class Parser {
     // atomic groups and verbs, handled separately).  So it is dropped.
     if (peek() == '?') ++i_;
     else if (peek() == '+') possessive = true, ++i_;
+    if (!possessive && min != max) variable_repeat_ = true;
     if (target.kind == Node::kAssert) refuse("quantified assertion", start);
     Node r = make(Node::kRepeat, target.offset);
     r.min = min;
@@ -450,6 +467,7 @@ class Parser {
     const int c = peek();
     ByteSet cls;
     if (class_escape(&cls)) {
+      if (c == 'v' || c == 'V' || c == 'h' || c == 'H') unicode_type_at_ = std::min(unicode_type_at_, start);
       seq.kids.push_back(set_node(cls, start));
       return kRepeatable;
     }
@@ -491,6 +509,7 @@ class Parser {
       case 'R': {
         // \R is the atomic group (?>\r\n|\n|\x0b|\f|\r|\x85) in byte mode.
         ++i_;
+        unicode_type_at_ = std::min(unicode_type_at_, start);
         Node crlf = make(Node::kSeq, start);
         crlf.kids.push_back(set_node(bytes({'\r'}), start));
         crlf.kids.push_back(set_node(bytes({'\n'}), start));
@@ -801,6 +820,8 @@ class Parser {
   std::string_view p_;
   std::size_t i_ = 0;
   Options opt_;
+  std::size_t unicode_type_at_ = std::string::npos;  // first \R \v \V \h \H outside a class
+  bool variable_repeat_ = false;                     // a quantifier PCRE2 may auto-possessify
 };
 
 // ---------------------------------------------------------------------------
@@ -1180,8 +1201,17 @@ class Emitter {
     const std::size_t n = s.count();
     if (n == 0) return "[^\\x00-\\xff]";  // matches nothing (RE2 accepts an empty class)
     if (n == 1) {
-      for (int c = 0; c < 256; ++c)
-        if (s.test(static_cast<std::size_t>(c))) return byte_text(c);
+      for (int c = 0; c < 256; ++c) {
+        if (!s.test(static_cast<std::size_t>(c))) continue;
+        // RE2 20220601 loses the Latin-1 flag of a literal prefix it
+        // factors out of an alternation ("\xe9a|\xe9" -> \xe9(?:a|)) and
+        // then looks for that prefix as UTF-8 (C3 A9) when it accelerates
+        // an unanchored or \A search: "(?:\xe9a|\xe9)" never matches.  An
+        // empty group before every byte >= 0x80 keeps such bytes out of
+        // every literal string RE2 could factor (it starts no literal and
+        // splits them); it matches the empty string, so it changes nothing.
+        return c >= 0x80 ? "(?:)" + byte_text(c) : byte_text(c);
+      }
     }
     if (n == 256) return "[\\x00-\\xff]";
     // The shorter of [...] and [^...].
@@ -1212,8 +1242,9 @@ struct Outcome {
   std::string inexact;  // empty: exact
 };
 
-// Parses and emits; throws Refusal.
-Node parse_rule(const Rule& rule) {
+// Parses; throws Refusal.  *doubt: why the translation cannot be exact
+// whatever the emitter finds (empty: no such reason).
+Node parse_rule(const Rule& rule, std::string* doubt) {
   if (rule.flags & kUtf8) throw Refusal{"UTF-8 rule (flag u)"};
   if (rule.flags & kExtended) throw Refusal{"extended-syntax rule (flag x)"};
   // The translator reads only patterns PCRE2 itself accepts: its parser
@@ -1224,7 +1255,9 @@ Node parse_rule(const Rule& rule) {
   o.caseless = rule.flags & kCaseless;
   o.multiline = rule.flags & kMultiline;
   o.dotall = rule.flags & kDotall;
-  Node tree = Parser(rule.pattern, o).parse();
+  Parser parser(rule.pattern, o);
+  Node tree = parser.parse();
+  *doubt = parser.auto_possess_doubt();
   fuse_one_byte_lookarounds(tree);
   return tree;
 }
@@ -1242,13 +1275,15 @@ Outcome emit_checked(const Node& tree, int loosen, RE2::ErrorCode* code, std::st
 
 std::optional<Re2Translation> translate(const Rule& rule, bool allow_superset, std::string* why) {
   try {
-    Node tree = parse_rule(rule);
+    std::string doubt;
+    Node tree = parse_rule(rule, &doubt);
     RE2::ErrorCode code = RE2::NoError;
     std::string error;
     Outcome o = emit_checked(tree, 0, &code, &error);
     for (int loosen = 1; loosen <= 2 && code == RE2::ErrorRepeatSize && allow_superset; ++loosen)
       o = emit_checked(tree, loosen, &code, &error);
     if (code != RE2::NoError) throw Refusal{error};
+    if (o.inexact.empty()) o.inexact = doubt;
     if (!o.inexact.empty() && !allow_superset) throw Refusal{"not exact: " + o.inexact};
     return Re2Translation{o.pattern, o.inexact.empty() ? Re2Strength::kExact : Re2Strength::kSuperset};
   } catch (const Refusal& r) {
