@@ -7,6 +7,8 @@
 // exceptions or error_codes whose messages do not name the path.
 #include "regexd/cache/fs.h"
 
+#include "regexd/cache/dir_fd.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -134,53 +136,43 @@ bool write_all(int fd, std::string_view data) {
 // fsync() of the directory makes the rename durable.  Some filesystems
 // cannot sync directories and say EINVAL; the rename is then as durable as
 // that filesystem can make it, which is not an error of ours.
-Status sync_directory(const fs::path& target, const fs::path& dir) {
-  int dfd;
-  do dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  while (dfd < 0 && errno == EINTR);
-  if (dfd < 0) return sys_error(target, "replaced, but cannot open directory " + dir.string() + " to sync it", errno);
+Status sync_directory(const fs::path& target, const DirFd& dir) {
   int rc;
-  do rc = ::fsync(dfd);
+  do rc = ::fsync(dir.fd());
   while (rc != 0 && errno == EINTR);
-  if (rc != 0 && errno != EINVAL) {
-    int err = errno;
-    ::close(dfd);
-    return sys_error(target, "replaced, but cannot sync directory " + dir.string(), err);
-  }
-  ::close(dfd);
+  if (rc != 0 && errno != EINVAL)
+    return sys_error(target, "replaced, but cannot sync directory " + dir.path().string(), errno);
   return {};
 }
 
-Status write_atomic_impl(const fs::path& path, const std::string_view* pieces, std::size_t count, unsigned mode) {
-  if (path.empty()) return make_error(ErrorCode::kInvalidArgument, "write_file_atomic: empty path");
-  if (!path.has_filename())
-    return make_error(ErrorCode::kInvalidArgument, path.string() + ": not a file path (ends with a separator)");
+// The temp file, the rename and the sync all go through `dir`'s descriptor:
+// the file lands in the directory that descriptor names, whatever its path
+// names by now.  `path` is for messages.
+Status write_atomic_at(const DirFd& dir, const std::string& file_name, const fs::path& path,
+                       const std::string_view* pieces, std::size_t count, unsigned mode) {
   if (mode > 07777) {
     return make_error(ErrorCode::kInvalidArgument,
                       path.string() + ": invalid file mode " + octal_mode(static_cast<mode_t>(mode)));
   }
+  if (file_name.empty() || file_name == "." || file_name == ".." || file_name.find('/') != std::string::npos)
+    return make_error(ErrorCode::kInvalidArgument, path.string() + ": not a file name in its directory");
 
-  // The temp file must be in the target's directory: rename() is only
-  // atomic within one filesystem.
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  const std::string file_name = path.filename().string();
-
-  fs::path tmp;
+  std::string tmp;
   int fd = -1;
   // A name collision needs the same pid and the same 32 random bits: retry a
   // few times rather than fail on the astronomically unlikely case.
   for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
-    tmp = path.parent_path() / temp_name_for(file_name);
-    do fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
+    tmp = temp_name_for(file_name);
+    do fd = dir.open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
     while (fd < 0 && errno == EINTR);
     if (fd < 0 && errno != EEXIST) break;
   }
-  if (fd < 0) return sys_error(path, "cannot create temp file " + tmp.filename().string(), errno);
+  if (fd < 0) return sys_error(path, "cannot create temp file " + tmp, errno);
 
   auto fail = [&](std::string_view what) -> Status {
     int err = errno;
     if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
+    ::unlinkat(dir.fd(), tmp.c_str(), 0);
     return sys_error(path, what, err);
   };
 
@@ -205,8 +197,23 @@ Status write_atomic_impl(const fs::path& path, const std::string_view* pieces, s
     errno = close_errno;
     return fail("cannot close temp file");
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename temp file over it");
+  if (::renameat(dir.fd(), tmp.c_str(), dir.fd(), file_name.c_str()) != 0)
+    return fail("cannot rename temp file over it");
   return sync_directory(path, dir);
+}
+
+// By path: the parent directory is opened (following links, as a path
+// given by the caller means) and the rest happens through it.
+Status write_atomic_impl(const fs::path& path, const std::string_view* pieces, std::size_t count, unsigned mode) {
+  if (path.empty()) return make_error(ErrorCode::kInvalidArgument, "write_file_atomic: empty path");
+  if (!path.has_filename())
+    return make_error(ErrorCode::kInvalidArgument, path.string() + ": not a file path (ends with a separator)");
+  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  int dfd;
+  do dfd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  while (dfd < 0 && errno == EINTR);
+  if (dfd < 0) return sys_error(path, "cannot open its directory", errno);
+  return write_atomic_at(DirFd::adopt(dfd, parent), path.filename().string(), path, pieces, count, mode);
 }
 
 // Parses the "<pid>" of a temp name; is_temp_file_name() must hold.
@@ -235,11 +242,19 @@ std::chrono::nanoseconds age_of(const struct stat& st) {
   return to_ns(now) - to_ns(st.st_mtim);
 }
 
-Result<int> open_lock_file(const fs::path& path) {
+// Where a lock file is: `name` relative to `dirfd` (a cache directory's
+// descriptor, or AT_FDCWD with the whole path); `path` names it in messages.
+struct LockPlace {
+  int dirfd;
+  const char* name;
+  const fs::path& path;
+};
+
+Result<int> open_lock_file(const LockPlace& at) {
   int fd;
-  do fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+  do fd = ::openat(at.dirfd, at.name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
   while (fd < 0 && errno == EINTR);
-  if (fd < 0) return sys_error(path, "cannot open lock file", errno);
+  if (fd < 0) return sys_error(at.path, "cannot open lock file", errno);
   return fd;
 }
 
@@ -247,9 +262,9 @@ Result<int> open_lock_file(const fs::path& path) {
 // replaced between our open() and flock(), another process may open the new
 // file and lock that one: both would believe they hold the lock.  So a lock
 // only counts if `path` still names the locked inode.
-bool still_names(const fs::path& path, int fd) {
+bool still_names(const LockPlace& at, int fd) {
   struct stat by_fd {}, by_path {};
-  if (::fstat(fd, &by_fd) != 0 || ::stat(path.c_str(), &by_path) != 0) return false;
+  if (::fstat(fd, &by_fd) != 0 || ::fstatat(at.dirfd, at.name, &by_path, AT_SYMLINK_NOFOLLOW) != 0) return false;
   return by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino;
 }
 
@@ -257,8 +272,8 @@ enum class LockAttempt { kTaken, kBusy, kRetry, kFailed };
 
 // One non-blocking attempt.  On kTaken *fd_out holds the locked descriptor;
 // on kFailed *error says why.
-LockAttempt try_lock_once(const fs::path& path, int* fd_out, Error* error) {
-  auto fd = open_lock_file(path);
+LockAttempt try_lock_once(const LockPlace& at, int* fd_out, Error* error) {
+  auto fd = open_lock_file(at);
   if (!fd) {
     *error = fd.error();
     return LockAttempt::kFailed;
@@ -270,16 +285,19 @@ LockAttempt try_lock_once(const fs::path& path, int* fd_out, Error* error) {
     int err = errno;
     ::close(*fd);
     if (err == EWOULDBLOCK) return LockAttempt::kBusy;
-    *error = sys_error(path, "cannot lock", err);
+    *error = sys_error(at.path, "cannot lock", err);
     return LockAttempt::kFailed;
   }
-  if (!still_names(path, *fd)) {
+  if (!still_names(at, *fd)) {
     ::close(*fd);
     return LockAttempt::kRetry;
   }
   *fd_out = *fd;
   return LockAttempt::kTaken;
 }
+
+Result<std::string> read_open_file(int fd, const fs::path& path, std::uint64_t max_size);
+Status check_private_stat(const std::string& name, const struct stat& st);
 
 }  // namespace
 
@@ -291,11 +309,36 @@ Status write_file_atomic(const fs::path& path, const std::vector<std::string_vie
   return write_atomic_impl(path, pieces.data(), pieces.size(), mode);
 }
 
+Status write_file_atomic(const DirFd& dir, std::string_view name, std::string_view data, unsigned mode) {
+  return write_atomic_at(dir, std::string(name), dir.path_of(name), &data, 1, mode);
+}
+
 Result<std::string> read_file(const fs::path& path, std::uint64_t max_size, bool no_follow) {
   int fd;
   do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (no_follow ? O_NOFOLLOW : 0));
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return sys_error(path, "cannot open", errno);
+  return read_open_file(fd, path, max_size);
+}
+
+Result<std::string> read_file(const DirFd& dir, std::string_view name, std::uint64_t max_size) {
+  const fs::path path = dir.path_of(name);
+  int fd;
+  do fd = dir.open_file(name, O_RDONLY);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    // O_NOFOLLOW says ELOOP, whose text ("Too many levels of symbolic
+    // links") hides what happened.
+    if (errno == ELOOP) return make_error(ErrorCode::kIo, path.string() + ": is a symbolic link, not a cache file; not followed");
+    return sys_error(path, "cannot open", errno);
+  }
+  return read_open_file(fd, path, max_size);
+}
+
+namespace {
+
+// Reads all of `fd` (closed on return); `path` names it in messages.
+Result<std::string> read_open_file(int fd, const fs::path& path, std::uint64_t max_size) {
   // Closes on every return, including the bad_alloc ones.
   struct FdGuard {
     int fd;
@@ -339,6 +382,8 @@ Result<std::string> read_file(const fs::path& path, std::uint64_t max_size, bool
   return out;
 }
 
+}  // namespace
+
 bool is_temp_file_name(std::string_view name) {
   // "<name>.tmp.<pid>.<8 lowercase hex>", <name> non-empty.
   if (name.size() < kTempRandomDigits + 1) return false;
@@ -359,33 +404,41 @@ bool is_temp_file_name(std::string_view name) {
 }
 
 std::size_t remove_stale_temp_files(const fs::path& dir, std::chrono::seconds min_age) {
+  int dfd;
+  do dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  while (dfd < 0 && errno == EINTR);
+  if (dfd < 0) return 0;
+  return remove_stale_temp_files(DirFd::adopt(dfd, dir), min_age);
+}
+
+std::size_t remove_stale_temp_files(const DirFd& dir, std::chrono::seconds min_age) {
   std::size_t removed = 0;
-  std::error_code ec;
-  fs::directory_iterator it(dir, ec), end;
-  for (; !ec && it != end; it.increment(ec)) {
-    const fs::path& p = it->path();
-    const std::string name = p.filename().string();
+  for (const std::string& name : dir.list()) {
     if (!is_temp_file_name(name)) continue;
-    struct stat st {};
     // lstat: a symlink that happens to have a temp name is judged (and
     // removed) itself; its target is never touched.
-    if (::lstat(p.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) continue;
+    auto st = dir.stat(name);
+    if (!st || S_ISDIR(st->st_mode)) continue;
     // The age test covers a recycled pid: a writer never takes as long as
     // min_age, so an old temp file is abandoned whoever has its pid now.
-    bool stale = process_gone(temp_name_pid(name)) || age_of(st) >= min_age;
-    if (stale && ::unlink(p.c_str()) == 0) ++removed;
+    bool stale = process_gone(temp_name_pid(name)) || age_of(*st) >= min_age;
+    if (stale && ::unlinkat(dir.fd(), name.c_str(), 0) == 0) ++removed;
   }
   return removed;
 }
 
-Result<FileLock> FileLock::acquire(const fs::path& path, std::chrono::milliseconds timeout) {
+namespace {
+
+// FileLock::acquire: the locked descriptor.
+Result<int> lock_at(const LockPlace& at, std::chrono::milliseconds timeout) {
+  const fs::path& path = at.path;
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     int fd = -1;
     Error error;
-    switch (try_lock_once(path, &fd, &error)) {
-      case LockAttempt::kTaken: return FileLock(fd);
+    switch (try_lock_once(at, &fd, &error)) {
+      case LockAttempt::kTaken: return fd;
       case LockAttempt::kFailed: return error;
       case LockAttempt::kRetry: continue;  // the file was replaced; lock the new one
       case LockAttempt::kBusy: break;
@@ -403,10 +456,33 @@ Result<FileLock> FileLock::acquire(const fs::path& path, std::chrono::millisecon
   }
 }
 
+}  // namespace
+
+Result<FileLock> FileLock::acquire(const fs::path& path, std::chrono::milliseconds timeout) {
+  auto fd = lock_at(LockPlace{AT_FDCWD, path.c_str(), path}, timeout);
+  if (!fd) return fd.error();
+  return FileLock(*fd);
+}
+
+Result<FileLock> FileLock::acquire(const DirFd& dir, std::string_view name, std::chrono::milliseconds timeout) {
+  const std::string n(name);
+  const fs::path path = dir.path_of(name);
+  auto fd = lock_at(LockPlace{dir.fd(), n.c_str(), path}, timeout);
+  if (!fd) return fd.error();
+  return FileLock(*fd);
+}
+
 Result<FileLock> FileLock::try_acquire(const fs::path& path) {
   auto lock = acquire(path, std::chrono::milliseconds(0));
   if (!lock && lock.error().code == ErrorCode::kResourceLimit)
     return make_error(ErrorCode::kResourceLimit, path.string() + ": locked by another holder");
+  return lock;
+}
+
+Result<FileLock> FileLock::try_acquire(const DirFd& dir, std::string_view name) {
+  auto lock = acquire(dir, name, std::chrono::milliseconds(0));
+  if (!lock && lock.error().code == ErrorCode::kResourceLimit)
+    return make_error(ErrorCode::kResourceLimit, dir.path_of(name).string() + ": locked by another holder");
   return lock;
 }
 
@@ -479,6 +555,19 @@ Status check_private_dir(const fs::path& dir) {
     return make_error(ErrorCode::kPermission,
                       name + ": is a symbolic link, not a directory; use " + hint + " instead");
   }
+  return check_private_stat(name, st);
+}
+
+Status check_private_dir(const DirFd& dir) {
+  struct stat st {};
+  if (::fstat(dir.fd(), &st) != 0) return sys_error(dir.path(), "cannot stat", errno);
+  return check_private_stat(dir.path().string(), st);
+}
+
+namespace {
+
+// The owner and mode rules of check_private_dir() on a stat of the directory.
+Status check_private_stat(const std::string& name, const struct stat& st) {
   if (!S_ISDIR(st.st_mode)) {
     return make_error(ErrorCode::kIo,
                       name + ": not a directory; remove it or choose another directory");
@@ -497,5 +586,7 @@ Status check_private_dir(const fs::path& dir) {
   }
   return {};
 }
+
+}  // namespace
 
 }  // namespace regexd::cache

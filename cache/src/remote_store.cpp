@@ -231,7 +231,7 @@ bool Store::install_fetched(const CacheKey& key, const std::string& bytes) {
     log(LogLevel::kWarning, "remote entry " + key.hex() + " not used: " + problem);
     return false;
   }
-  if (auto st = write_file_atomic(entry_path(key), bytes); !st) {
+  if (auto st = write_file_atomic(dir_, entry_file(key), bytes); !st) {
     log(LogLevel::kWarning, "remote entry " + key.hex() + " not saved: " + st.error().message);
     return false;
   }

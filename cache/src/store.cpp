@@ -42,8 +42,9 @@ struct Mapping {
   std::string_view view() const { return {static_cast<const char*>(addr), size}; }
 };
 
-Result<std::shared_ptr<Mapping>> map_file(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);  // as read_file(no_follow)
+Result<std::shared_ptr<Mapping>> map_file(const DirFd& dir, const std::string& name) {
+  const fs::path path = dir.path_of(name);
+  int fd = dir.open_file(name, O_RDONLY);  // O_NOFOLLOW, as read_file
   if (fd < 0) return make_error(ErrorCode::kIo, path.string() + ": " + std::strerror(errno));
   struct stat st {};
   auto m = std::make_shared<Mapping>();
@@ -57,9 +58,9 @@ Result<std::shared_ptr<Mapping>> map_file(const fs::path& path) {
   return m;
 }
 
-void touch(const fs::path& p) {
-  // LRU: a hit refreshes the entry's time (mtime; atime is often noatime).
-  ::utimensat(AT_FDCWD, p.c_str(), nullptr, 0);
+// The age of a file's mtime, on the clock prune() compares with max_age.
+std::chrono::nanoseconds mtime_of(const struct stat& st) {
+  return std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec);
 }
 
 }  // namespace
@@ -71,37 +72,50 @@ fs::path default_cache_root() {
   return fs::temp_directory_path() / ("regexd-" + std::to_string(::geteuid()));
 }
 
-Store::Store(StoreOptions options, PlatformTags tags, fs::path platform_dir)
-    : options_(std::move(options)), tags_(std::move(tags)), platform_dir_(std::move(platform_dir)) {}
+Store::Store(StoreOptions options, PlatformTags tags, DirFd root_dir, DirFd dir)
+    : options_(std::move(options)),
+      tags_(std::move(tags)),
+      platform_dir_(dir.path()),
+      root_dir_(std::move(root_dir)),
+      dir_(std::move(dir)) {}
 
 Result<std::unique_ptr<Store>> Store::open(StoreOptions options) {
   const auto& tags = current_tags();
   if (!tags) return tags.error();
+  // Created (if missing) and checked by path, then opened without following
+  // a link and checked again through the descriptors, which every later
+  // file operation goes through (dir_fd.h says why).
   if (auto st = ensure_private_dir(options.root); !st) return st.error();
-  fs::path dir = options.root / tags->dir_name();
-  if (auto st = ensure_private_dir(dir); !st) return st.error();
-  remove_stale_temp_files(dir);
-  std::unique_ptr<Store> store(new Store(std::move(options), *tags, std::move(dir)));
+  auto root = DirFd::open_private(options.root);
+  if (!root) return root.error();
+  const std::string name = tags->dir_name();
+  if (auto st = ensure_private_dir(options.root / name); !st) return st.error();
+  auto dir = root->open_subdir(name, /*check_private=*/true);
+  if (!dir) return dir.error();
+  remove_stale_temp_files(*dir);
+  std::unique_ptr<Store> store(new Store(std::move(options), *tags, std::move(*root), std::move(*dir)));
   store->note_foreign_entries();
   return store;
 }
+
+std::string Store::entry_file(const CacheKey& key) { return key.hex() + std::string(kEntryExt); }
 
 // A root shared with other platforms (one volume for x86 and arm64 installs,
 // or a backup restored on another architecture) is normal: their entries are
 // never opened here.  Say so once, at open, so that an operator who wonders
 // why everything is being recompiled after a restore finds the reason.
 void Store::note_foreign_entries() const {
-  std::error_code ec;
   std::size_t entries = 0;
   std::vector<std::string> dirs;
-  for (const auto& d : fs::directory_iterator(options_.root, ec)) {
-    if (!d.is_directory(ec) || d.path() == platform_dir_) continue;
+  for (const auto& name : foreign_dirs()) {
+    auto sub = root_dir_.open_subdir(name, /*check_private=*/false);
+    if (!sub) continue;
     std::size_t n = 0;
-    for (const auto& f : fs::directory_iterator(d.path(), ec))
-      if (ends_with(f.path().filename().string(), kEntryExt)) ++n;
+    for (const auto& f : sub->list())
+      if (ends_with(f, kEntryExt)) ++n;
     if (n == 0) continue;
     entries += n;
-    dirs.push_back(d.path().filename().string());
+    dirs.push_back(name);
   }
   if (entries == 0) return;
   std::sort(dirs.begin(), dirs.end());
@@ -122,7 +136,18 @@ void Store::log(LogLevel level, const std::string& msg) const {
   std::fprintf(stderr, "regexd cache %s: %s\n", names[static_cast<int>(level)], msg.c_str());
 }
 
-fs::path Store::entry_path(const CacheKey& key) const { return platform_dir_ / (key.hex() + std::string(kEntryExt)); }
+fs::path Store::entry_path(const CacheKey& key) const { return platform_dir_ / entry_file(key); }
+
+std::vector<std::string> Store::foreign_dirs() const {
+  std::vector<std::string> out;
+  const std::string mine = platform_dir_.filename().string();
+  for (auto& name : root_dir_.list()) {
+    auto st = root_dir_.stat(name);  // a link to a directory is not one of ours
+    if (name != mine && st && S_ISDIR(st->st_mode)) out.push_back(std::move(name));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 CacheKey Store::key_for(const engine::RuleSet& rules, const engine::CompileOptions& options) const {
   return compute_key(rules, options, tags_);
@@ -134,35 +159,35 @@ void Store::note_loaded(const CacheKey& key) {
 }
 
 Result<std::shared_ptr<const engine::Scanner>> Store::load_image(const CacheKey& key, const std::string& bytes) {
-  fs::path img = platform_dir_ / (key.hex() + std::string(kImageExt));
+  const std::string img_name = key.hex() + std::string(kImageExt);
+  const fs::path img = dir_.path_of(img_name);
   for (int attempt = 0; attempt < 2; ++attempt) {
     // The entry is validated in full (everything but deserializing its
     // databases) before an image is built from it: build_image trusts what
     // it reads, and a resealed hostile entry must end here as a miss.
     auto set = decode_entry(bytes, key, tags_, DecodeOptions{true});
     if (!set) return set.error();
-    if (!fs::exists(img)) {
+    if (!dir_.exists(img_name)) {
       auto image = build_image(bytes);
       if (!image) return image.error();
-      if (auto st = write_file_atomic(img, *image); !st) return st.error();
+      if (auto st = write_file_atomic(dir_, img_name, *image); !st) return st.error();
     }
-    auto map = map_file(img);
+    auto map = map_file(dir_, img_name);
     if (!map) return map.error();
     auto st = attach_image(**set, bytes, (*map)->view(), *map);
     if (st) return engine::Scanner::from_compiled(std::move(*set));
     log(LogLevel::kWarning, img.string() + ": " + st.error().message + "; rebuilding it");
-    std::error_code ec;
-    fs::remove(img, ec);
+    (void)dir_.remove(img_name);
   }
   return make_error(ErrorCode::kCorrupt, img.string() + ": shared image could not be built");
 }
 
 Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, LoadResult::Source* source, bool* from_remote) {
-  fs::path path = entry_path(key);
-  std::error_code ec;
+  const std::string name = entry_file(key);
+  const fs::path path = dir_.path_of(name);
   bool remote_hit = false;
-  if (!fs::exists(path, ec) && !(remote_hit = fetch_remote(key))) return make_error(ErrorCode::kIo, "no entry");
-  auto bytes = read_file(path, options_.max_entry_size, /*no_follow=*/true);
+  if (!dir_.exists(name) && !(remote_hit = fetch_remote(key))) return make_error(ErrorCode::kIo, "no entry");
+  auto bytes = read_file(dir_, name, options_.max_entry_size);
   if (!bytes) return make_error(ErrorCode::kIo, bytes.error().message);
 
   Result<std::shared_ptr<const engine::Scanner>> scanner = make_error(ErrorCode::kInternal, "unset");
@@ -188,14 +213,14 @@ Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, L
             path.string() + ": not usable here (" + e.message + "); recompiling");
       } else {
         log(LogLevel::kWarning, path.string() + ": corrupt (" + e.message + "); moved aside, recompiling");
-        fs::rename(path, fs::path(path.string() + std::string(kCorruptExt)), ec);
+        (void)dir_.rename(name, name + std::string(kCorruptExt));
       }
       return make_error(e.code, e.message);
     }
     scanner = engine::Scanner::from_compiled(std::move(*set));
     if (!scanner) return scanner.error();
   }
-  touch(path);
+  dir_.touch(name);  // LRU: a hit refreshes the entry's mtime (atime is often noatime)
   note_loaded(key);
   if (source) *source = src;
   if (from_remote) *from_remote = remote_hit;
@@ -205,12 +230,10 @@ Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, L
 Status Store::put(const CacheKey& key, const engine::Scanner& scanner, std::string_view rule_set_name) {
   auto bytes = encode_entry(scanner.compiled(), key, tags_, rule_set_name);
   if (!bytes) return bytes.error();
-  fs::path path = entry_path(key);
-  if (auto st = write_file_atomic(path, *bytes); !st) return st;
+  if (auto st = write_file_atomic(dir_, entry_file(key), *bytes); !st) return st;
   // An image made from the previous entry no longer matches; drop it now
   // rather than let the next reader find out.
-  std::error_code ec;
-  fs::remove(platform_dir_ / (key.hex() + std::string(kImageExt)), ec);
+  (void)dir_.remove(key.hex() + std::string(kImageExt));
   note_loaded(key);
   publish_remote(key, *bytes);
   return {};
@@ -230,12 +253,11 @@ Result<LoadResult> Store::get_or_compile(const engine::RuleSet& rules, const eng
   out.miss_reason = hit.error().message;
   // One compile per key across processes: whoever holds the lock compiles;
   // the others wait and then find the entry.
-  auto lock = FileLock::acquire(platform_dir_ / (key.hex() + std::string(kLockExt)), options_.lock_timeout);
+  auto lock = FileLock::acquire(dir_, key.hex() + std::string(kLockExt), options_.lock_timeout);
   if (!lock) log(LogLevel::kWarning, "cache lock for " + key.hex() + ": " + lock.error().message + "; compiling anyway");
   // Another local process may have saved it meanwhile (the remote was asked
   // already; asking again would only repeat a refusal's log line).
-  std::error_code exists_ec;
-  if (lock && fs::exists(entry_path(key), exists_ec)) {
+  if (lock && dir_.exists(entry_file(key))) {
     auto again = get(key, &out.source, &out.from_remote);
     if (again) {
       out.scanner = std::move(*again);
@@ -268,28 +290,36 @@ Result<LoadResult> Store::get_or_compile(const engine::RuleSet& rules, const eng
 
 std::vector<EntryStatus> Store::verify() const {
   std::vector<EntryStatus> out;
-  std::error_code ec;
-  std::vector<fs::path> dirs;
-  for (const auto& d : fs::directory_iterator(options_.root, ec))
-    if (d.is_directory()) dirs.push_back(d.path());
+  // This platform's directory is the one held open, whatever its name in the
+  // root names now; the others are opened without following links.
+  const std::string mine_name = platform_dir_.filename().string();
+  std::vector<std::string> dirs = foreign_dirs();
+  dirs.push_back(mine_name);
   std::sort(dirs.begin(), dirs.end());
-  for (const auto& dir : dirs) {
-    bool mine = dir == platform_dir_;
-    std::vector<fs::path> files;
-    for (const auto& f : fs::directory_iterator(dir, ec))
-      if (ends_with(f.path().filename().string(), kEntryExt)) files.push_back(f.path());
+  for (const auto& dir_name : dirs) {
+    bool mine = dir_name == mine_name;
+    DirFd other;
+    if (!mine) {
+      auto sub = root_dir_.open_subdir(dir_name, /*check_private=*/false);
+      if (!sub) continue;
+      other = std::move(*sub);
+    }
+    const DirFd& dir = mine ? dir_ : other;
+    std::vector<std::string> files;
+    for (auto& f : dir.list())
+      if (ends_with(f, kEntryExt)) files.push_back(std::move(f));
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
-      EntryStatus s{f, mine, false, {}};
-      auto bytes = read_file(f, options_.max_entry_size, /*no_follow=*/true);
+      EntryStatus s{dir.path_of(f), mine, false, {}};
+      auto bytes = read_file(dir, f, options_.max_entry_size);
       if (!bytes) {
         s.problem = bytes.error().message;
       } else if (auto info = inspect_entry(*bytes); !info) {
         s.problem = info.error().message;
-      } else if (info->key.hex() + std::string(kEntryExt) != f.filename().string()) {
+      } else if (info->key.hex() + std::string(kEntryExt) != f) {
         s.problem = "file name does not match the key in its header";
-      } else if (info->tags.dir_name() != dir.filename().string()) {
-        s.problem = "entry for platform " + info->tags.dir_name() + " in directory " + dir.filename().string();
+      } else if (info->tags.dir_name() != dir_name) {
+        s.problem = "entry for platform " + info->tags.dir_name() + " in directory " + dir_name;
       } else if (mine) {
         auto set = decode_entry(*bytes, info->key, tags_);
         if (!set) s.problem = set.error().message;
@@ -303,48 +333,53 @@ std::vector<EntryStatus> Store::verify() const {
   return out;
 }
 
+// Everything goes through the descriptors of the root and of this
+// platform's directory, with unlinkat() and lstat-like fstatat(): a link is
+// removed (or left alone), never followed, and a directory swapped for a link
+// after open is not the one pruned.
 PruneReport Store::prune(const PruneOptions& options) {
   PruneReport rep;
-  std::error_code ec;
-  auto remove = [&](const fs::path& p, std::uint64_t size) {
-    if (!options.dry_run) fs::remove_all(p, ec);
-    rep.removed.push_back(p);
+  auto remove = [&](const DirFd& dir, const std::string& name, std::uint64_t size) {
+    if (!options.dry_run) dir.remove_tree(name);
+    rep.removed.push_back(dir.path_of(name));
     rep.bytes_removed += size;
   };
-  if (options.foreign) {
-    for (const auto& d : fs::directory_iterator(options_.root, ec)) {
-      if (!d.is_directory() || d.path() == platform_dir_) continue;
-      std::uint64_t size = 0;
-      for (const auto& f : fs::recursive_directory_iterator(d.path(), ec))
-        if (f.is_regular_file()) size += f.file_size();
-      remove(d.path(), size);
-    }
-  }
-  remove_stale_temp_files(platform_dir_);
+  if (options.foreign)
+    for (const auto& name : foreign_dirs()) remove(root_dir_, name, root_dir_.tree_size(name));
+  remove_stale_temp_files(dir_);
   struct Entry {
-    fs::path path;
+    std::string name;
     std::string key;
-    fs::file_time_type mtime;
+    std::chrono::nanoseconds mtime;
     std::uint64_t size;
   };
+  auto regular_size = [](const std::optional<struct stat>& st) -> std::uint64_t {
+    return st && S_ISREG(st->st_mode) ? static_cast<std::uint64_t>(st->st_size) : 0;
+  };
   std::vector<Entry> entries;
-  for (const auto& f : fs::directory_iterator(platform_dir_, ec)) {
-    std::string name = f.path().filename().string();
+  for (const auto& name : dir_.list()) {
+    auto st = dir_.stat(name);
+    if (!st) continue;
     if (ends_with(name, kCorruptExt)) {
-      remove(f.path(), f.file_size(ec));
+      remove(dir_, name, regular_size(st));
       continue;
     }
     if (!ends_with(name, kEntryExt)) continue;
+    // A link (or anything but a file) named as an entry is never loaded
+    // (get() refuses it): junk, like a .corrupt file.  The link goes, not
+    // what it points to.
+    if (!S_ISREG(st->st_mode)) {
+      remove(dir_, name, 0);
+      continue;
+    }
     std::string key = name.substr(0, name.size() - kEntryExt.size());
-    std::uint64_t size = f.file_size(ec);
-    fs::path img = platform_dir_ / (key + std::string(kImageExt));
-    if (fs::exists(img, ec)) size += fs::file_size(img, ec);
-    entries.push_back({f.path(), key, f.last_write_time(ec), size});
+    std::uint64_t size = regular_size(st) + regular_size(dir_.stat(key + std::string(kImageExt)));
+    entries.push_back({name, key, mtime_of(*st), size});
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.mtime < b.mtime; });
   std::uint64_t total = 0;
   for (const auto& e : entries) total += e.size;
-  auto now = fs::file_time_type::clock::now();
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
   std::set<std::string> loaded;
   {
     std::lock_guard lock(mu_);
@@ -354,9 +389,9 @@ PruneReport Store::prune(const PruneOptions& options) {
     bool too_old = options.max_age && now - e.mtime > *options.max_age;
     bool too_big = options.max_size && total > *options.max_size;
     if ((too_old || too_big) && !loaded.count(e.key)) {
-      remove(e.path, e.size);
-      fs::path img = platform_dir_ / (e.key + std::string(kImageExt));
-      if (fs::exists(img, ec)) remove(img, 0);  // its size is counted in the entry's
+      remove(dir_, e.name, e.size);
+      const std::string img = e.key + std::string(kImageExt);
+      if (dir_.exists(img)) remove(dir_, img, 0);  // its size is counted in the entry's
       total -= e.size;
     } else {
       rep.kept++;
@@ -369,14 +404,13 @@ PruneReport Store::prune(const PruneOptions& options) {
   // lock no longer names the path (FileLock checks) and locks the new file,
   // so two compiles of one key never hold "the" lock together.
   if (options.dry_run) return rep;
-  for (const auto& f : fs::directory_iterator(platform_dir_, ec)) {
-    std::string name = f.path().filename().string();
+  for (const auto& name : dir_.list()) {
     if (!ends_with(name, kLockExt)) continue;
     std::string key = name.substr(0, name.size() - kLockExt.size());
-    if (fs::exists(platform_dir_ / (key + std::string(kEntryExt)), ec)) continue;
-    auto held = FileLock::try_acquire(f.path());
+    if (dir_.exists(key + std::string(kEntryExt))) continue;
+    auto held = FileLock::try_acquire(dir_, name);
     if (!held) continue;  // a compile of that key is running
-    if (fs::remove(f.path(), ec)) rep.locks_removed++;
+    if (::unlinkat(dir_.fd(), name.c_str(), 0) == 0) rep.locks_removed++;
   }
   return rep;
 }

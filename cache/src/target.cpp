@@ -69,23 +69,25 @@ Result<PlatformTags> target_tags(const PlatformTags& host, std::string_view targ
   return out;
 }
 
-TargetStore::TargetStore(PlatformTags tags, fs::path dir, LogFn log, std::chrono::milliseconds lock_timeout)
+TargetStore::TargetStore(PlatformTags tags, DirFd dir, LogFn log, std::chrono::milliseconds lock_timeout)
     : tags_(std::move(tags)), dir_(std::move(dir)), log_(std::move(log)), lock_timeout_(lock_timeout) {}
 
 Result<std::unique_ptr<TargetStore>> TargetStore::open(fs::path root, PlatformTags tags, LogFn log,
                                                        std::chrono::milliseconds lock_timeout) {
   if (auto st = ensure_private_dir(root); !st) return st.error();
-  fs::path dir = root / tags.dir_name();
-  if (auto st = ensure_private_dir(dir); !st) return st.error();
-  remove_stale_temp_files(dir);
-  return std::unique_ptr<TargetStore>(new TargetStore(std::move(tags), std::move(dir), std::move(log), lock_timeout));
+  auto root_dir = DirFd::open_private(root);
+  if (!root_dir) return root_dir.error();
+  if (auto st = ensure_private_dir(root / tags.dir_name()); !st) return st.error();
+  auto dir = root_dir->open_subdir(tags.dir_name(), /*check_private=*/true);
+  if (!dir) return dir.error();
+  remove_stale_temp_files(*dir);
+  return std::unique_ptr<TargetStore>(new TargetStore(std::move(tags), std::move(*dir), std::move(log), lock_timeout));
 }
 
-std::string TargetStore::problem(const fs::path& path, const CacheKey& key, std::size_t* rules,
+std::string TargetStore::problem(const std::string& name, const CacheKey& key, std::size_t* rules,
                                  std::string* entry) const {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return "no entry";
-  auto bytes = read_file(path);
+  if (!dir_.exists(name)) return "no entry";
+  auto bytes = read_file(dir_, name);
   if (!bytes) return bytes.error().message;
   auto info = inspect_entry(*bytes);
   if (!info) return info.error().message;
@@ -102,7 +104,8 @@ Result<TargetResult> TargetStore::get_or_compile(const engine::RuleSet& rules, e
   auto t0 = std::chrono::steady_clock::now();
   TargetResult out;
   CacheKey key = compute_key(rules, options, tags_);
-  out.path = dir_ / (key.hex() + ".rxdb");
+  const std::string name = key.hex() + ".rxdb";
+  out.path = dir_.path_of(name);
   std::string entry;  // the present entry's bytes, as problem() read them
   auto present = [&]() -> Result<TargetResult> {
     out.source = TargetResult::Source::kPresent;
@@ -112,10 +115,10 @@ Result<TargetResult> TargetStore::get_or_compile(const engine::RuleSet& rules, e
     out.ms = ms_since(t0);
     return out;
   };
-  std::string why = problem(out.path, key, &out.rules, &entry);
+  std::string why = problem(name, key, &out.rules, &entry);
   if (why.empty()) return present();
-  auto lock = FileLock::acquire(dir_ / (key.hex() + ".lock"), lock_timeout_);
-  if (lock && problem(out.path, key, &out.rules, &entry).empty()) return present();
+  auto lock = FileLock::acquire(dir_, key.hex() + ".lock", lock_timeout_);
+  if (lock && problem(name, key, &out.rules, &entry).empty()) return present();
   if (why != "no entry") {
     std::string msg = out.path.string() + ": " + why + "; rewriting it";
     if (log_) log_(LogLevel::kWarning, msg);
@@ -127,10 +130,9 @@ Result<TargetResult> TargetStore::get_or_compile(const engine::RuleSet& rules, e
   out.rules = (*compiled)->rule_count();
   auto bytes = encode_entry((*compiled)->compiled(), key, tags_, rule_set_name);
   if (!bytes) return bytes.error();
-  if (auto st = write_file_atomic(out.path, *bytes); !st) return st.error();
+  if (auto st = write_file_atomic(dir_, name, *bytes); !st) return st.error();
   // A shared image made from an older entry of this key no longer matches.
-  std::error_code ec;
-  fs::remove(dir_ / (key.hex() + ".rxdimg"), ec);
+  (void)dir_.remove(key.hex() + ".rxdimg");
   out.source = TargetResult::Source::kCompiled;
   out.published = publish(key, *bytes);
   out.ms = ms_since(t0);

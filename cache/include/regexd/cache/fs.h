@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "regexd/cache/dir_fd.h"
 #include "regexd/engine/result.h"
 
 namespace regexd::cache {
@@ -32,12 +33,21 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view dat
 Status write_file_atomic(const std::filesystem::path& path, const std::vector<std::string_view>& pieces,
                          unsigned mode = 0640);
 
+// The same in the directory `dir` holds open (dir_fd.h): the temp file, the
+// rename and the sync go through its descriptor, and a temp name that is a
+// link is refused, so the file lands in the directory that was checked.
+// `name` is a plain file name (no '/'), else kInvalidArgument.
+Status write_file_atomic(const DirFd& dir, std::string_view name, std::string_view data, unsigned mode = 0640);
+
 // Reads a whole file.  Refuses (kIo) files larger than `max_size`, and with
 // `no_follow` a path whose last component is a symbolic link (O_NOFOLLOW:
 // the cache's own files, whose directory was checked, must be real files
 // there, not links to anything else the daemon's user can read).
 Result<std::string> read_file(const std::filesystem::path& path, std::uint64_t max_size = UINT64_MAX,
                               bool no_follow = false);
+// Reads `name` in `dir`, never following a link: a link is kIo
+// "<path>: is a symbolic link, not a cache file; not followed".
+Result<std::string> read_file(const DirFd& dir, std::string_view name, std::uint64_t max_size = UINT64_MAX);
 
 // Is this a temp file name made by write_file_atomic?
 bool is_temp_file_name(std::string_view file_name);
@@ -47,6 +57,7 @@ bool is_temp_file_name(std::string_view file_name);
 // many were removed.
 std::size_t remove_stale_temp_files(const std::filesystem::path& dir,
                                     std::chrono::seconds min_age = std::chrono::hours(1));
+std::size_t remove_stale_temp_files(const DirFd& dir, std::chrono::seconds min_age = std::chrono::hours(1));
 
 // An exclusive advisory lock (flock) on "<path>", created 0640 if missing.
 // Used so that two processes missing the same cache key compile it once: the
@@ -59,6 +70,9 @@ class FileLock {
   static Result<FileLock> acquire(const std::filesystem::path& path, std::chrono::milliseconds timeout);
   // Takes the lock only if free right now; nullopt-like error kResourceLimit if held.
   static Result<FileLock> try_acquire(const std::filesystem::path& path);
+  // The lock file `name` in `dir` (opened relative to it, never through a link).
+  static Result<FileLock> acquire(const DirFd& dir, std::string_view name, std::chrono::milliseconds timeout);
+  static Result<FileLock> try_acquire(const DirFd& dir, std::string_view name);
   FileLock(FileLock&& other) noexcept;
   FileLock& operator=(FileLock&& other) noexcept;
   FileLock(const FileLock&) = delete;
@@ -83,5 +97,8 @@ Status ensure_private_dir(const std::filesystem::path& dir);
 //   "/var/lib/regexd: writable by group/others (mode 0777); run: chmod go-w /var/lib/regexd"
 //   "/var/lib/regexd: owned by uid 1001, not by this user (uid 0); run: chown 0 /var/lib/regexd"
 Status check_private_dir(const std::filesystem::path& dir);
+// The same rules on a directory held open (fstat of its descriptor): what is
+// checked is what is used afterwards.
+Status check_private_dir(const DirFd& dir);
 
 }  // namespace regexd::cache

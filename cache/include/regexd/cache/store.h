@@ -8,6 +8,13 @@
 // Thread safety: a Store may be used from several threads at once (the set
 // of loaded keys is guarded by a mutex).  Several processes may share one
 // root.
+//
+// Directories: open() checks the root and this platform's directory and
+// keeps both open (DirFd); every later read, write, rename, unlink and
+// listing goes through those descriptors with O_NOFOLLOW/AT_SYMLINK_NOFOLLOW.
+// A directory renamed or swapped for a symbolic link after open() is not
+// followed: the store keeps using the directories it checked, and a file
+// that is a link is a miss ("is a symbolic link, not a cache file").
 #pragma once
 
 #include <chrono>
@@ -21,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "regexd/cache/dir_fd.h"
 #include "regexd/cache/entry.h"
 #include "regexd/cache/key.h"
 #include "regexd/cache/remote_store.h"
@@ -122,7 +130,11 @@ class Store {
   RemoteStore* remote() const;  // null without a remote tier
 
  private:
-  Store(StoreOptions options, PlatformTags tags, std::filesystem::path platform_dir);
+  Store(StoreOptions options, PlatformTags tags, DirFd root_dir, DirFd dir);
+  static std::string entry_file(const CacheKey& key);  // "<hex>.rxdb"
+  // Names of the other platforms' directories in the root (real directories
+  // only, sorted).
+  std::vector<std::string> foreign_dirs() const;
   void log(LogLevel level, const std::string& msg) const;
   // One info line at open if other platforms' entries share the root.
   void note_foreign_entries() const;
@@ -139,7 +151,8 @@ class Store {
 
   StoreOptions options_;
   PlatformTags tags_;
-  std::filesystem::path platform_dir_;
+  std::filesystem::path platform_dir_;  // for messages and callers; access goes through dir_
+  DirFd root_dir_, dir_;
   mutable std::mutex mu_;
   std::set<std::string> loaded_;         // key hex of entries this process uses
   mutable bool mismatch_logged_ = false;  // info line once per directory

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "regexd/cache/dir_fd.h"
 #include "regexd/cache/key.h"
 #include "regexd/cache/remote_store.h"
 #include "regexd/cache/store.h"
@@ -68,7 +69,9 @@ struct TargetResult {
 class TargetStore {
  public:
   // Creates/checks the root and the target's directory (same permission
-  // rules as Store::open).  Errors: kPermission, kIo.
+  // rules as Store::open) and keeps the directory open: files are read and
+  // written through it, never through a link (dir_fd.h).  Errors:
+  // kPermission, kIo.
   static Result<std::unique_ptr<TargetStore>> open(std::filesystem::path root, PlatformTags tags, LogFn log = {},
                                                    std::chrono::milliseconds lock_timeout = std::chrono::minutes(30));
 
@@ -87,17 +90,16 @@ class TargetStore {
   void set_remote(std::shared_ptr<RemoteStore> remote) { remote_ = std::move(remote); }
 
   const PlatformTags& tags() const { return tags_; }
-  const std::filesystem::path& platform_dir() const { return dir_; }
+  const std::filesystem::path& platform_dir() const { return dir_.path(); }
 
  private:
-  TargetStore(PlatformTags tags, std::filesystem::path dir, LogFn log, std::chrono::milliseconds lock_timeout);
-  // Why the file at `path` is not a usable entry for `key` (empty: it is,
-  // and *rules and *entry, its bytes, are set).
-  std::string problem(const std::filesystem::path& path, const CacheKey& key, std::size_t* rules,
-                      std::string* entry) const;
+  TargetStore(PlatformTags tags, DirFd dir, LogFn log, std::chrono::milliseconds lock_timeout);
+  // Why the file `name` in the directory is not a usable entry for `key`
+  // (empty: it is, and *rules and *entry, its bytes, are set).
+  std::string problem(const std::string& name, const CacheKey& key, std::size_t* rules, std::string* entry) const;
 
   PlatformTags tags_;
-  std::filesystem::path dir_;
+  DirFd dir_;
   LogFn log_;
   std::chrono::milliseconds lock_timeout_;
   std::shared_ptr<RemoteStore> remote_;
