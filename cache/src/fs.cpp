@@ -324,7 +324,9 @@ Result<std::string> read_file(const fs::path& path, std::uint64_t max_size, bool
 Result<std::string> read_file(const DirFd& dir, std::string_view name, std::uint64_t max_size) {
   const fs::path path = dir.path_of(name);
   int fd;
-  do fd = dir.open_file(name, O_RDONLY);
+  // O_NONBLOCK: a FIFO planted as a cache file would block open() (and the
+  // daemon's thread) until a writer came; regular files ignore the flag.
+  do fd = dir.open_file(name, O_RDONLY | O_NONBLOCK);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     // O_NOFOLLOW says ELOOP, whose text ("Too many levels of symbolic

@@ -44,11 +44,15 @@ struct Mapping {
 
 Result<std::shared_ptr<Mapping>> map_file(const DirFd& dir, const std::string& name) {
   const fs::path path = dir.path_of(name);
-  int fd = dir.open_file(name, O_RDONLY);  // O_NOFOLLOW, as read_file
+  int fd = dir.open_file(name, O_RDONLY | O_NONBLOCK);  // O_NOFOLLOW and O_NONBLOCK, as read_file
   if (fd < 0) return make_error(ErrorCode::kIo, path.string() + ": " + std::strerror(errno));
   struct stat st {};
   auto m = std::make_shared<Mapping>();
-  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+  if (::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(ErrorCode::kIo, path.string() + ": not a regular file");
+  }
+  if (st.st_size > 0) {
     m->size = static_cast<std::size_t>(st.st_size);
     m->addr = ::mmap(nullptr, m->size, PROT_READ, MAP_SHARED, fd, 0);
   }

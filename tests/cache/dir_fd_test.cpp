@@ -3,8 +3,11 @@
 // file or directory swapped for a symbolic link afterwards redirects a read,
 // a write or a prune.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <future>
 
 #include <filesystem>
 #include <fstream>
@@ -118,6 +121,27 @@ TEST_F(DirFdTest, AnEntryReplacedByALinkIsRefusedWithOneLine) {
   EXPECT_EQ(again->source, LoadResult::Source::kCompiled);
   EXPECT_FALSE(fs::is_symlink(entry));
   EXPECT_EQ(fs::last_write_time(elsewhere), mtime);
+}
+
+// A FIFO planted as an entry: open() of it for reading used to wait for a
+// writer, holding the loading thread forever.  Now it is a one-line miss.
+TEST_F(DirFdTest, AnEntryThatIsAFifoIsAMissNotAStall) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  auto r = rules();
+  auto key = store->key_for(r, {});
+  const fs::path entry = store->entry_path(key);
+  ASSERT_EQ(::mkfifo(entry.c_str(), 0640), 0);
+  auto got = std::async(std::launch::async, [&] { return store->get(key); });
+  if (got.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    int w = ::open(entry.c_str(), O_WRONLY | O_NONBLOCK);  // release the reader, then fail
+    got.wait();
+    ::close(w);
+    FAIL() << "get() of a FIFO entry blocked";
+  }
+  auto res = got.get();
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.error().message, entry.string() + ": not a regular file");
 }
 
 // The platform directory swapped for a link to another directory after
