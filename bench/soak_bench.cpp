@@ -11,6 +11,8 @@
 //
 // usage: regexd_soak_bench REGEXD_BINARY [--good 64] [--hostile 64] [--quiet 20] [--attack 60]
 //        [--check]   (exit 1 on any wrong answer or failed good request: a few-second ctest)
+//        [--compile-nice N] [--heavy-nice N]   (the daemon's compile.nice / server.heavy_nice;
+//                     default: the daemon's defaults; 0 and 0: the priorities before issue 14's fix)
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -246,6 +248,7 @@ int main(int argc, char** argv) {
   std::string regexd = argv[1];
   int good = 64, hostile = 64, quiet = 20, attack = 60;
   bool check = false;
+  int compile_nice = -1, heavy_nice = -1;  // -1: the daemon's default
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
@@ -254,6 +257,8 @@ int main(int argc, char** argv) {
     else if (a == "--quiet") quiet = next();
     else if (a == "--attack") attack = next();
     else if (a == "--check") check = true;
+    else if (a == "--compile-nice") compile_nice = next();
+    else if (a == "--heavy-nice") heavy_nice = next();
   }
   ::signal(SIGPIPE, SIG_IGN);
   Shared s;
@@ -282,9 +287,12 @@ int main(int argc, char** argv) {
   s.socket = (dir / "s.sock").string();
   std::ofstream(dir / "regexd.toml") << "[server]\nsocket = \"" << s.socket << "\"\nload_rules = \"new\"\n"
                                      << "max_frame = \"8M\"\nframe_timeout = \"5s\"\nidle_timeout = \"10s\"\n"
-                                     << "max_buffered = \"64M\"\n[cache]\nroot = \"" << (dir / "cache").string()
+                                     << "max_buffered = \"64M\"\n"
+                                     << (heavy_nice >= 0 ? "heavy_nice = " + std::to_string(heavy_nice) + "\n" : "")
+                                     << "[cache]\nroot = \"" << (dir / "cache").string()
                                      << "\"\nmax_size = \"64M\"\nprune_interval = \"10s\"\n[compile]\nmax_queue = 4\n"
-                                     << "timeout = \"20s\"\n";
+                                     << "timeout = \"20s\"\n"
+                                     << (compile_nice >= 0 ? "nice = " + std::to_string(compile_nice) + "\n" : "");
   pid_t daemon = ::fork();
   if (daemon == 0) {
     int devnull = ::open((dir / "log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -297,8 +305,11 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::this_thread::sleep_for(std::chrono::seconds(2));  // the Hyperscan build of the sample set
   long rss_start = rss_kib(daemon, "VmRSS:");
-  std::printf("soak: %zu messages, %zu classes, %d good clients, %d hostile, quiet %d s, attack %d s, %u cores\n",
-              s.messages.size(), s.classes.size(), good, hostile, quiet, attack, std::thread::hardware_concurrency());
+  std::printf("soak: %zu messages, %zu classes, %d good clients, %d hostile, quiet %d s, attack %d s, %u cores, "
+              "compile.nice %s, heavy_nice %s\n",
+              s.messages.size(), s.classes.size(), good, hostile, quiet, attack, std::thread::hardware_concurrency(),
+              compile_nice >= 0 ? std::to_string(compile_nice).c_str() : "default",
+              heavy_nice >= 0 ? std::to_string(heavy_nice).c_str() : "default");
   RunResult q = run(s, daemon, good, 0, quiet);
   std::printf("quiet:  %8lu scans  p50 %8.0f us  p99 %8.0f us  wrong %lu  failed %lu  RSS max %ld KiB\n", q.scans, q.p50,
               q.p99, q.wrong, q.failed, q.rss_max);

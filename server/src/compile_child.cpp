@@ -13,6 +13,7 @@
 
 #include "regexd/cache/entry.h"
 #include "regexd/cache/key.h"
+#include "priority.h"
 
 namespace regexd::server {
 namespace {
@@ -167,7 +168,8 @@ std::string pcre2_limits_mismatch(const engine::Scanner& scanner, const engine::
 
 Result<ChildBuild> compile_in_child(const engine::RuleSet& rules, const engine::CompileOptions& options,
                                     std::string_view name, cache::Store* store,
-                                    std::chrono::milliseconds timeout, const std::function<void(pid_t)>& on_child) {
+                                    std::chrono::milliseconds timeout, const std::function<void(pid_t)>& on_child,
+                                    int nice) {
   const auto& tags = cache::current_tags();
   if (!tags) return tags.error();
   int fds[2];
@@ -181,6 +183,8 @@ Result<ChildBuild> compile_in_child(const engine::RuleSet& rules, const engine::
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);  // the parent died before prctl
+    // Before the compiler starts its threads, which inherit it.
+    lower_thread_priority(nice);
     child_main(write_end.fd, rules, options, name, store);
   }
   Child child(pid, on_child);

@@ -44,12 +44,15 @@ struct ChildBuild {
 // Builds `rules` with `options` in a child process.  `store` (optional, not
 // owned): the cache the child reads and fills.  `on_child` is called with
 // the child's pid once it runs (and with -1 once it is reaped), so an owner
-// can kill it early.  Errors: kResourceLimit when the child did not finish
+// can kill it early.  The child runs at nice value `nice` (priority.h;
+// 0 keeps the daemon's), so that on a busy machine the compile takes the
+// CPU time scans leave.  Errors: kResourceLimit when the child did not finish
 // within `timeout` (it is killed), kCompileFailed when the rules cannot be
 // compiled, kCorrupt when its bytes fail the entry checks, kInternal when
 // no child could be started.
 Result<ChildBuild> compile_in_child(const engine::RuleSet& rules, const engine::CompileOptions& options,
                                     std::string_view name, cache::Store* store,
-                                    std::chrono::milliseconds timeout, const std::function<void(pid_t)>& on_child);
+                                    std::chrono::milliseconds timeout, const std::function<void(pid_t)>& on_child,
+                                    int nice = 0);
 
 }  // namespace regexd::server

@@ -276,7 +276,7 @@ Result<Config> load_config(const fs::path& path) {
                               "max_connections", "idle_timeout", "watch_interval", "max_pattern", "max_captures", "load_rules", "allowed_uids",
                               "allowed_gids", "tcp_load_rules", "max_buffered", "frame_timeout",
                               "max_connections_per_uid", "heavy_workers", "heavy_request", "request_timeout",
-                              "max_pushed_rulesets"});
+                              "max_pushed_rulesets", "heavy_nice"});
         !st)
       return st.error();
     Section s{path, *t, "server", std::nullopt};
@@ -299,7 +299,12 @@ Result<Config> load_config(const fs::path& path) {
     auto heavy_request = s.get<std::string>("heavy_request");
     auto request_timeout = s.get<std::string>("request_timeout");
     auto max_pushed = s.get<std::int64_t>("max_pushed_rulesets");
+    auto heavy_nice = s.get<std::int64_t>("heavy_nice");
     if (s.error) return *s.error;
+    if (heavy_nice) {
+      if (*heavy_nice < 0 || *heavy_nice > 19) return s.invalid("heavy_nice", "expected a nice value 0..19");
+      c.server.heavy_nice = static_cast<int>(*heavy_nice);
+    }
     if (max_pushed) {
       if (*max_pushed < 0 || *max_pushed > 100000) return s.invalid("max_pushed_rulesets", "expected 0..100000");
       c.server.max_pushed_rulesets = static_cast<std::size_t>(*max_pushed);
@@ -418,14 +423,19 @@ Result<Config> load_config(const fs::path& path) {
   }
 
   if (const toml::table* t = root["compile"].as_table()) {
-    if (auto st = check_keys(path, *t, "compile", {"cost_check", "threads", "max_queue", "timeout"}); !st)
+    if (auto st = check_keys(path, *t, "compile", {"cost_check", "threads", "max_queue", "timeout", "nice"}); !st)
       return st.error();
     Section s{path, *t, "compile", std::nullopt};
     auto cost_check = s.get<bool>("cost_check");
     auto threads = s.get<std::int64_t>("threads");
     auto max_queue = s.get<std::int64_t>("max_queue");
     auto timeout = s.get<std::string>("timeout");
+    auto nice = s.get<std::int64_t>("nice");
     if (s.error) return *s.error;
+    if (nice) {
+      if (*nice < 0 || *nice > 19) return s.invalid("nice", "expected a nice value 0..19");
+      c.compile.nice = static_cast<int>(*nice);
+    }
     if (cost_check) c.compile.cost_check = *cost_check;
     if (threads) {
       if (*threads < 0 || *threads > 1024) return s.invalid("threads", "expected 0..1024");
@@ -521,6 +531,7 @@ std::vector<std::string> changed_settings(const Config& a, const Config& b) {
   cmp("server.frame_timeout", s.frame_timeout, t.frame_timeout);
   cmp("server.max_connections_per_uid", s.max_connections_per_uid, t.max_connections_per_uid);
   cmp("server.heavy_workers", s.heavy_workers, t.heavy_workers);
+  cmp("server.heavy_nice", s.heavy_nice, t.heavy_nice);
   cmp("server.heavy_request", s.heavy_request, t.heavy_request);
   cmp("server.request_timeout", s.request_timeout, t.request_timeout);
   cmp("server.max_pushed_rulesets", s.max_pushed_rulesets, t.max_pushed_rulesets);
@@ -534,6 +545,7 @@ std::vector<std::string> changed_settings(const Config& a, const Config& b) {
   cmp("compile.threads", a.compile.threads, b.compile.threads);
   cmp("compile.max_queue", a.compile.max_queue, b.compile.max_queue);
   cmp("compile.timeout", a.compile.timeout, b.compile.timeout);
+  cmp("compile.nice", a.compile.nice, b.compile.nice);
   return out;
 }
 

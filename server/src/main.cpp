@@ -324,7 +324,8 @@ int main(int argc, char** argv) {
   }
 
   server::Registry registry({store.get(), compile_options(cfg), cfg.compile.max_queue,
-                             std::chrono::duration_cast<std::chrono::milliseconds>(cfg.compile.timeout)});
+                             std::chrono::duration_cast<std::chrono::milliseconds>(cfg.compile.timeout),
+                             cfg.compile.nice});
   for (const auto& rs : cfg.rulesets) cfg.server.configured_names.push_back(rs.name);
   server::Server srv(cfg.server, registry);
   if (auto st = srv.bind(); !st) {

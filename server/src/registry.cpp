@@ -293,7 +293,8 @@ void Registry::run_job(Job& job) {
                                 std::lock_guard lock(mu_);
                                 child_ = pid;
                                 if (stop_ && pid > 0) ::kill(pid, SIGKILL);  // the destructor came first
-                              });
+                              },
+                              options_.compile_nice);
     };
     auto got = build();
     // A child that died without an answer (killed by the OOM killer or an

@@ -140,7 +140,7 @@ struct Server::Impl {
   std::atomic<std::uint64_t> buffered{0};
   // Heavy requests run here, not on the I/O threads (declared after
   // `contexts`: destroyed first, while the executors its jobs post to live).
-  WorkPool heavy{cfg.heavy_workers ? cfg.heavy_workers : 2};
+  WorkPool heavy{cfg.heavy_workers ? cfg.heavy_workers : 2, cfg.heavy_nice};
   // Heavy requests dropped because their client had gone, or answered BUSY
   // because they waited longer than request_timeout for a heavy worker.
   std::atomic<std::uint64_t> heavy_dropped{0}, heavy_timed_out{0};

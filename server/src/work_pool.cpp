@@ -2,10 +2,16 @@
 
 #include <algorithm>
 
+#include "priority.h"
+
 namespace regexd::server {
 
-WorkPool::WorkPool(unsigned threads) {
-  for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { run(); });
+WorkPool::WorkPool(unsigned threads, int nice) {
+  for (unsigned i = 0; i < std::max(1u, threads); ++i)
+    threads_.emplace_back([this, nice] {
+      lower_thread_priority(nice);  // best effort: a failure leaves the daemon's own priority
+      run();
+    });
 }
 
 WorkPool::~WorkPool() {

@@ -23,7 +23,8 @@ namespace regexd::server {
 
 class WorkPool {
  public:
-  explicit WorkPool(unsigned threads);
+  // `nice`: the threads' nice value (priority.h; 0 keeps the daemon's).
+  explicit WorkPool(unsigned threads, int nice = 0);
   ~WorkPool();
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;

@@ -799,3 +799,101 @@ TEST_F(HardeningTest, AnEntryWhosePcre2LimitsDifferFromItsKeyIsReplaced) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 14, soak: background work yields the CPU to small SCANs.  The
+// nice value of a thread or process, field 19 of /proc/<pid>/stat.
+int nice_of(const fs::path& stat_file) {
+  std::ifstream in(stat_file);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t close = all.rfind(')');
+  if (close == std::string::npos) return -100;
+  std::istringstream rest(all.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 19 && rest >> field; ++i) {
+  }
+  return std::atoi(field.c_str());
+}
+
+// Threads of this process at nice value `nice`.
+int threads_at_nice(int nice) {
+  int n = 0;
+  for (const auto& t : fs::directory_iterator("/proc/self/task")) n += nice_of(t.path() / "stat") == nice;
+  return n;
+}
+
+}  // namespace
+
+// The compile child (compile.nice, 19 by default in the daemon) runs at
+// that nice value, the daemon's own threads as they were: on a busy
+// machine, a flood of pushed rule sets compiles in the CPU time scans leave.
+TEST_F(HardeningTest, ACompileChildRunsAtItsNiceValue) {
+  ASSERT_EQ(nice_of("/proc/thread-self/stat"), 0) << "the test must start at nice 0";
+  Registry::Options o;
+  o.compile_timeout = std::chrono::seconds(300);
+  o.compile_nice = 19;
+  Registry reg(o);
+  ASSERT_TRUE(reg.load("slow", engine::parse_native(slow_to_compile_rules(300), "slow"), "load_rules").ok());
+  pid_t child = 0;
+  int child_nice = -100;
+  // The child sets its nice value first thing after the fork.
+  for (int i = 0; i < 6000 && child_nice != 19; ++i) {
+    if (!child) child = first_child();
+    if (child) child_nice = nice_of("/proc/" + std::to_string(child) + "/stat");
+    if (child_nice != 19) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(child, 0) << "no compile child appeared";
+  EXPECT_EQ(child_nice, 19);
+  EXPECT_EQ(nice_of("/proc/thread-self/stat"), 0);
+  EXPECT_EQ(threads_at_nice(19), 0);  // only the child, not a thread of ours
+  reg.wait_idle();
+  EXPECT_EQ(reg.find("slow")->state, "hyperscan");
+  EXPECT_EQ(Config{}.compile.nice, 19);
+}
+
+// Heavy workers (server.heavy_nice, 10 by default) run below the I/O
+// threads, which serve small SCANs at the daemon's own priority.
+TEST_F(HardeningTest, HeavyWorkersRunAtTheirNiceValue) {
+  ASSERT_EQ(threads_at_nice(7), 0);
+  cfg_.heavy_workers = 3;
+  cfg_.heavy_nice = 7;
+  cfg_.heavy_request = 64 * 1024;  // under the fixture's max_frame
+  start();
+  int at7 = 0;
+  for (int i = 0; i < 400 && at7 != 3; ++i) {
+    at7 = threads_at_nice(7);
+    if (at7 != 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(at7, 3);
+  EXPECT_EQ(nice_of("/proc/thread-self/stat"), 0);
+  // And the work still gets done there: a heavy SCAN is answered.
+  ASSERT_TRUE(registry_->load("small", engine::parse_native("A body /a/\n", "s")).ok());
+  auto c = client();
+  ASSERT_TRUE(c);
+  p::ScanRequest q;
+  q.ruleset = "small";
+  const std::string big(cfg_.heavy_request + 10, 'a');  // heavy: runs on a heavy worker
+  q.buffers = {{"body", big}};
+  auto r = c->scan(q);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->hits.size(), 1u);
+  EXPECT_EQ(ServerConfig{}.heavy_nice, 10);
+}
+
+TEST_F(HardeningTest, NiceValuesAreReadFromTheConfigFile) {
+  fs::path f = dir_ / "c.toml";
+  std::ofstream(f) << "[server]\nheavy_nice = 5\n[compile]\nnice = 12\n";
+  auto c = load_config(f);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->server.heavy_nice, 5);
+  EXPECT_EQ(c->compile.nice, 12);
+  std::ofstream(f) << "[compile]\nnice = 20\n";
+  auto bad = load_config(f);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("c.toml:2: compile.nice"), std::string::npos) << bad.error().message;
+  std::ofstream(f) << "[server]\nheavy_nice = -1\n";
+  bad = load_config(f);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("c.toml:2: server.heavy_nice"), std::string::npos) << bad.error().message;
+}

@@ -82,6 +82,9 @@ struct ServerConfig {
   // such a thread is answered BUSY, one whose client has gone is dropped.
   unsigned heavy_workers = 0;
   std::uint32_t heavy_request = 1u << 20;
+  // Nice value of the heavy workers' threads (0..19): small SCANs on the
+  // I/O threads go first when the CPU is short.
+  int heavy_nice = 10;
   // Rule sets LOAD_RULES may create (each stays in memory until a restart);
   // a push of one more new name gets BUSY.  Pushing to an existing name is
   // always possible.
@@ -124,6 +127,9 @@ struct CompileConfig {
   std::size_t max_queue = 16;
   // Longest background build before its child process is killed.
   std::chrono::seconds timeout{15 * 60};
+  // Nice value of the compile child (0..19): on a busy machine a build
+  // takes the CPU time scans leave (Registry::Options::compile_nice).
+  int nice = 19;
 };
 
 struct Config {

@@ -122,6 +122,9 @@ class Registry {
     // Longest background build; it runs in a child process (compile_child.h)
     // that is killed after this, and PCRE2 keeps answering for that version.
     std::chrono::milliseconds compile_timeout = std::chrono::minutes(15);
+    // Nice value of that child (compile.nice in the daemon): on a busy
+    // machine the build gets the CPU time scans leave.  0: the daemon's.
+    int compile_nice = 0;
   };
   explicit Registry(Options options);
   ~Registry();  // drops queued compiles, kills the running one
