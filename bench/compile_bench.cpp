@@ -30,11 +30,12 @@ void compile_benchmark(benchmark::State& state, const engine::RuleSet& rules) {
       return;
     }
   }
-  std::size_t native = 0, prefilter = 0, pcre2 = 0, bytes = 0;
+  std::size_t native = 0, prefilter = 0, pcre2 = 0, re2 = 0, bytes = 0;
   for (const auto& c : report.classes) {
     native += c.native;
     prefilter += c.prefilter;
     pcre2 += c.pcre2;
+    re2 += c.re2 + c.re2_prefilter;
     bytes += c.database_bytes;
   }
   state.counters["rules"] = static_cast<double>(report.rules_total);
@@ -42,6 +43,7 @@ void compile_benchmark(benchmark::State& state, const engine::RuleSet& rules) {
   state.counters["native"] = static_cast<double>(native);
   state.counters["prefilter"] = static_cast<double>(prefilter);
   state.counters["pcre2"] = static_cast<double>(pcre2);
+  state.counters["re2"] = static_cast<double>(re2);
   state.counters["db_bytes"] = static_cast<double>(bytes);
 }
 

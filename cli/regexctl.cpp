@@ -6,9 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -19,6 +21,7 @@
 #include "regexd/cache/store.h"
 #include "regexd/cache/target.h"
 #include "regexd/cache/units.h"
+#include "regexd/engine/compiled_set.h"
 #include "regexd/engine/engine.h"
 #include "regexd/engine/message.h"
 #include "regexd/server/client.h"
@@ -76,16 +79,20 @@ json report_json(const CompileReport& r) {
   j["rules"] = r.rules_total;
   j["classify_ms"] = r.classify_ms;
   j["total_ms"] = r.total_ms;
-  std::size_t n = 0, p = 0, c = 0;
+  std::size_t n = 0, p = 0, c = 0, r2 = 0, r2p = 0;
   json classes = json::array();
   for (const auto& cr : r.classes) {
     classes.push_back({{"class", text(cr.cls)}, {"native", cr.native}, {"prefilter", cr.prefilter},
-                       {"pcre2", cr.pcre2}, {"compile_ms", cr.compile_ms}, {"database_bytes", cr.database_bytes}});
+                       {"pcre2", cr.pcre2}, {"re2", cr.re2}, {"re2_prefilter", cr.re2_prefilter},
+                       {"re2_sets", cr.re2_sets}, {"compile_ms", cr.compile_ms},
+                       {"database_bytes", cr.database_bytes}});
     n += cr.native;
     p += cr.prefilter;
     c += cr.pcre2;
+    r2 += cr.re2;
+    r2p += cr.re2_prefilter;
   }
-  j["tiers"] = {{"native", n}, {"prefilter", p}, {"pcre2", c}};
+  j["tiers"] = {{"native", n}, {"prefilter", p}, {"pcre2", c}, {"re2", r2}, {"re2_prefilter", r2p}};
   j["classes"] = classes;
   json rej = json::array();
   for (const auto& e : r.rejected)
@@ -97,23 +104,72 @@ json report_json(const CompileReport& r) {
   json dem = json::array();
   for (const auto& [id, why] : r.demoted) dem.push_back({{"rule", text(id)}, {"reason", text(why)}});
   j["demoted"] = dem;
+  json plan = json::array();
+  auto ns = [](float v) { return v < 0 ? json(nullptr) : json(std::round(v)); };
+  for (const auto& rp : r.plan)
+    plan.push_back({{"rule", text(rp.id)}, {"class", text(rp.cls)}, {"engine", std::string(tier_name(rp.tier))},
+                    {"hs_ns", ns(rp.cost.hs_ns)}, {"re2_ns", ns(rp.cost.re2_ns)}, {"pcre2_ns", ns(rp.cost.pcre2_ns)},
+                    {"why", text(rp.why)}});
+  j["plan"] = plan;
   return j;
 }
 
 void print_report_text(const CompileReport& r) {
-  std::size_t n = 0, p = 0, c = 0;
-  std::printf("%-28s %8s %9s %6s %11s %14s\n", "class", "native", "prefilter", "pcre2", "compile_ms", "database_bytes");
+  std::size_t n = 0, p = 0, c = 0, r2 = 0, r2p = 0;
+  std::printf("%-28s %8s %9s %6s %5s %8s %11s %14s\n", "class", "native", "prefilter", "pcre2", "re2", "re2-sets",
+              "compile_ms", "database_bytes");
   for (const auto& cr : r.classes) {
-    std::printf("%-28s %8zu %9zu %6zu %11.1f %14zu\n", text(cr.cls).c_str(), cr.native, cr.prefilter, cr.pcre2,
-                cr.compile_ms, cr.database_bytes);
+    std::printf("%-28s %8zu %9zu %6zu %5zu %8zu %11.1f %14zu\n", text(cr.cls).c_str(), cr.native, cr.prefilter,
+                cr.pcre2, cr.re2 + cr.re2_prefilter, cr.re2_sets, cr.compile_ms, cr.database_bytes);
     n += cr.native;
     p += cr.prefilter;
     c += cr.pcre2;
+    r2 += cr.re2;
+    r2p += cr.re2_prefilter;
   }
-  std::printf("total: %zu rules (native %zu, prefilter %zu, pcre2 %zu), %zu rejected, classify %.1f ms, total %.1f ms\n",
-              r.rules_total, n, p, c, r.rejected.size(), r.classify_ms, r.total_ms);
+  std::printf("total: %zu rules (native %zu, prefilter %zu, pcre2 %zu, re2 %zu, re2-prefilter %zu), %zu rejected, "
+              "plan+classify %.1f ms, total %.1f ms\n",
+              r.rules_total, n, p, c, r2, r2p, r.rejected.size(), r.classify_ms, r.total_ms);
   for (const auto& [kind, count] : r.skipped) std::printf("skipped %s: %zu\n", kind.c_str(), count);
   for (const auto& e : r.rejected) std::printf("rejected: %s\n", text(e.to_string()).c_str());
+}
+
+// The plan as stored in the compiled set (so a cache hit shows it too); the
+// reasons exist only when this run compiled it.
+void print_plan(const regexd::engine::Scanner& scanner, const CompileReport& report, bool as_json) {
+  const auto& set = scanner.compiled();
+  std::map<std::string, std::string> why;
+  for (const auto& p : report.plan) why[p.id] = p.why;
+  std::vector<long> set_of(set.rules.size(), -1);
+  for (const auto& c : set.classes)
+    for (std::size_t k = 0; k < c.re2_sets.size(); ++k)
+      for (auto id : c.re2_sets[k]->rules()) set_of[id] = static_cast<long>(k);
+  auto us = [](float ns) { return ns < 0 ? json(nullptr) : json(std::round(ns / 100.0) / 10.0); };
+  if (!as_json)
+    std::printf("%-34s %-24s %-13s %10s %10s %10s %4s  %s\n", "rule", "class", "engine", "hs_us", "re2_us", "pcre2_us",
+                "set", "why");
+  for (std::size_t i = 0; i < set.rules.size(); ++i) {
+    const auto& r = set.rules[i];
+    auto it = why.find(r.rule.id);
+    std::string reason = it == why.end() ? "" : it->second;
+    if (as_json) {
+      json j{{"rule", text(r.rule.id)}, {"class", text(r.rule.cls)}, {"engine", std::string(tier_name(r.tier))},
+             {"hs_us", us(r.cost.hs_ns)}, {"re2_us", us(r.cost.re2_ns)}, {"pcre2_us", us(r.cost.pcre2_ns)},
+             {"re2_set", set_of[i] < 0 ? json(nullptr) : json(set_of[i])}, {"why", text(reason)}};
+      std::cout << j.dump() << "\n";
+      continue;
+    }
+    auto cell = [](float ns) {
+      char b[32];
+      if (ns < 0) return std::string("-");
+      std::snprintf(b, sizeof b, "%.1f", ns / 1e3);
+      return std::string(b);
+    };
+    std::printf("%-34s %-24s %-13s %10s %10s %10s %4s  %s\n", text(r.rule.id).c_str(), text(r.rule.cls).c_str(),
+                std::string(tier_name(r.tier)).c_str(), cell(r.cost.hs_ns).c_str(), cell(r.cost.re2_ns).c_str(),
+                cell(r.cost.pcre2_ns).c_str(), set_of[i] < 0 ? "-" : std::to_string(set_of[i]).c_str(),
+                text(reason).c_str());
+  }
 }
 
 bool read_file(const std::string& path, std::string* out, std::string* err) {
@@ -197,6 +253,7 @@ json entry_json(const regexd::cache::EntryInfo& e) {
   json classes = json::array();
   for (const auto& c : e.classes)
     classes.push_back({{"class", text(c.cls)}, {"native", c.native}, {"prefilter", c.prefilter}, {"pcre2", c.pcre2},
+                       {"re2", c.re2}, {"re2_prefilter", c.re2_prefilter}, {"re2_sets", c.re2_sets},
                        {"bytes_db_size", c.bytes_db_size}, {"bytes_db_info", c.bytes_db_info},
                        {"utf8_db_size", c.utf8_db_size}, {"utf8_db_info", c.utf8_db_info},
                        {"compile_ms", c.compile_ms}});
@@ -308,6 +365,14 @@ int main(int argc, char** argv) {
   add_rules_options(compile_cmd, compile_args, "--class");
   compile_cmd->add_flag("--json", compile_json, "JSON report");
   auto* compile_cache = add_cache(compile_cmd);
+
+  RulesArgs plan_args;
+  bool plan_json = false;
+  auto* plan_cmd = app.add_subcommand(
+      "plan", "compile (or load from --cache) and print every rule's engine, measured costs and why");
+  add_rules_options(plan_cmd, plan_args, "--class");
+  plan_cmd->add_flag("--json", plan_json, "one JSON object per rule per line");
+  auto* plan_cache = add_cache(plan_cmd);
 
   RulesArgs scan_args;
   std::string scan_class;
@@ -575,6 +640,19 @@ int main(int argc, char** argv) {
     std::printf("prewarm: %zu rule sets, %zu usable, %zu failed; cache %s\n", total, total - failed, failed,
                 dir.c_str());
     return failed ? kExitRules : 0;
+  }
+
+  if (*plan_cmd) {
+    if (plan_args.format == "rspamd-map" && plan_args.cls.empty()) {
+      std::fprintf(stderr, "regexctl: --format rspamd-map needs --class\n");
+      return kExitUsage;
+    }
+    RuleSet rules = load(plan_args);
+    CompileReport report;
+    auto scanner = build(rules, cache_dir, plan_cache->count() > 0, threads, &report, &rc);
+    if (!scanner) return rc;
+    print_plan(*scanner, report, plan_json);
+    return 0;
   }
 
   RulesArgs& ra = *compile_cmd ? compile_args : scan_args;

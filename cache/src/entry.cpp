@@ -123,22 +123,35 @@ Status check_layout(const fb::Header* h) {
           b->size() > h->payload_size() - b->offset())
         return corrupt("class " + ce->cls()->str() + ": database blob outside the payload");
     }
-    auto visit = [&](const flatbuffers::Vector<std::uint32_t>* list, bool want_hs) -> bool {
+    auto visit = [&](const flatbuffers::Vector<std::uint32_t>* list, auto want) -> bool {
       if (!list) return true;
       for (auto id : *list) {
         if (id >= nrules || seen[id]) return false;
         seen[id] = 1;
         const fb::Rule* r = rules->Get(id);
-        if (!r || r->class_index() != c || r->tier() > 2) return false;
-        if (want_hs == (r->tier() == static_cast<std::uint8_t>(Tier::kPcre2))) return false;
+        if (!r || r->class_index() != c || r->tier() > engine::kMaxTier) return false;
+        if (want(static_cast<Tier>(r->tier())) != true) return false;
       }
       return true;
     };
     if ((ce->bytes_rules() && ce->bytes_rules()->size() && !ce->bytes_db()) ||
         (ce->utf8_rules() && ce->utf8_rules()->size() && !ce->utf8_db()))
       return corrupt("class " + ce->cls()->str() + ": rules listed without a database");
-    if (!visit(ce->bytes_rules(), true) || !visit(ce->utf8_rules(), true) || !visit(ce->pcre2_rules(), false))
+    auto hs = [](Tier t) { return engine::is_hs_tier(t); };
+    auto pcre2 = [](Tier t) { return t == Tier::kPcre2; };
+    auto re2 = [](Tier t) { return engine::is_re2_tier(t); };
+    if (!visit(ce->bytes_rules(), hs) || !visit(ce->utf8_rules(), hs) || !visit(ce->pcre2_rules(), pcre2) ||
+        !visit(ce->re2_rules(), re2))
       return corrupt("class " + ce->cls()->str() + ": inconsistent rule lists");
+    // The RE2 sets partition re2_rules exactly, none empty.
+    std::size_t in_sets = 0;
+    if (ce->re2_set_sizes())
+      for (auto k : *ce->re2_set_sizes()) {
+        if (k == 0 || k > nrules) return corrupt("class " + ce->cls()->str() + ": an RE2 set of " + std::to_string(k) + " rules");
+        in_sets += k;
+      }
+    if (in_sets != (ce->re2_rules() ? ce->re2_rules()->size() : 0))
+      return corrupt("class " + ce->cls()->str() + ": RE2 set sizes do not add up to its RE2 rules");
   }
   for (std::size_t i = 0; i < nrules; ++i) {
     const fb::Rule* r = rules->Get(static_cast<flatbuffers::uoffset_t>(i));
@@ -178,7 +191,8 @@ Result<std::string> encode_entry(const CompiledSet& set, const CacheKey& key, co
     const auto& r = cr.rule;
     rules.push_back(fb::CreateRule(fbb, fbb.CreateString(r.id), fbb.CreateString(r.cls), fbb.CreateString(r.pattern),
                                    r.flags, r.max_hits, static_cast<std::uint8_t>(cr.tier), cr.class_index,
-                                   fbb.CreateString(r.source), r.line));
+                                   fbb.CreateString(r.source), r.line, cr.cost.hs_ns, cr.cost.re2_ns,
+                                   cr.cost.pcre2_ns));
   }
   std::vector<flatbuffers::Offset<fb::ClassEntry>> classes;
   for (const auto& c : set.classes) {
@@ -186,9 +200,14 @@ Result<std::string> encode_entry(const CompiledSet& set, const CacheKey& key, co
     if (!b) return b.error();
     auto u = add_blob(c.utf8_db);
     if (!u) return u.error();
+    std::vector<std::uint32_t> re2_rules, re2_sizes;
+    for (const auto& part : c.re2_sets) {
+      re2_rules.insert(re2_rules.end(), part->rules().begin(), part->rules().end());
+      re2_sizes.push_back(static_cast<std::uint32_t>(part->rules().size()));
+    }
     classes.push_back(fb::CreateClassEntry(fbb, fbb.CreateString(c.cls), *b, *u, fbb.CreateVector(c.bytes_rules),
                                            fbb.CreateVector(c.utf8_rules), fbb.CreateVector(c.pcre2_rules),
-                                           c.compile_ms));
+                                           c.compile_ms, fbb.CreateVector(re2_rules), fbb.CreateVector(re2_sizes)));
   }
   auto hdr = fb::CreateHeader(
       fbb, kKeyScheme, key.hi, key.lo, fbb.CreateString(tags.arch), fbb.CreateString(tags.flavor),
@@ -236,6 +255,10 @@ Result<EntryInfo> inspect_entry(std::string_view bytes) {
       if (list)
         for (auto id : *list) (h->rules()->Get(id)->tier() == 0 ? c.native : c.prefilter)++;
     c.pcre2 = ce->pcre2_rules() ? ce->pcre2_rules()->size() : 0;
+    if (ce->re2_rules())
+      for (auto id : *ce->re2_rules())
+        (h->rules()->Get(id)->tier() == static_cast<std::uint8_t>(Tier::kRe2) ? c.re2 : c.re2_prefilter)++;
+    c.re2_sets = ce->re2_set_sizes() ? ce->re2_set_sizes()->size() : 0;
     e.classes.push_back(std::move(c));
   }
   e.file_size = bytes.size();
@@ -276,6 +299,7 @@ Result<std::unique_ptr<CompiledSet>> decode_entry(std::string_view bytes, const 
     cr.rule.line = r->line();
     cr.tier = static_cast<Tier>(r->tier());
     cr.class_index = r->class_index();
+    cr.cost = {r->cost_hs_ns(), r->cost_re2_ns(), r->cost_pcre2_ns()};
     set->rules.push_back(std::move(cr));
   }
   auto to_vec = [](const flatbuffers::Vector<std::uint32_t>* v) {
@@ -287,6 +311,15 @@ Result<std::unique_ptr<CompiledSet>> decode_entry(std::string_view bytes, const 
     cdb.bytes_rules = to_vec(ce->bytes_rules());
     cdb.utf8_rules = to_vec(ce->utf8_rules());
     cdb.pcre2_rules = to_vec(ce->pcre2_rules());
+    if (ce->re2_set_sizes()) {
+      auto re2_rules = to_vec(ce->re2_rules());
+      std::size_t at = 0;
+      for (auto k : *ce->re2_set_sizes()) {  // check_layout: the sizes add up
+        cdb.re2_sets.push_back(std::make_unique<engine::Re2Partition>(
+            std::vector<std::uint32_t>(re2_rules.begin() + at, re2_rules.begin() + at + k)));
+        at += k;
+      }
+    }
     cdb.compile_ms = ce->compile_ms();
     // Step 10 then 11: the library's own recognition, then deserialization.
     for (auto [blob, slot] : {std::pair{ce->bytes_db(), &cdb.bytes_db}, std::pair{ce->utf8_db(), &cdb.utf8_db}}) {

@@ -105,6 +105,7 @@ CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions&
   h.u32(options.pcre2_depth_limit);
   h.u32(options.pcre2_only ? 1 : 0);
   h.u32(options.cost_check ? 1 : 0);
+  h.u32(options.re2_tier ? 1 : 0);
   return h.digest();
 }
 

@@ -13,6 +13,8 @@
 #include <unordered_set>
 
 #include "cost.h"
+#include "parallel.h"
+#include "planner.h"
 #include "pcre2_util.h"
 #include "probe.h"
 #include "rewrite.h"
@@ -30,6 +32,8 @@ std::string_view tier_name(Tier tier) {
     case Tier::kNative: return "native";
     case Tier::kPrefilter: return "prefilter";
     case Tier::kPcre2: return "pcre2";
+    case Tier::kRe2: return "re2";
+    case Tier::kRe2Prefilter: return "re2-prefilter";
   }
   return "?";
 }
@@ -146,7 +150,7 @@ void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint3
   std::vector<std::uint32_t> bytes_ids, utf8_ids;
   for (auto id : members) {
     const CompiledRule& cr = set.rules[id];
-    if (cr.tier == Tier::kPcre2) continue;
+    if (!is_hs_tier(cr.tier)) continue;
     ((cr.rule.flags & kUtf8) ? utf8_ids : bytes_ids).push_back(id);
   }
   std::vector<std::pair<std::uint32_t, std::string>> demote, moved;
@@ -162,38 +166,6 @@ void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint3
     if (set.rules[id].tier == Tier::kPcre2) cdb.pcre2_rules.push_back(id);
   demoted = std::move(demote);
   cdb.compile_ms = ms_since(t0);
-}
-
-// Runs fn(0..n-1) on up to `nthreads` threads (the calling one included),
-// each taking the next index as it finishes one.
-template <typename F>
-void parallel_for(std::size_t n, unsigned nthreads, F fn) {
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (std::size_t k; (k = next.fetch_add(1)) < n;) fn(k);
-  };
-  std::vector<std::jthread> pool;
-  for (std::size_t t = 1; t < std::min<std::size_t>(nthreads, n); ++t) pool.emplace_back(worker);
-  worker();
-}
-
-// Moves prefilter-tier rules that Hyperscan runs much slower than PCRE2 to
-// the pcre2 tier (see cost.h), measuring on `nthreads` threads.  Returns the
-// reason per rule index (empty for rules it left alone).
-std::vector<std::string> cost_check(CompiledSet& set, unsigned nthreads, const CompileOptions& options) {
-  std::vector<std::uint32_t> ids;
-  for (std::uint32_t i = 0; i < set.rules.size(); ++i)
-    if (set.rules[i].tier == Tier::kPrefilter) ids.push_back(i);
-  std::vector<std::string> why(set.rules.size());
-  parallel_for(ids.size(), nthreads, [&](std::size_t k) {
-    detail::CostSample sample;
-    if (detail::measure_prefilter(set.rules[ids[k]].rule, options.pcre2_match_limit, options.pcre2_depth_limit,
-                                  &sample))
-      detail::prefer_pcre2(sample, detail::calibration_text().size(), &why[ids[k]]);
-  });
-  for (auto id : ids)
-    if (!why[id].empty()) set.rules[id].tier = Tier::kPcre2;
-  return why;
 }
 
 std::size_t db_size(const HsDatabasePtr& db) {
@@ -235,32 +207,29 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     std::uint32_t backref_max = 0;
     pcre2_pattern_info(code.get(), PCRE2_INFO_BACKREFMAX, &backref_max);
     allow_prefilter.push_back(backref_max == 0);
-    set->rules.push_back({r, Tier::kPcre2, 0});
+    set->rules.push_back({r, Tier::kPcre2, 0, {}});
   }
 
   // 2. Classify (bounded per pattern; see probe.h).
   auto t_classify = std::chrono::steady_clock::now();
   std::vector<detail::ProbeInput> inputs;
   inputs.reserve(set->rules.size());
+  const bool measure = options.cost_check && !options.pcre2_only;
   for (std::size_t i = 0; i < set->rules.size(); ++i)
     inputs.push_back({hs_expression_for(set->rules[i].rule),
-                      hs_flags_for(set->rules[i].rule, Tier::kNative) & ~HS_FLAG_SOM_LEFTMOST, allow_prefilter[i]});
+                      hs_flags_for(set->rules[i].rule, Tier::kNative) & ~HS_FLAG_SOM_LEFTMOST, allow_prefilter[i],
+                      measure});
+  unsigned nthreads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  detail::ProbeLimits limits;
+  limits.classify = options.probe_timeout;
+  limits.children = nthreads;
   auto probes = options.pcre2_only
                     ? std::vector<detail::ProbeResult>(inputs.size(), {Tier::kPcre2, "pcre2-only build"})
-                    : detail::probe_patterns(inputs, options.probe_timeout);
+                    : detail::probe_patterns(inputs, limits);
   for (std::size_t i = 0; i < set->rules.size(); ++i) set->rules[i].tier = probes[i].tier;
-  unsigned nthreads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::string> slower;
-  if (options.cost_check && !options.pcre2_only) slower = cost_check(*set, nthreads, options);
-  for (std::size_t i = 0; i < set->rules.size(); ++i) {
-    if (probes[i].tier == Tier::kNative) continue;
-    std::string reason = probes[i].reason;
-    if (!slower.empty() && !slower[i].empty()) reason += "; " + slower[i];
-    rep.demoted.emplace_back(set->rules[i].rule.id, std::move(reason));
-  }
-  rep.classify_ms = ms_since(t_classify);
 
-  // 3. Group by class and compile the classes in parallel.
+  // 3. Group by class, then plan (planner.h): measured costs may move rules
+  //    to PCRE2 alone or to RE2.
   std::map<std::string, std::vector<std::uint32_t>> by_class;
   for (std::uint32_t i = 0; i < set->rules.size(); ++i) by_class[set->rules[i].rule.cls].push_back(i);
   std::vector<std::vector<std::uint32_t>> members;
@@ -271,6 +240,18 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     set->classes.push_back(std::move(cdb));
     members.push_back(std::move(ids));
   }
+  detail::Plan plan = detail::plan_rules(*set, set->classes.size(), nthreads, options, probes);
+  for (std::size_t i = 0; i < set->rules.size(); ++i) {
+    if (probes[i].tier == Tier::kNative && plan.why[i].empty()) continue;
+    std::string reason = probes[i].reason;
+    if (!plan.why[i].empty()) reason += (reason.empty() ? "" : "; ") + plan.why[i];
+    rep.demoted.emplace_back(set->rules[i].rule.id, std::move(reason));
+  }
+  for (std::size_t c = 0; c < set->classes.size(); ++c)
+    for (auto& ids : plan.re2_sets[c]) set->classes[c].re2_sets.push_back(std::make_unique<Re2Partition>(std::move(ids)));
+  rep.classify_ms = ms_since(t_classify);
+
+  // 4. Compile the classes' Hyperscan databases in parallel.
   std::vector<std::vector<std::pair<std::uint32_t, std::string>>> demoted(set->classes.size());
   // Largest classes first, so one big class does not start last.
   std::vector<std::size_t> order(set->classes.size());
@@ -283,7 +264,7 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     platform.cpu_features = options.platform->cpu_features;
   }
   const hs_platform_info_t* target = options.platform ? &platform : nullptr;
-  parallel_for(order.size(), nthreads, [&](std::size_t k) {
+  detail::parallel_for(order.size(), nthreads, [&](std::size_t k) {
     std::size_t c = order[k];
     // Superset rewrites need the cost check's measurement to pay off.
     compile_class(*set, set->classes[c], std::move(members[c]), options.cost_check, target, demoted[c]);
@@ -299,7 +280,14 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     for (auto id : cdb.bytes_rules) (set->rules[id].tier == Tier::kNative ? cr.native : cr.prefilter)++;
     for (auto id : cdb.utf8_rules) (set->rules[id].tier == Tier::kNative ? cr.native : cr.prefilter)++;
     cr.pcre2 = cdb.pcre2_rules.size();
+    for (const auto& part : cdb.re2_sets)
+      for (auto id : part->rules()) (set->rules[id].tier == Tier::kRe2 ? cr.re2 : cr.re2_prefilter)++;
+    cr.re2_sets = cdb.re2_sets.size();
     rep.classes.push_back(cr);
+  }
+  for (std::size_t i = 0; i < set->rules.size(); ++i) {
+    const CompiledRule& r = set->rules[i];
+    rep.plan.push_back({r.rule.id, r.rule.cls, r.tier, r.cost, plan.why[i].empty() ? probes[i].reason : plan.why[i]});
   }
   // Parse errors and compile rejections come from two passes; users read them
   // in file order.

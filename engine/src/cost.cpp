@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "pcre2_util.h"
+#include "re2_partition.h"
 
 namespace regexd::engine::detail {
 namespace {
@@ -85,14 +86,13 @@ std::string_view calibration_text() {
 
 bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
                        CostSample* out, const std::string* expression) {
-  const std::string_view text = calibration_text();
-  const std::string expr = expression ? *expression : hs_expression_for(rule);
-  // Only "did it match" matters to the scanner; leftmost start tracking would
-  // make the measurement slower than the scan it predicts.
-  unsigned flags = (hs_flags_for(rule, Tier::kPrefilter) & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
+  return measure_hs(rule, Tier::kPrefilter, pcre2_match_limit, pcre2_depth_limit, out, expression);
+}
+
+bool measure_hs_expression(const std::string& expression, unsigned hs_flags, HsSample* out) {
   hs_database_t* raw_db = nullptr;
   hs_compile_error_t* err = nullptr;
-  if (hs_compile(expr.c_str(), flags, HS_MODE_BLOCK, nullptr, &raw_db, &err) != HS_SUCCESS) {
+  if (hs_compile(expression.c_str(), hs_flags, HS_MODE_BLOCK, nullptr, &raw_db, &err) != HS_SUCCESS) {
     hs_free_compile_error(err);
     return false;
   }
@@ -100,22 +100,57 @@ bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::u
   hs_scratch_t* raw_scratch = nullptr;
   if (hs_alloc_scratch(db.get(), &raw_scratch) != HS_SUCCESS) return false;
   HsScratchPtr scratch(raw_scratch);
+  const std::string_view text = calibration_text();
+  bool ok = true;
+  out->ns = best_ns([&] {
+    ok &= hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
+                  nullptr) == HS_SUCCESS;
+  });
+  out->fired = false;
+  hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), note_match, &out->fired);
+  return ok;
+}
 
+bool measure_pcre2(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit, double* ns) {
   std::string error;
   Pcre2CodePtr code = pcre2_compile_rule(rule, &error);
   if (!code) return false;
   if (!(rule.flags & kNoOpt)) pcre2_jit_compile(code.get(), PCRE2_JIT_COMPLETE);
   Pcre2Matcher matcher(pcre2_match_limit, pcre2_depth_limit);
+  const std::string_view text = calibration_text();
+  *ns = best_ns([&] { matcher.count(code.get(), text, 1, (rule.flags & kUtf8) != 0); });
+  return true;
+}
 
-  bool hs_ok = true;
-  out->hs_ns = best_ns([&] {
-    hs_ok &= hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
-                     nullptr) == HS_SUCCESS;
-  });
-  out->hs_fired = false;
-  hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), note_match, &out->hs_fired);
-  out->pcre2_ns = best_ns([&] { matcher.count(code.get(), text, 1, (rule.flags & kUtf8) != 0); });
-  return hs_ok;
+bool measure_re2(const std::vector<std::string>& patterns, Re2Sample* out, long long max_mem) {
+  std::string why;
+  auto program = build_re2_program(patterns, &why, max_mem);
+  if (!program) return false;
+  const std::string_view text = calibration_text();
+  std::vector<int> matched;
+  bool ok = true;
+  // Warm (best of a few passes after one that builds the DFA states this
+  // text needs): a set whose states fit its memory scans mail at about that
+  // speed; one whose states do not is caught by measuring with little memory
+  // (kRe2MeasureMaxMem), where it rebuilds states on every pass.
+  out->ns = best_ns([&] { ok &= re2_match(*program, text, &matched); });
+  out->fired = ok && !matched.empty();
+  return ok;
+}
+
+bool measure_hs(const Rule& rule, Tier tier, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
+                CostSample* out, const std::string* expression) {
+  // Only "did it match" matters to the scanner; leftmost start tracking would
+  // make the measurement slower than the scan it predicts.
+  unsigned flags = (hs_flags_for(rule, tier) & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
+  HsSample hs;
+  if (!measure_hs_expression(expression ? *expression : hs_expression_for(rule), flags, &hs)) return false;
+  double pcre2_ns = 0;
+  if (!measure_pcre2(rule, pcre2_match_limit, pcre2_depth_limit, &pcre2_ns)) return false;
+  out->hs_ns = hs.ns;
+  out->hs_fired = hs.fired;
+  out->pcre2_ns = pcre2_ns;
+  return true;
 }
 
 bool rewrite_pays(const CostSample& s, std::size_t bytes, std::string* why) {

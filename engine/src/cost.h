@@ -20,7 +20,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "regexd/engine/engine.h"
 #include "regexd/engine/rule.h"
 
 namespace regexd::engine::detail {
@@ -40,6 +42,40 @@ struct CostSample {
 // or PCRE2 refuses it here (the class compile then decides as before).
 bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
                        CostSample* out, const std::string* expression = nullptr);
+// The same with the rule in `tier` (kNative or kPrefilter).
+bool measure_hs(const Rule& rule, Tier tier, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
+                CostSample* out, const std::string* expression = nullptr);
+
+// A Hyperscan expression alone with these hs flags over the calibration text.
+// False when Hyperscan refuses it.
+struct HsSample {
+  double ns = -1;
+  bool fired = false;
+};
+bool measure_hs_expression(const std::string& expression, unsigned hs_flags, HsSample* out);
+
+// PCRE2 alone (JIT unless the rule has O) looking for the first match in
+// the calibration text.  False when PCRE2 refuses the rule.
+bool measure_pcre2(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit, double* ns);
+
+// One RE2::Set of `patterns` (RE2 syntax, re2_translate.h) over the
+// calibration text: best of a few scans after a warm-up (the lazy DFA is
+// built on the first), and whether any pattern matched.  False when RE2
+// refuses the patterns or runs out of memory on the text.
+// The planner measures RE2 with the scanner's DFA memory (kRe2SetMaxMem) to
+// decide whether a rule pays in RE2, and with this much less to decide
+// whether rules may share a set: 64 KiB of text cannot fill 8 MiB of DFA
+// states, while a day of mail fills it and then rebuilds states again and
+// again.  With a small cache a state-hungry set thrashes on the calibration
+// text already, as it would on mail (sets of rules with long gaps measured
+// 4x their rules' sum on the corpus and no more than the sum on this text
+// with the scanner's memory).
+inline constexpr long long kRe2MeasureMaxMem = 1 << 20;
+struct Re2Sample {
+  double ns = 0;
+  bool fired = false;
+};
+bool measure_re2(const std::vector<std::string>& patterns, Re2Sample* out, long long max_mem);
 
 // For a prefilter that exists only through a superset rewrite (a rule that
 // would otherwise be PCRE2's alone): worth it only when it scans faster than

@@ -59,6 +59,7 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
   std::map<std::string, unsigned> hits;
   std::set<std::string> limited;
   std::set<std::string_view> present;
+  unsigned re2_fallbacks = 0;
   ScanOptions per_buffer;
   per_buffer.max_hits = options.max_hits;
   const bool timed = !options.buffer_ns.empty() && options.buffer_ns.size() == buffers.size();
@@ -74,6 +75,7 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
     }
     for (auto& [id, n] : r->hits) hits[id] += n;
     limited.insert(r->limited.begin(), r->limited.end());
+    re2_fallbacks += r->re2_fallbacks;
     present.insert(b.cls);
   }
   // Summed over buffers, a rule still counts at most its cap per message
@@ -122,6 +124,7 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
   }
   std::sort(result.hits.begin(), result.hits.end());
   result.limited.assign(limited.begin(), limited.end());
+  result.re2_fallbacks = re2_fallbacks;
   return result;
 }
 

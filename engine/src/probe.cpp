@@ -11,6 +11,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+
+#include "cost.h"
 
 namespace regexd::engine::detail {
 namespace {
@@ -69,19 +72,38 @@ bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_
   return true;
 }
 
-// Child: answers inputs[from..] in order, one record each:
-// u8 tier, u32 reason length, reason bytes.
+// Child: answers inputs[from..] in order, two records each: the
+// classification (u8 tier, u32 reason length, reason bytes), then, only for
+// inputs with `measure`, the measurement (u8 HsMeasure, f64 ns, u8 fired), so
+// that the parent can bound the two steps separately.
 [[noreturn]] void child_main(const std::vector<ProbeInput>& inputs, std::size_t from, int fd) {
   for (std::size_t i = from; i < inputs.size(); ++i) {
     ProbeResult r = probe_one(inputs[i]);
     auto tier = static_cast<std::uint8_t>(r.tier);
     auto len = static_cast<std::uint32_t>(r.reason.size());
     if (!write_all(fd, &tier, 1) || !write_all(fd, &len, 4) || !write_all(fd, r.reason.data(), len)) _exit(1);
+    if (!inputs[i].measure) continue;
+    measure_one(inputs[i], &r);
+    auto m = static_cast<std::uint8_t>(r.measured);
+    std::uint8_t fired = r.hs_fired ? 1 : 0;
+    if (!write_all(fd, &m, 1) || !write_all(fd, &r.hs_ns, 8) || !write_all(fd, &fired, 1)) _exit(1);
   }
   _exit(0);
 }
 
+std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits);
+
 }  // namespace
+
+void measure_one(const ProbeInput& in, ProbeResult* r) {
+  if (!in.measure || r->tier == Tier::kPcre2) return;
+  unsigned flags = in.flags | HS_FLAG_SINGLEMATCH;
+  if (r->tier == Tier::kPrefilter) flags |= HS_FLAG_PREFILTER;
+  HsSample s;
+  r->measured = measure_hs_expression(in.expression, flags, &s) ? HsMeasure::kDone : HsMeasure::kFailed;
+  r->hs_ns = s.ns;
+  r->hs_fired = s.fired;
+}
 
 ProbeResult probe_one(const ProbeInput& in) {
   bool empty = false;
@@ -97,6 +119,33 @@ ProbeResult probe_one(const ProbeInput& in) {
 }
 
 std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, std::chrono::milliseconds timeout) {
+  ProbeLimits limits;
+  limits.classify = timeout;
+  return probe_patterns(inputs, limits);
+}
+
+std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits) {
+  if (limits.children <= 1 || inputs.size() < 2) return probe_serial(inputs, limits);
+  // Several children, each on every k-th input, so slow patterns (which
+  // cluster in rule files) spread over them.
+  const std::size_t k = std::min<std::size_t>(limits.children, inputs.size());
+  std::vector<std::vector<ProbeInput>> parts(k);
+  for (std::size_t i = 0; i < inputs.size(); ++i) parts[i % k].push_back(inputs[i]);
+  std::vector<std::vector<ProbeResult>> results(k);
+  {
+    std::vector<std::jthread> threads;
+    for (std::size_t p = 0; p < k; ++p)
+      threads.emplace_back([&, p] { results[p] = probe_serial(parts[p], limits); });
+  }
+  std::vector<ProbeResult> out(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) out[i] = std::move(results[i % k][i / k]);
+  return out;
+}
+
+namespace {
+
+std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits) {
+  const auto timeout = limits.classify;
   std::vector<ProbeResult> out;
   out.reserve(inputs.size());
   while (out.size() < inputs.size()) {
@@ -113,7 +162,7 @@ std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, s
       child_main(inputs, out.size(), fds[1]);
     }
     ::close(fds[1]);
-    bool child_ok = true;
+    bool child_ok = true, measured_overrun = false;
     while (out.size() < inputs.size()) {
       auto deadline = std::chrono::steady_clock::now() + timeout;
       std::uint8_t tier = 0;
@@ -129,13 +178,30 @@ std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, s
         break;
       }
       out.push_back({static_cast<Tier>(tier), std::move(reason)});
+      if (!inputs[out.size() - 1].measure) continue;
+      // The measurement: a pattern Hyperscan takes too long to compile alone
+      // is reported as such (its tier stands), and the child starts over
+      // with the next pattern.
+      std::uint8_t m = 0, fired = 0;
+      double ns = -1;
+      auto mdeadline = std::chrono::steady_clock::now() + limits.measure;
+      if (!read_all(fds[0], &m, 1, mdeadline) || !read_all(fds[0], &ns, 8, mdeadline) ||
+          !read_all(fds[0], &fired, 1, mdeadline) || m > 3) {
+        out.back().measured = HsMeasure::kTooSlow;
+        measured_overrun = true;
+        child_ok = false;
+        break;
+      }
+      out.back().measured = static_cast<HsMeasure>(m);
+      out.back().hs_ns = ns;
+      out.back().hs_fired = fired != 0;
     }
     ::close(fds[0]);
     if (!child_ok) ::kill(pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (!child_ok && out.size() < inputs.size()) {
+    if (!child_ok && !measured_overrun && out.size() < inputs.size()) {
       // The pattern being probed overran the deadline (or crashed the child):
       // PCRE2 alone will answer for it.
       out.push_back({Tier::kPcre2, "classification probe gave no answer within " +
@@ -143,8 +209,13 @@ std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, s
     }
   }
   // fork/pipe refused (e.g. RLIMIT_NPROC in a sandbox): probe in-process.
-  for (std::size_t i = out.size(); i < inputs.size(); ++i) out.push_back(probe_one(inputs[i]));
+  for (std::size_t i = out.size(); i < inputs.size(); ++i) {
+    out.push_back(probe_one(inputs[i]));
+    measure_one(inputs[i], &out.back());
+  }
   return out;
 }
+
+}  // namespace
 
 }  // namespace regexd::engine::detail

@@ -27,19 +27,44 @@ struct ProbeInput {
   // Deciding on the construct, not on a measured time, keeps the tiering the
   // same from run to run and machine to machine.
   bool allow_prefilter = true;
+  // Also measure the pattern alone in Hyperscan (the planner's input, see
+  // planner.h): compile it in the tier found and scan the calibration text.
+  bool measure = false;
+};
+
+// The Hyperscan half of the planner's measurement.
+enum class HsMeasure : std::uint8_t {
+  kNone = 0,     // not asked for, or the tier is pcre2
+  kDone = 1,     // hs_ns / hs_fired hold the result
+  kFailed = 2,   // the compile alone refused the pattern
+  kTooSlow = 3,  // compiling it alone took longer than the measure deadline
 };
 
 struct ProbeResult {
   Tier tier = Tier::kPcre2;
   std::string reason;  // why not native (empty for native)
+  HsMeasure measured = HsMeasure::kNone;
+  double hs_ns = -1;
+  bool hs_fired = false;
 };
 
-// Classifies every input.  Never fails: a probe that cannot be run at all
-// (fork refused) falls back to probing in-process, without the time bound.
-std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs,
-                                        std::chrono::milliseconds timeout);
+struct ProbeLimits {
+  std::chrono::milliseconds classify{1000};  // per pattern: hs_expression_info
+  // Per pattern: compile alone + scan.  A pattern over it is kTooSlow: the
+  // planner counts its compile time against Hyperscan.
+  std::chrono::milliseconds measure{250};
+  unsigned children = 1;  // probe children run at once
+};
+
+// Classifies (and measures) every input.  Never fails: a probe that cannot be
+// run at all (fork refused) falls back to probing in-process, without the time
+// bounds.
+std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits);
+std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, std::chrono::milliseconds timeout);
 
 // The same decision for one pattern, in the calling process (the child's job).
 ProbeResult probe_one(const ProbeInput& input);
+// The measurement (for input.measure), in the calling process.
+void measure_one(const ProbeInput& input, ProbeResult* result);
 
 }  // namespace regexd::engine::detail

@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "pcre2_util.h"
+#include "re2_partition.h"
 #include "regexd/engine/compiled_set.h"
 #include "utf8.h"
 
@@ -24,6 +25,7 @@ struct ThreadState {
   detail::Pcre2Matcher matcher;
   std::vector<std::uint8_t> hit;           // per rule: reported by Hyperscan in this scan
   std::vector<std::uint32_t> candidates;   // rules with hit set, to reset cheaply
+  std::vector<int> re2_matched;            // one RE2::Set's answer
   ThreadState(std::uint64_t u, HsScratchPtr s, const CompiledSet& set)
       : uid(u), scratch(std::move(s)), matcher(set.pcre2_match_limit, set.pcre2_depth_limit),
         hit(set.rules.size(), 0) {}
@@ -177,6 +179,19 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   }
   if (cdb.utf8_db && !utf8_via_hs)
     for (auto id : cdb.utf8_rules) decide(id, false);
+  for (const auto& part : cdb.re2_sets) {
+    const auto& ids = part->rules();
+    const Re2Program* prog = part->get(set);
+    if (prog && detail::re2_match(*prog, data, &st->re2_matched)) {
+      for (int k : st->re2_matched)
+        if (k >= 0 && static_cast<std::size_t>(k) < ids.size()) decide(ids[k], set.rules[ids[k]].tier == Tier::kRe2);
+      continue;
+    }
+    // No program (it could not be built) or RE2 gave up on this buffer:
+    // PCRE2 answers for the whole partition.
+    if (prog) ++result.re2_fallbacks;
+    for (auto id : ids) decide(id, false);
+  }
   for (auto id : cdb.pcre2_rules) decide(id, false);
   std::sort(result.hits.begin(), result.hits.end());
   std::sort(result.limited.begin(), result.limited.end());

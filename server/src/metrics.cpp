@@ -124,7 +124,8 @@ const std::vector<double>& bucket_edges_seconds() {
 }
 
 void record_scan(const RuleSetVersion& v, std::span<const engine::MessageBuffer> buffers,
-                 std::span<const std::uint64_t> buffer_ns, double request_us, std::size_t limited) {
+                 std::span<const std::uint64_t> buffer_ns, double request_us, std::size_t limited,
+                 unsigned re2_fallbacks) {
   RuleSetStats& s = *v.stats;
   std::uint64_t bytes = 0;
   for (std::size_t i = 0; i < buffers.size(); ++i) {
@@ -142,6 +143,7 @@ void record_scan(const RuleSetVersion& v, std::span<const engine::MessageBuffer>
     s.limited_rules.fetch_add(limited, std::memory_order_relaxed);
     s.limited_scans.fetch_add(1, std::memory_order_relaxed);
   }
+  if (re2_fallbacks) s.re2_fallbacks.fetch_add(re2_fallbacks, std::memory_order_relaxed);
   s.latency.record(request_us);
 }
 
@@ -194,10 +196,12 @@ std::string render(const ServerSample& x) {
              std::uint64_t{1});
   per_set("regexd_ruleset_version", "gauge", "Version number of the rule set answering scans.",
           [](const RuleSetVersion& v) { return std::uint64_t{v.number}; });
-  p.family("regexd_ruleset_rules", "gauge", "Compiled rules of the current version, by tier (native, prefilter, pcre2).");
+  p.family("regexd_ruleset_rules", "gauge", "Compiled rules of the current version, by tier (native, prefilter, pcre2, re2, re2-prefilter).");
   for (const auto& v : x.rulesets) {
     p.sample("regexd_ruleset_rules", {{"ruleset", v->name}, {"tier", "native"}}, std::uint64_t{v->native});
     p.sample("regexd_ruleset_rules", {{"ruleset", v->name}, {"tier", "prefilter"}}, std::uint64_t{v->prefilter});
+    p.sample("regexd_ruleset_rules", {{"ruleset", v->name}, {"tier", "re2"}}, std::uint64_t{v->re2});
+    p.sample("regexd_ruleset_rules", {{"ruleset", v->name}, {"tier", "re2-prefilter"}}, std::uint64_t{v->re2_prefilter});
     p.sample("regexd_ruleset_rules", {{"ruleset", v->name}, {"tier", "pcre2"}}, std::uint64_t{v->pcre2});
   }
   per_set("regexd_ruleset_build_seconds", "gauge",
@@ -224,6 +228,9 @@ std::string render(const ServerSample& x) {
           [](const RuleSetVersion& v) { return v.stats->limited_rules.load(std::memory_order_relaxed); });
   per_set("regexd_pcre2_limited_scans_total", "counter", "SCAN requests with at least one such rule.",
           [](const RuleSetVersion& v) { return v.stats->limited_scans.load(std::memory_order_relaxed); });
+  per_set("regexd_re2_fallbacks_total", "counter",
+          "RE2 sets that gave up on a buffer (DFA out of memory); PCRE2 answered their rules.",
+          [](const RuleSetVersion& v) { return v.stats->re2_fallbacks.load(std::memory_order_relaxed); });
   p.family("regexd_scan_duration_seconds", "histogram", "SCAN requests inside the server, decode to reply.");
   for (const auto& v : x.rulesets) p.histogram("regexd_scan_duration_seconds", {{"ruleset", v->name}}, v->stats->latency);
 

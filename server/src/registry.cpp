@@ -32,7 +32,13 @@ std::shared_ptr<RuleSetVersion> make_version(const std::string& name, std::uint3
   v->stats = std::move(stats);
   for (const auto& [id, tier] : scanner->tiers()) {
     (void)id;
-    (tier == engine::Tier::kNative ? v->native : tier == engine::Tier::kPrefilter ? v->prefilter : v->pcre2)++;
+    switch (tier) {
+      case engine::Tier::kNative: ++v->native; break;
+      case engine::Tier::kPrefilter: ++v->prefilter; break;
+      case engine::Tier::kPcre2: ++v->pcre2; break;
+      case engine::Tier::kRe2: ++v->re2; break;
+      case engine::Tier::kRe2Prefilter: ++v->re2_prefilter; break;
+    }
   }
   v->classes = scanner->classes();
   for (const auto& cls : v->classes) v->class_stats.emplace_back(cls, v->stats->for_class(cls));
@@ -337,8 +343,8 @@ void Registry::run_job(Job& job) {
   }
   auto v = make_version(job.name, job.number, std::move(scanner), "hyperscan", source, job.origin, stats, plan);
   v->build_ms = ms_since(t0);
-  spdlog::info("rule set {} version {}: Hyperscan build ready in {:.0f} ms ({}; native {}, prefilter {}, pcre2 {})",
-               job.name, job.number, v->build_ms, source, v->native, v->prefilter, v->pcre2);
+  spdlog::info("rule set {} version {}: Hyperscan build ready in {:.0f} ms ({}; native {}, prefilter {}, pcre2 {}, re2 {}, re2-prefilter {})",
+               job.name, job.number, v->build_ms, source, v->native, v->prefilter, v->pcre2, v->re2, v->re2_prefilter);
   swap_if_current(job.name, job.number, std::move(v));
 }
 

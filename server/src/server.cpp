@@ -601,7 +601,7 @@ Reply Server::Impl::handle_scan(const p::Frame& f) {
   a.limited = std::move(r->limited);
   std::string out = p::encode_frame(f.id, p::kScan | p::kReplyBit, 0, p::encode_scan_reply(a));
   metrics::record_scan(*v, buffers, buffer_ns, std::chrono::duration<double, std::micro>(Clock::now() - t0).count(),
-                       a.limited.size());
+                       a.limited.size(), r->re2_fallbacks);
   return {std::move(out)};
 }
 
@@ -671,10 +671,12 @@ std::string Server::Impl::stats_json() const {
                              {"source", v->source},
                              {"origin", v->origin},
                              {"rules", v->scanner->rule_count()},
-                             {"tiers", {{"native", v->native}, {"prefilter", v->prefilter}, {"pcre2", v->pcre2}}},
+                             {"tiers", {{"native", v->native}, {"prefilter", v->prefilter}, {"pcre2", v->pcre2},
+                                        {"re2", v->re2}, {"re2_prefilter", v->re2_prefilter}}},
                              {"cache", {{"hits", v->stats->cache_hits.load()}, {"misses", v->stats->cache_misses.load()}}},
                              {"compile_ms", v->build_ms},
                              {"scans", v->stats->scans.load()},
+                             {"re2_fallbacks", v->stats->re2_fallbacks.load()},
                              {"bytes", v->stats->bytes.load()},
                              {"latency_us", {{"p50", v->stats->latency.percentile(0.5)},
                                              {"p99", v->stats->latency.percentile(0.99)}}}});

@@ -21,7 +21,7 @@
 
 namespace regexd::cache {
 
-inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::uint32_t kFormatVersion = 2;  // 2: RE2 tiers and plan costs (docs/cache-format.md)
 inline constexpr std::uint32_t kImageVersion = 2;  // 2: records deserialized 64-aligned (docs/cache-format.md)
 inline constexpr std::uint64_t kMaxHeaderSize = 16u << 20;
 
@@ -37,6 +37,7 @@ struct EntryInfo {
   struct Class {
     std::string cls;
     std::size_t native = 0, prefilter = 0, pcre2 = 0;
+    std::size_t re2 = 0, re2_prefilter = 0, re2_sets = 0;
     std::uint64_t bytes_db_size = 0, utf8_db_size = 0;
     std::string bytes_db_info, utf8_db_info;
     double compile_ms = 0;

@@ -15,7 +15,8 @@ inline constexpr std::uint32_t kKeyScheme = 2;
 // Bumped whenever the engine's tiering or chosen Hyperscan flags change, so
 // that old entries (valid, but built by other rules) are not reused.
 // 3: escaped high bytes compacted, loosened prefilters (engine/src/rewrite.h).
-inline constexpr std::uint32_t kEngineFormat = 3;
+// 4: the planner (engine/src/planner.h): RE2 tiers, rules measured alone.
+inline constexpr std::uint32_t kEngineFormat = 4;
 
 // Everything about the running process that decides whether a compiled
 // database is usable here.

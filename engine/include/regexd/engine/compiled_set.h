@@ -53,6 +53,28 @@ struct CompiledRule {
   Rule rule;
   Tier tier = Tier::kPcre2;
   std::uint32_t class_index = 0;
+  PlanCost cost;         // what the planner measured (kept in cache entries)
+};
+
+// One RE2::Set of a class: the RE2 translations (re2_translate.h) of
+// `rules`, built from the rules' text on first use, so cache entries store
+// only the partition, never RE2's internal form.  A build that fails (RE2
+// refuses a translation it accepted at compile time: a damaged entry, or out
+// of memory) leaves the program null and the scanner answers those rules with
+// PCRE2.
+struct Re2Program;  // re2::RE2::Set, defined in re2_partition.cpp
+struct Re2ProgramDeleter { void operator()(Re2Program* p) const; };
+class Re2Partition {
+ public:
+  explicit Re2Partition(std::vector<std::uint32_t> rules) : rules_(std::move(rules)) {}
+  const std::vector<std::uint32_t>& rules() const { return rules_; }
+  // Thread-safe; builds on the first call.
+  const Re2Program* get(const struct CompiledSet& set) const;
+
+ private:
+  std::vector<std::uint32_t> rules_;  // indices into CompiledSet::rules
+  mutable std::once_flag once_;
+  mutable std::unique_ptr<Re2Program, Re2ProgramDeleter> program_;
 };
 
 // One class: up to two Hyperscan databases.  Hyperscan ids are indices into
@@ -66,6 +88,8 @@ struct ClassDatabases {
   std::vector<std::uint32_t> bytes_rules;  // rules compiled into bytes_db
   std::vector<std::uint32_t> utf8_rules;   // rules compiled into utf8_db
   std::vector<std::uint32_t> pcre2_rules;  // pcre2 tier: run on every buffer
+  // re2 / re2-prefilter tiers, one RE2::Set each (unique_ptr: once_flag does not move).
+  std::vector<std::unique_ptr<Re2Partition>> re2_sets;
   double compile_ms = 0;
 };
 

@@ -33,7 +33,17 @@
 
 namespace regexd::engine {
 
-enum class Tier : std::uint8_t { kNative = 0, kPrefilter = 1, kPcre2 = 2 };
+// How a rule is answered (docs/rules.md, "Tiers" and "Planner"):
+//  kNative       Hyperscan's report is the answer (PCRE2 only counts hits);
+//  kPrefilter    Hyperscan runs an approximation, PCRE2 confirms;
+//  kPcre2        PCRE2 alone, on every buffer of the class;
+//  kRe2          an exact RE2 translation in one of the class's RE2::Sets
+//                answers (PCRE2 only counts hits);
+//  kRe2Prefilter a superset RE2 translation in an RE2::Set, PCRE2 confirms.
+enum class Tier : std::uint8_t { kNative = 0, kPrefilter = 1, kPcre2 = 2, kRe2 = 3, kRe2Prefilter = 4 };
+inline constexpr std::uint8_t kMaxTier = 4;
+inline bool is_re2_tier(Tier t) { return t == Tier::kRe2 || t == Tier::kRe2Prefilter; }
+inline bool is_hs_tier(Tier t) { return t == Tier::kNative || t == Tier::kPrefilter; }
 std::string_view tier_name(Tier tier);
 
 // Facts about the Hyperscan-compatible library this process runs with.
@@ -87,6 +97,11 @@ struct CompileOptions {
   // scan speed (SpamAssassin: nine FUZZY_* rules, body scans ~40% faster).
   // Off = tiers decided by the pattern text alone.  Part of the cache key.
   bool cost_check = true;
+  // The planner (docs/rules.md, "Planner"): measure every rule that has an
+  // RE2 translation (engine/src/re2_translate.h) against its Hyperscan or
+  // PCRE2 cost on the calibration text and move it to a partitioned
+  // RE2::Set where that is cheaper.  Needs cost_check; part of the cache key.
+  bool re2_tier = true;
 };
 
 // PCRE2's interpreter (rules with the O flag, or where JIT is unavailable)
@@ -109,9 +124,25 @@ struct PatternLimits {
 // PCRE2 cannot compile passes: the compile rejects it with its own reason.
 std::string exceeds_pattern_limits(const Rule& rule, const PatternLimits& limits);
 
+// What the planner measured for one rule on the calibration text and chose.
+// Costs are nanoseconds for one pass over the text; negative = not measured.
+struct PlanCost {
+  float hs_ns = -1;     // the rule alone in Hyperscan (native or prefilter)
+  float re2_ns = -1;    // its RE2 translation alone
+  float pcre2_ns = -1;  // PCRE2 alone, first match
+};
+struct RulePlan {
+  std::string id, cls;
+  Tier tier = Tier::kPcre2;
+  PlanCost cost;
+  std::string why;  // one line: why this engine
+};
+
 struct ClassReport {
   std::string cls;
   std::size_t native = 0, prefilter = 0, pcre2 = 0;
+  std::size_t re2 = 0, re2_prefilter = 0;  // rules in the class's RE2::Sets
+  std::size_t re2_sets = 0;                // partitions
   double compile_ms = 0;
   std::size_t database_bytes = 0;  // sum of hs_database_size() of the class's databases
 };
@@ -122,6 +153,8 @@ struct CompileReport {
   std::map<std::string, std::size_t> skipped;
   // Rules demoted from a higher tier, with the reason (id -> reason).
   std::vector<std::pair<std::string, std::string>> demoted;
+  // The planner's choice for every compiled rule, in rule order.
+  std::vector<RulePlan> plan;
   double classify_ms = 0;
   double total_ms = 0;
   std::size_t rules_total = 0;  // rules compiled into some tier
@@ -137,6 +170,9 @@ struct ScanResult {
   std::vector<std::pair<std::string, unsigned>> hits;
   // Rules whose PCRE2 run stopped on a resource limit (answer unknown).
   std::vector<std::string> limited;
+  // RE2::Sets that ran out of DFA memory on this buffer; their rules were
+  // answered by PCRE2 instead (same answers, slower).
+  unsigned re2_fallbacks = 0;
 };
 
 struct CompiledSet;  // see regexd/engine/compiled_set.h

@@ -72,6 +72,8 @@ struct RuleSetStats {
   // Rule answers a PCRE2 resource limit (match, depth or heap) stopped, and
   // the SCAN requests that had at least one.
   std::atomic<std::uint64_t> limited_rules{0}, limited_scans{0};
+  // RE2::Sets that gave up (DFA out of memory) on a buffer; PCRE2 answered.
+  std::atomic<std::uint64_t> re2_fallbacks{0};
   LatencyHistogram latency;  // whole SCAN requests, decode to reply
 
   // The stats of `cls`, created on first use; the pointer lives as long as
@@ -96,7 +98,7 @@ struct RuleSetVersion {
   std::string source;  // "cache", "compiled" or "pcre2"
   std::string origin;  // who installed it: "config" (start-up, SIGHUP, file change) or "load_rules"
   double build_ms = 0; // Hyperscan compile or cache load (0 while pending)
-  std::size_t native = 0, prefilter = 0, pcre2 = 0;
+  std::size_t native = 0, prefilter = 0, pcre2 = 0, re2 = 0, re2_prefilter = 0;
   std::vector<std::string> classes;
   std::shared_ptr<RuleSetStats> stats;  // shared by every version of this name
   // (class, its stats in `stats`), sorted by class: a scan finds a buffer's

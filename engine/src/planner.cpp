@@ -1,0 +1,189 @@
+#include "planner.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <limits>
+
+#include "cost.h"
+#include "parallel.h"
+#include "re2_partition.h"
+#include "re2_translate.h"
+
+namespace regexd::engine::detail {
+namespace {
+
+// An RE2::Set never holds more than this many rules: a set's DFA state count
+// can grow with every rule, and a set that gives up (out of memory) sends all
+// its rules to PCRE2 for that buffer.
+constexpr std::size_t kMaxSetRules = 4;
+// Rules are offered to a set this many at a time (then one by one when a
+// group does not pay), which keeps the number of trial compiles small.
+constexpr std::size_t kGroup = 4;
+// Rules cheaper than this (ns per pass over the calibration text) where they
+// are are not worth a trial: a literal-anchored Hyperscan rule costs ~1-5 us.
+constexpr double kFloorNs = 3000;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+double or_inf(float ns) { return ns < 0 ? kInf : ns; }
+
+std::string us(double ns) {
+  if (ns == kInf) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f us", ns / 1e3);
+  return buf;
+}
+
+struct Candidate {
+  std::uint32_t id;
+  double here;        // cost where the rule is now (ns per pass), kInf if Hyperscan cannot take it alone in time
+  double re2_alone;   // its RE2 translation alone
+  double re2_small;   // the same with the small DFA memory (cost.h)
+  bool exact;
+  std::string pattern;
+};
+
+// Greedy packing of one class's candidates (see planner.h), most expensive
+// first.  Returns the sets; *moved_why gets a reason per moved rule.
+std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, std::vector<std::string>& why,
+                                             std::vector<Tier>& tier) {
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+    return a.here != b.here ? a.here > b.here : a.id < b.id;
+  });
+  std::vector<std::vector<std::uint32_t>> sets;
+  std::vector<std::uint32_t> cur;
+  std::vector<std::string> cur_pat;
+  double cur_ns = 0;
+  auto close = [&] {
+    if (!cur.empty()) sets.push_back(std::move(cur));
+    cur.clear();
+    cur_pat.clear();
+    cur_ns = 0;
+  };
+  auto take = [&](const Candidate& c, const char* how) {
+    cur.push_back(c.id);
+    cur_pat.push_back(c.pattern);
+    tier[c.id] = c.exact ? Tier::kRe2 : Tier::kRe2Prefilter;
+    why[c.id] = std::string(c.exact ? "re2" : "re2 superset (pcre2 confirms)") + ": " + us(c.here) +
+                " where it was, " + us(c.re2_alone) + " alone in RE2; " + how;
+  };
+  std::size_t i = 0, group = kGroup;
+  while (i < cands.size() && cands[i].here > kFloorNs) {
+    if (cur.empty()) {
+      // A new set starts with a rule that pays on its own, measured with the
+      // scanner's DFA memory.
+      if (cands[i].re2_alone < cands[i].here) {
+        take(cands[i], "starts a set");
+        cur_ns = cands[i].re2_small;
+      }
+      ++i;
+      group = kGroup;
+      continue;
+    }
+    std::size_t n = std::min({group, cands.size() - i, kMaxSetRules - cur.size()});
+    while (n > 1 && !(cands[i + n - 1].here > kFloorNs)) --n;
+    std::vector<std::string> trial = cur_pat;
+    double gain = 0, alone = 0;
+    for (std::size_t k = i; k < i + n; ++k) {
+      trial.push_back(cands[k].pattern);
+      gain += cands[k].here;
+      alone += cands[k].re2_small;
+    }
+    Re2Sample s;
+    bool ok = measure_re2(trial, &s, kRe2MeasureMaxMem);
+    double delta = ok ? s.ns - cur_ns : kInf;
+    // Joining must pay (cheaper than where the rules are) and must not blow
+    // the set's DFA up: with the small DFA memory, a set may not cost more
+    // than its rules one by one (rules with long gaps between alternations
+    // multiply each other's DFA states: four such rules in one set measured
+    // 4x their sum on the corpus).
+    if (ok && delta < gain && delta <= alone) {
+      for (std::size_t k = i; k < i + n; ++k) take(cands[k], "joined a set");
+      cur_ns = s.ns;
+      i += n;
+      group = kGroup;
+      if (cur.size() >= kMaxSetRules) close();
+    } else if (n > 1) {
+      group = n / 2;  // find the rule that does not pay
+    } else {
+      close();  // it may still pay in a set of its own
+    }
+  }
+  close();
+  return sets;
+}
+
+}  // namespace
+
+Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::string* why) {
+  // The cost check (cost.h): a prefilter far slower than PCRE2 alone.
+  if (current == Tier::kPrefilter) {
+    CostSample cs{s.cost.hs_ns, s.cost.pcre2_ns, s.hs_fired};
+    if (prefer_pcre2(cs, bytes, why)) return Tier::kPcre2;
+  }
+  return current;
+}
+
+Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const CompileOptions& options,
+                const std::vector<ProbeResult>& probes) {
+  const std::size_t n = set.rules.size();
+  Plan plan;
+  plan.why.resize(n);
+  plan.re2_sets.resize(nclasses);
+  if (!options.cost_check || options.pcre2_only) return plan;
+  const std::size_t bytes = calibration_text().size();
+  std::vector<std::optional<Candidate>> cand(n);
+
+  parallel_for(n, nthreads, [&](std::size_t i) {
+    CompiledRule& cr = set.rules[i];
+    PlanSample s;
+    const ProbeResult& p = probes[i];
+    if (p.measured == HsMeasure::kDone) {
+      s.cost.hs_ns = static_cast<float>(p.hs_ns);
+      s.hs_fired = p.hs_fired;
+    }
+    double ns = 0;
+    if (measure_pcre2(cr.rule, options.pcre2_match_limit, options.pcre2_depth_limit, &ns))
+      s.cost.pcre2_ns = static_cast<float>(ns);
+    cr.tier = choose_tier(cr.tier, s, bytes, &plan.why[i]);
+    // Where the rule is now, per pass over the text.
+    double here = cr.tier == Tier::kPcre2 ? or_inf(s.cost.pcre2_ns)
+                  : p.measured == HsMeasure::kDone
+                      ? s.cost.hs_ns + (cr.tier == Tier::kPrefilter && s.hs_fired ? or_inf(s.cost.pcre2_ns) : 0.0)
+                      : kInf;  // Hyperscan refused it alone, or took longer than the deadline to compile it
+    if (p.measured == HsMeasure::kTooSlow)
+      plan.why[i] = "hyperscan took over the measure deadline to compile it alone";
+    std::string no_re2;
+    if (options.re2_tier) {
+      if (auto t = re2_translate(cr.rule, &no_re2)) {
+        Re2Sample r, small;
+        // A superset that fires on ordinary mail would have PCRE2 confirm
+        // nearly every buffer: only its exact form may join a set then.
+        if (measure_re2({t->pattern}, &r, kRe2SetMaxMem) && (t->strength == Re2Strength::kExact || !r.fired)) {
+          // A program too large for the small memory cannot share a set.
+          if (!measure_re2({t->pattern}, &small, kRe2MeasureMaxMem)) small.ns = kInf;
+          s.cost.re2_ns = static_cast<float>(r.ns);
+          cand[i] = Candidate{static_cast<std::uint32_t>(i), here, r.ns, small.ns,
+                              t->strength == Re2Strength::kExact, std::move(t->pattern)};
+        }
+      }
+    }
+    cr.cost = s.cost;
+  });
+
+  // Pack each class's candidates, classes in parallel.
+  std::vector<std::vector<Candidate>> per_class(nclasses);
+  for (std::size_t i = 0; i < n; ++i)
+    if (cand[i]) per_class[set.rules[i].class_index].push_back(std::move(*cand[i]));
+  std::vector<Tier> tier(n);
+  for (std::size_t i = 0; i < n; ++i) tier[i] = set.rules[i].tier;
+  parallel_for(nclasses, nthreads, [&](std::size_t c) {
+    if (per_class[c].empty()) return;
+    plan.re2_sets[c] = pack(per_class[c], plan.why, tier);
+  });
+  for (std::size_t i = 0; i < n; ++i) set.rules[i].tier = tier[i];
+  return plan;
+}
+
+}  // namespace regexd::engine::detail

@@ -1,0 +1,56 @@
+// The planner: which engine answers each rule, chosen from measured cost.
+//
+// The probe (probe.h) says what Hyperscan *can* run; the planner decides what
+// is *cheapest*, per rule, among the routes that give PCRE2's answer:
+//   Hyperscan native | Hyperscan prefilter + PCRE2 | PCRE2 alone |
+//   RE2 exact (in an RE2::Set) | RE2 superset + PCRE2.
+// Every candidate is measured alone on the calibration text (cost.h): the
+// rule alone in Hyperscan, its RE2 translation alone (re2_translate.h), PCRE2
+// alone.  Nothing in a pattern's text predicts these costs well (see
+// docs/benchmarks.md: rules built the same way differ tenfold), so they are
+// measured; a rule's own cost is a stand-in for its marginal cost inside a
+// database, which is what would really be wanted and is far too costly to
+// measure for every rule.
+//
+// RE2 rules of a class are then packed into RE2::Sets: one set scans a
+// buffer in one DFA pass for all its rules, but one huge set of look-alike
+// alternations blows the DFA up.  Packing is greedy and measured: a rule
+// joins the current set while the set's measured cost grows by less than half
+// of the rule's own, else it starts the next set.
+//
+// Only speed depends on the plan, never an answer.  The plan is stored with
+// the compiled set (cache entries keep it), so a cache hit never measures.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "probe.h"
+#include "regexd/engine/compiled_set.h"
+
+namespace regexd::engine::detail {
+
+struct Plan {
+  std::vector<std::string> why;  // per rule: why its tier (empty: the probe's tier, nothing measured)
+  // Per class index: the RE2::Sets, as lists of rule indices.
+  std::vector<std::vector<std::vector<std::uint32_t>>> re2_sets;
+};
+
+// Runs after the probe set set.rules[i].tier and set.rules[i].class_index
+// (with `nclasses` classes) and measured each Hyperscan-tier rule alone
+// (`probes`, in rule order).  May change tiers (to kPcre2, kRe2 or
+// kRe2Prefilter) and fills set.rules[i].cost.  Uses up to `nthreads` threads.
+Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const CompileOptions& options,
+                const std::vector<ProbeResult>& probes);
+
+// The decision that needs no RE2: the cost check (cost.h) moving a
+// prefilter that is far slower than PCRE2 alone to PCRE2.  Apart from any
+// clock, so testable.
+struct PlanSample {
+  PlanCost cost;
+  bool hs_fired = false;  // the Hyperscan prefilter matched the calibration text
+};
+Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::string* why);
+
+}  // namespace regexd::engine::detail

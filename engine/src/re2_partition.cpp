@@ -1,0 +1,73 @@
+#include "re2_partition.h"
+
+#include <re2/set.h>
+
+#include "re2_translate.h"
+
+namespace regexd::engine {
+
+struct Re2Program {
+  explicit Re2Program(const re2::RE2::Options& o) : set(o, re2::RE2::UNANCHORED) {}
+  re2::RE2::Set set;
+};
+
+void Re2ProgramDeleter::operator()(Re2Program* p) const { delete p; }
+
+const Re2Program* Re2Partition::get(const CompiledSet& set) const {
+  std::call_once(once_, [&] {
+    std::string why;
+    program_ = detail::build_re2_program(set, rules_, &why);
+  });
+  return program_.get();
+}
+
+namespace detail {
+
+std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const std::vector<std::string>& patterns,
+                                                                std::string* why, long long max_mem) {
+  std::unique_ptr<Re2Program, Re2ProgramDeleter> p(new Re2Program(re2_options(max_mem)));
+  for (std::size_t i = 0; i < patterns.size(); ++i) {
+    std::string error;
+    if (p->set.Add(patterns[i], &error) != static_cast<int>(i)) {
+      *why = "RE2 refused pattern " + std::to_string(i) + " of the set: " + error;
+      return nullptr;
+    }
+  }
+  if (!p->set.Compile()) {
+    *why = "RE2 could not compile the set (out of memory)";
+    return nullptr;
+  }
+  return p;
+}
+
+std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const CompiledSet& set,
+                                                                const std::vector<std::uint32_t>& rules,
+                                                                std::string* why) {
+  std::vector<std::string> patterns;
+  patterns.reserve(rules.size());
+  for (auto id : rules) {
+    if (id >= set.rules.size()) {
+      *why = "RE2 set lists rule index " + std::to_string(id) + ", which does not exist";
+      return nullptr;
+    }
+    const CompiledRule& cr = set.rules[id];
+    std::string reason;
+    auto t = cr.tier == Tier::kRe2 ? re2_exact(cr.rule, &reason) : re2_translate(cr.rule, &reason);
+    if (!t) {
+      *why = "rule " + cr.rule.id + " has no RE2 translation: " + reason;
+      return nullptr;
+    }
+    patterns.push_back(std::move(t->pattern));
+  }
+  return build_re2_program(patterns, why);
+}
+
+bool re2_match(const Re2Program& program, std::string_view data, std::vector<int>* matched) {
+  matched->clear();
+  re2::RE2::Set::ErrorInfo info{};
+  if (program.set.Match(re2::StringPiece(data.data(), data.size()), matched, &info)) return true;
+  return info.kind == re2::RE2::Set::kNoError;  // no match, or gave up
+}
+
+}  // namespace detail
+}  // namespace regexd::engine

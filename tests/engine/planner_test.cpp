@@ -1,0 +1,153 @@
+// The planner and the RE2 tier (engine/src/planner.h, re2_partition.h).
+// Which engine the planner picks depends on measured time, so the scanner's
+// RE2 path is tested on sets whose tiers are fixed by hand; every answer is
+// checked against plain PCRE2 (tests/support/pcre2_reference.h).
+#include <gtest/gtest.h>
+
+#include <hs.h>
+
+#include "pcre2_reference.h"
+#include "planner.h"
+#include "probe.h"
+#include "regexd/engine/compiled_set.h"
+#include "regexd/engine/engine.h"
+
+namespace {
+
+using namespace regexd::engine;
+
+Rule make_rule(std::string id, std::string pattern, std::uint32_t flags = 0, unsigned max_hits = 0) {
+  Rule r;
+  r.id = std::move(id);
+  r.cls = "body";
+  r.pattern = std::move(pattern);
+  r.flags = flags;
+  r.max_hits = max_hits;
+  r.source = "test";
+  return r;
+}
+
+// One class "body"; rules listed in `parts` are in RE2::Sets, the others
+// (tier kPcre2) in the PCRE2 list.
+std::shared_ptr<const Scanner> hand_built(const std::vector<std::pair<Rule, Tier>>& rules,
+                                          const std::vector<std::vector<std::uint32_t>>& parts) {
+  auto set = std::make_unique<CompiledSet>();
+  ClassDatabases cdb;
+  cdb.cls = "body";
+  for (std::uint32_t i = 0; i < rules.size(); ++i) {
+    set->rules.push_back({rules[i].first, rules[i].second, 0, {}});
+    if (rules[i].second == Tier::kPcre2) cdb.pcre2_rules.push_back(i);
+  }
+  for (const auto& p : parts) cdb.re2_sets.push_back(std::make_unique<Re2Partition>(p));
+  set->classes.push_back(std::move(cdb));
+  auto s = Scanner::from_compiled(std::move(set));
+  EXPECT_TRUE(s.ok());
+  return s.value();
+}
+
+unsigned hits_of(const ScanResult& r, const std::string& id) {
+  for (const auto& [rid, n] : r.hits)
+    if (rid == id) return n;
+  return 0;
+}
+
+const std::vector<std::string> kInputs = {
+    "", "foo bar", "foo\x0b" "bar", "foo\tbar and more", "foobar", "FOO BAR", "a catfishz here", "catdogz",
+    "cat\xe9z", "ab ab ab ab", "ab", "x\n", "x\ny", "x", "aa foo  bar", "\xc9t\xe9", "\xe9t\xe9"};
+
+void expect_same_as_pcre2(const Scanner& scanner, const std::vector<Rule>& rules) {
+  for (const auto& in : kInputs) {
+    auto r = scanner.scan("body", in);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->limited.empty());
+    for (const auto& rule : rules) {
+      regexd::testing::Pcre2Reference ref(rule);
+      ASSERT_TRUE(ref.valid()) << rule.pattern;
+      auto want = ref.matches(in);
+      ASSERT_TRUE(want.has_value());
+      EXPECT_EQ(hits_of(*r, rule.id) > 0, *want) << rule.id << " /" << rule.pattern << "/ on '" << in << "'";
+    }
+  }
+}
+
+TEST(Re2Tier, SetsAnswerAsPcre2Does) {
+  std::vector<Rule> rules = {
+      make_rule("E_SPACE", "foo\\s+bar"),                 // \s with \x0b: RE2's own \s lacks it
+      make_rule("S_LOOK", "\\bcat(?!dog)\\w+z"),          // look-ahead: superset, PCRE2 confirms
+      make_rule("E_CASE", "\xe9t\xe9", kCaseless),       // PCRE2 folds ASCII only; RE2 would fold \xc9
+      make_rule("E_DOLLAR", "x$"),                        // $ before a final newline
+      make_rule("C_COUNT", "ab", 0, 3),                   // counted by PCRE2, capped at 3
+  };
+  auto scanner = hand_built({{rules[0], Tier::kRe2},
+                             {rules[1], Tier::kRe2Prefilter},
+                             {rules[2], Tier::kRe2},
+                             {rules[3], Tier::kRe2},
+                             {rules[4], Tier::kRe2}},
+                            {{0, 1, 2}, {3, 4}});
+  expect_same_as_pcre2(*scanner, rules);
+  auto r = scanner->scan("body", "ab ab ab ab");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(hits_of(*r, "C_COUNT"), 3u);
+  EXPECT_EQ(r->re2_fallbacks, 0u);
+}
+
+TEST(Re2Tier, ASetThatCannotBeBuiltLeavesItsRulesToPcre2) {
+  // A back-reference has no exact RE2 form: a set that claims one (a damaged
+  // or hostile cache entry) cannot be built, and PCRE2 answers its rules.
+  std::vector<Rule> rules = {make_rule("BACKREF", "(a)\\1"), make_rule("E_SPACE", "foo\\s+bar")};
+  auto scanner = hand_built({{rules[0], Tier::kRe2}, {rules[1], Tier::kRe2}}, {{0, 1}});
+  expect_same_as_pcre2(*scanner, rules);
+  auto r = scanner->scan("body", "aa foo  bar");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(hits_of(*r, "BACKREF"), 1u);
+  EXPECT_EQ(hits_of(*r, "E_SPACE"), 1u);
+}
+
+TEST(Re2Tier, ARealCompileReportsAPlanForEveryRuleAndAnswersAsPcre2) {
+  RuleSet set;
+  std::vector<Rule> rules = {make_rule("LIT", "viagra"), make_rule("GAP", "\\bfree\\W{0,3}money\\b", kCaseless),
+                             make_rule("LOOK", "click(?!\\s+here)\\s+\\w+"), make_rule("EMPTY", "(?:x)?"),
+                             make_rule("SPACE", "foo\\s+bar")};
+  set.rules = rules;
+  CompileReport report;
+  auto s = Scanner::compile(set, {}, &report);
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(report.plan.size(), rules.size());
+  std::size_t placed = 0;
+  for (const auto& p : report.plan) EXPECT_GE(p.cost.pcre2_ns, 0) << p.id;  // PCRE2 is measured for every rule
+  for (const auto& c : report.classes) placed += c.native + c.prefilter + c.pcre2 + c.re2 + c.re2_prefilter;
+  EXPECT_EQ(placed, rules.size());
+  expect_same_as_pcre2(**s, rules);
+}
+
+TEST(Planner, TheCostCheckStillSendsSlowPrefiltersToPcre2) {
+  detail::PlanSample s;
+  s.cost.hs_ns = 750'000;  // SpamAssassin's FUZZY_PHARMACY as a prefilter, measured
+  s.cost.pcre2_ns = 60'000;
+  std::string why;
+  EXPECT_EQ(detail::choose_tier(Tier::kPrefilter, s, 64 * 1024, &why), Tier::kPcre2);
+  EXPECT_NE(why.find("MB/s"), std::string::npos) << why;
+  why.clear();
+  EXPECT_EQ(detail::choose_tier(Tier::kNative, s, 64 * 1024, &why), Tier::kNative);
+  EXPECT_TRUE(why.empty());
+}
+
+TEST(Planner, TheProbeMeasuresEachRuleAloneInItsTier) {
+  std::vector<detail::ProbeInput> in = {
+      {"foo\\d+bar", HS_FLAG_SINGLEMATCH, true, true},
+      {"(?:x)?", HS_FLAG_SINGLEMATCH, true, true},  // can match empty: pcre2 tier, nothing to measure
+      {"foo\\d+bar", HS_FLAG_SINGLEMATCH, true, false},
+  };
+  detail::ProbeLimits limits;
+  limits.children = 2;
+  auto out = detail::probe_patterns(in, limits);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].tier, Tier::kNative);
+  EXPECT_EQ(out[0].measured, detail::HsMeasure::kDone);
+  EXPECT_GT(out[0].hs_ns, 0);
+  EXPECT_EQ(out[1].tier, Tier::kPcre2);
+  EXPECT_EQ(out[1].measured, detail::HsMeasure::kNone);
+  EXPECT_EQ(out[2].measured, detail::HsMeasure::kNone);
+}
+
+}  // namespace
