@@ -390,9 +390,14 @@ TEST_F(CacheTest, SharedImagesAreMappedValidatedAndRebuilt) {
 // registry thread; now it is a corrupt entry: moved aside, a miss.
 TEST_F(CacheTest, AResealedHostileEntryIsRefusedBeforeAnImageIsBuilt) {
   auto rules = small_rules();
-  ASSERT_TRUE(open_store()->get_or_compile(rules, {}, "small").ok());
+  // The entry must hold a Hyperscan database to edit: without the RE2 tier,
+  // whatever the planner would measure (under qemu it measures Hyperscan
+  // slow and gives these rules to RE2).
+  engine::CompileOptions hs_only;
+  hs_only.re2_tier = false;
+  ASSERT_TRUE(open_store()->get_or_compile(rules, hs_only, "small").ok());
   auto store = open_store(/*shared=*/true);
-  CacheKey key = store->key_for(rules, {});
+  CacheKey key = store->key_for(rules, hs_only);
   std::string hostile = test::with_blob_outside_the_file(slurp(store->entry_path(key)));
   ASSERT_FALSE(hostile.empty()) << "the test could not find the blob offset to edit";
   spit(store->entry_path(key), hostile);
@@ -403,7 +408,7 @@ TEST_F(CacheTest, AResealedHostileEntryIsRefusedBeforeAnImageIsBuilt) {
   EXPECT_FALSE(fs::exists(store->platform_dir() / (key.hex() + ".rxdimg")));
   EXPECT_TRUE(fs::exists(store->entry_path(key).string() + ".corrupt"));
   // The next compile replaces it, and the image follows.
-  auto again = store->get_or_compile(rules, {}, "small");
+  auto again = store->get_or_compile(rules, hs_only, "small");
   ASSERT_TRUE(again.ok()) << again.error().message;
   LoadResult::Source src{};
   ASSERT_TRUE(store->get(key, &src).ok());
