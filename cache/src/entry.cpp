@@ -130,7 +130,7 @@ Status check_layout(const fb::Header* h) {
         seen[id] = 1;
         const fb::Rule* r = rules->Get(id);
         if (!r || r->class_index() != c || r->tier() > engine::kMaxTier) return false;
-        if (want(static_cast<Tier>(r->tier())) != true) return false;
+        if (!want(static_cast<Tier>(r->tier()))) return false;
       }
       return true;
     };

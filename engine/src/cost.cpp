@@ -111,10 +111,6 @@ std::string_view calibration_text() {
   return text;
 }
 
-bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
-                       CostSample* out, const std::string* expression) {
-  return measure_hs(rule, Tier::kPrefilter, pcre2_match_limit, pcre2_depth_limit, out, expression);
-}
 
 bool measure_hs_expression(const std::string& expression, unsigned hs_flags, HsSample* out) {
   hs_database_t* raw_db = nullptr;
@@ -165,11 +161,11 @@ bool measure_re2(const std::vector<std::string>& patterns, Re2Sample* out, long 
   return ok;
 }
 
-bool measure_hs(const Rule& rule, Tier tier, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
-                CostSample* out, const std::string* expression) {
+bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
+                       CostSample* out, const std::string* expression) {
   // Only "did it match" matters to the scanner; leftmost start tracking would
   // make the measurement slower than the scan it predicts.
-  unsigned flags = (hs_flags_for(rule, tier) & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
+  unsigned flags = (hs_flags_for(rule, Tier::kPrefilter) & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
   HsSample hs;
   if (!measure_hs_expression(expression ? *expression : hs_expression_for(rule), flags, &hs)) return false;
   double pcre2_ns = 0;

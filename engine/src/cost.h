@@ -42,9 +42,6 @@ struct CostSample {
 // or PCRE2 refuses it here (the class compile then decides as before).
 bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
                        CostSample* out, const std::string* expression = nullptr);
-// The same with the rule in `tier` (kNative or kPrefilter).
-bool measure_hs(const Rule& rule, Tier tier, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
-                CostSample* out, const std::string* expression = nullptr);
 
 // A Hyperscan expression alone with these hs flags over the calibration text.
 // False when Hyperscan refuses it.

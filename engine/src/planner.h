@@ -8,15 +8,17 @@
 // rule alone in Hyperscan, its RE2 translation alone (re2_translate.h), PCRE2
 // alone.  Nothing in a pattern's text predicts these costs well (see
 // docs/benchmarks.md: rules built the same way differ tenfold), so they are
-// measured; a rule's own cost is a stand-in for its marginal cost inside a
-// database, which is what would really be wanted and is far too costly to
-// measure for every rule.
+// measured; a rule's own Hyperscan cost, divided by a measured sharing
+// factor, stands in for its marginal cost inside a database, which is what
+// would really be wanted and is far too costly to measure for every rule.
 //
-// RE2 rules of a class are then packed into RE2::Sets: one set scans a
-// buffer in one DFA pass for all its rules, but one huge set of look-alike
-// alternations blows the DFA up.  Packing is greedy and measured: a rule
-// joins the current set while the set's measured cost grows by less than half
-// of the rule's own, else it starts the next set.
+// RE2 candidates of a class are then packed into RE2::Sets (at most 4 rules):
+// one set scans a buffer in one DFA pass for all its rules, but rules with
+// long gaps multiply each other's DFA states.  Packing is greedy and
+// measured, most expensive first: a set starts with a rule that pays alone
+// in RE2; rules join while the set's cost grows by less than they cost where
+// they are and, measured with little DFA memory (cost.h kRe2MeasureMaxMem),
+// by no more than their RE2 costs one by one.
 //
 // Only speed depends on the plan, never an answer.  The plan is stored with
 // the compiled set (cache entries keep it), so a cache hit never measures.

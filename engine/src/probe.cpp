@@ -118,12 +118,6 @@ ProbeResult probe_one(const ProbeInput& in) {
   return {Tier::kPcre2, "hyperscan: " + native_err};
 }
 
-std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, std::chrono::milliseconds timeout) {
-  ProbeLimits limits;
-  limits.classify = timeout;
-  return probe_patterns(inputs, limits);
-}
-
 std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits) {
   if (limits.children <= 1 || inputs.size() < 2) return probe_serial(inputs, limits);
   // Several children, each on every k-th input, so slow patterns (which

@@ -60,7 +60,6 @@ struct ProbeLimits {
 // run at all (fork refused) falls back to probing in-process, without the time
 // bounds.
 std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits);
-std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, std::chrono::milliseconds timeout);
 
 // The same decision for one pattern, in the calling process (the child's job).
 ProbeResult probe_one(const ProbeInput& input);

@@ -76,7 +76,7 @@ std::string render(const ServerSample& sample);
 // A few relaxed atomic adds and one binary search per buffer; no lock.
 void record_scan(const RuleSetVersion& v, std::span<const engine::MessageBuffer> buffers,
                  std::span<const std::uint64_t> buffer_ns, double request_us, std::size_t limited,
-                 unsigned re2_fallbacks = 0);
+                 unsigned re2_fallbacks);
 
 // The histogram edges of /metrics, in seconds: powers of two microseconds
 // from 8 us to about 2.1 s (exact edges of LatencyHistogram).
