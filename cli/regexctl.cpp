@@ -288,15 +288,18 @@ void print_stats(const std::string& text, bool raw) {
               j["uptime_s"].get<double>(), j["connections"]["current"].dump().c_str(),
               j["connections"]["total"].dump().c_str(), j["connections"]["rejected"].dump().c_str(),
               j["requests"]["total"].dump().c_str(), j["requests"]["errors"].dump().c_str());
-  std::printf("%-16s %7s %-9s %-8s %-10s %6s %7s %9s %6s %10s %12s %9s %9s\n", "ruleset", "version", "state",
-              "source", "origin", "rules", "native", "prefilter", "pcre2", "compile_ms", "scans", "p50_us", "p99_us");
+  std::printf("%-16s %7s %-9s %-8s %-10s %6s %7s %9s %6s %5s %10s %12s %9s %9s\n", "ruleset", "version", "state",
+              "source", "origin", "rules", "native", "prefilter", "pcre2", "re2", "compile_ms", "scans", "p50_us",
+              "p99_us");
   for (const auto& r : j["rulesets"]) {
-    std::printf("%-16s %7s %-9s %-8s %-10s %6s %7s %9s %6s %10.1f %12s %9.1f %9.1f\n",
+    // re2 + re2-prefilter; absent from daemons before the planner.
+    auto re2 = r["tiers"].value("re2", 0) + r["tiers"].value("re2_prefilter", 0);
+    std::printf("%-16s %7s %-9s %-8s %-10s %6s %7s %9s %6s %5d %10.1f %12s %9.1f %9.1f\n",
                 r["name"].get<std::string>().c_str(), r["version"].dump().c_str(),
                 r["state"].get<std::string>().c_str(), r["source"].get<std::string>().c_str(),
                 r.value("origin", std::string("-")).c_str(),  // absent from daemons before it
                 r["rules"].dump().c_str(), r["tiers"]["native"].dump().c_str(), r["tiers"]["prefilter"].dump().c_str(),
-                r["tiers"]["pcre2"].dump().c_str(), r["compile_ms"].get<double>(), r["scans"].dump().c_str(),
+                r["tiers"]["pcre2"].dump().c_str(), re2, r["compile_ms"].get<double>(), r["scans"].dump().c_str(),
                 r["latency_us"]["p50"].get<double>(), r["latency_us"]["p99"].get<double>());
   }
 }
