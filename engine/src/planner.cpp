@@ -187,15 +187,24 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
 
   // Pack each class's candidates, classes in parallel.
   std::vector<std::vector<Candidate>> per_class(nclasses);
+  std::vector<std::string> pattern(n);
   for (std::size_t i = 0; i < n; ++i)
-    if (cand[i]) per_class[set.rules[i].class_index].push_back(std::move(*cand[i]));
+    if (cand[i]) {
+      pattern[i] = cand[i]->pattern;
+      per_class[set.rules[i].class_index].push_back(std::move(*cand[i]));
+    }
   std::vector<Tier> tier(n);
   for (std::size_t i = 0; i < n; ++i) tier[i] = set.rules[i].tier;
   parallel_for(nclasses, nthreads, [&](std::size_t c) {
     if (per_class[c].empty()) return;
     plan.re2_sets[c] = pack(per_class[c], plan.why, tier);
   });
-  for (std::size_t i = 0; i < n; ++i) set.rules[i].tier = tier[i];
+  for (std::size_t i = 0; i < n; ++i) {
+    set.rules[i].tier = tier[i];
+    // The set is built from exactly what was measured (an exact candidate's
+    // pattern is the one re2_exact() gives; a superset's, re2_translate()'s).
+    if (is_re2_tier(tier[i])) set.rules[i].re2_pattern = std::move(pattern[i]);
+  }
   return plan;
 }
 

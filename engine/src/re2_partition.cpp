@@ -17,6 +17,7 @@ const Re2Program* Re2Partition::get(const CompiledSet& set) const {
   std::call_once(once_, [&] {
     std::string why;
     program_ = detail::build_re2_program(set, rules_, &why);
+    built_.store(true, std::memory_order_release);
   });
   return program_.get();
 }
@@ -51,6 +52,10 @@ std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const CompiledS
       return nullptr;
     }
     const CompiledRule& cr = set.rules[id];
+    if (!cr.re2_pattern.empty()) {
+      patterns.push_back(cr.re2_pattern);
+      continue;
+    }
     std::string reason;
     auto t = cr.tier == Tier::kRe2 ? re2_exact(cr.rule, &reason) : re2_translate(cr.rule, &reason);
     if (!t) {

@@ -96,6 +96,19 @@ Result<std::shared_ptr<const Scanner>> Scanner::from_compiled(std::unique_ptr<Co
   return std::shared_ptr<const Scanner>(new Scanner(std::move(set)));
 }
 
+void Scanner::warm_up(std::stop_token stop) const {
+  warming_.fetch_add(1);
+  // The RE2::Sets first: a scan meanwhile runs PCRE2 for whole sets.
+  for (const auto& c : set_->classes)
+    for (const auto& part : c.re2_sets) {
+      if (stop.stop_requested()) break;
+      (void)part->get(*set_);
+    }
+  for (std::size_t i = 0; i < set_->rules.size() && !stop.stop_requested(); ++i)
+    if (set_->rules[i].tier != Tier::kNative) (void)set_->pcre2[i].get(set_->rules[i].rule);
+  warming_.fetch_sub(1);
+}
+
 std::vector<std::string> Scanner::classes() const {
   std::vector<std::string> out;
   for (const auto& c : set_->classes) out.push_back(c.cls);
@@ -181,6 +194,11 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     for (auto id : cdb.utf8_rules) decide(id, false);
   for (const auto& part : cdb.re2_sets) {
     const auto& ids = part->rules();
+    if (!part->built() && warming_.load(std::memory_order_relaxed) > 0) {
+      // warm_up() builds it; PCRE2 answers meanwhile rather than wait.
+      for (auto id : ids) decide(id, false);
+      continue;
+    }
     const Re2Program* prog = part->get(set);
     if (prog && detail::re2_match(*prog, data, &st->re2_matched)) {
       for (int k : st->re2_matched)

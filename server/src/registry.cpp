@@ -6,6 +6,8 @@
 #include <chrono>
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <unordered_set>
 
 #include "compile_child.h"
 
@@ -45,6 +47,38 @@ std::shared_ptr<RuleSetVersion> make_version(const std::string& name, std::uint3
   std::sort(v->class_stats.begin(), v->class_stats.end());
   v->scanner = std::move(scanner);
   return v;
+}
+
+// What a compile of `rules` would reject, for a cache hit `loaded` (entries
+// hold only the rules that compiled).  Only the rules missing from the entry
+// are compiled again (PCRE2 only): SpamAssassin's set has a dozen of them, and
+// compiling all ~1,500 rules for that was a third of a warm start.  A missing
+// rule whose id the entry has is the later copy of a duplicate, which the
+// full compile rejects as such; the rest get PCRE2's own error, and the list
+// is in file order as the compile's.
+std::vector<engine::RuleError> rejected_from_cache(const engine::RuleSet& rules, const engine::Scanner& loaded,
+                                                   const engine::CompileOptions& options) {
+  std::unordered_set<std::string> have;
+  for (const auto& [id, tier] : loaded.tiers()) have.insert(id);
+  engine::RuleSet missing;
+  missing.rejected = rules.rejected;
+  std::vector<engine::RuleError> duplicates;
+  for (const auto& r : rules.rules) {
+    if (!have.count(r.id))
+      missing.rules.push_back(r);
+    else if (!have.insert(r.id + '\0').second)  // this id was seen before: a later copy
+      duplicates.push_back({r.source, r.line, r.id, "duplicate rule id"});
+  }
+  engine::CompileOptions probe = options;
+  probe.pcre2_only = true;
+  engine::CompileReport report;
+  if (!engine::Scanner::compile(missing, probe, &report)) return rules.rejected;
+  std::vector<engine::RuleError> out = std::move(report.rejected);
+  out.insert(out.end(), duplicates.begin(), duplicates.end());
+  std::stable_sort(out.begin(), out.end(), [](const engine::RuleError& a, const engine::RuleError& b) {
+    return std::tie(a.source, a.line) < std::tie(b.source, b.line);
+  });
+  return out;
 }
 
 }  // namespace
@@ -159,14 +193,9 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
       stats->cache_hits++;
       auto v = make_version(name, 0, std::move(*hit), "hyperscan", "cache", origin, stats, plan);
       v->build_ms = ms_since(t0);
-      // Rules PCRE2 rejected are not in the entry; only when there are some
-      // is the (JIT-compiling) PCRE2 pass worth running to name them.
-      if (v->scanner->rule_count() != rules.rules.size()) {
-        engine::CompileOptions probe = options_.compile;
-        probe.pcre2_only = true;
-        engine::CompileReport report;
-        if (engine::Scanner::compile(rules, probe, &report)) out.rejected = report.rejected;
-      }
+      // Rules PCRE2 rejected are not in the entry: name them.
+      if (v->scanner->rule_count() != rules.rules.size())
+        out.rejected = rejected_from_cache(rules, *v->scanner, options_.compile);
       {
         // The number is taken where the version is installed, under one
         // lock: a load that took it before the probe above could otherwise
@@ -176,6 +205,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
         v->number = number = ++next_number_[name];
         current_[name] = v;
       }
+      start_warm_up(v->scanner);
       stats->loads++;
       spdlog::info("rule set {} version {}: {} rules loaded from the cache in {:.1f} ms", name, number,
                    v->scanner->rule_count(), v->build_ms);
@@ -341,11 +371,25 @@ void Registry::run_job(Job& job) {
     stats = it->second->stats;
     plan = it->second->plan;
   }
+  // Built parts first, then the swap: the new version's first SCANs find its
+  // RE2::Sets and PCRE2 programs ready (the PCRE2 version answers meanwhile).
+  scanner->warm_up();
   auto v = make_version(job.name, job.number, std::move(scanner), "hyperscan", source, job.origin, stats, plan);
   v->build_ms = ms_since(t0);
   spdlog::info("rule set {} version {}: Hyperscan build ready in {:.0f} ms ({}; native {}, prefilter {}, pcre2 {}, re2 {}, re2-prefilter {})",
                job.name, job.number, v->build_ms, source, v->native, v->prefilter, v->pcre2, v->re2, v->re2_prefilter);
   swap_if_current(job.name, job.number, std::move(v));
+}
+
+void Registry::start_warm_up(std::shared_ptr<const engine::Scanner> scanner) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::lock_guard lock(mu_);
+  if (stop_) return;
+  std::erase_if(warmers_, [](const Warmer& w) { return w.done->load(); });  // joins threads that have ended
+  warmers_.push_back({done, std::jthread([scanner = std::move(scanner), done](std::stop_token stop) {
+                        scanner->warm_up(stop);
+                        done->store(true);
+                      })});
 }
 
 void Registry::swap_if_current(const std::string& name, std::uint32_t number,

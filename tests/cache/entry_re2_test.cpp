@@ -24,7 +24,7 @@ engine::Rule make_rule(std::string id, std::string pattern) {
 std::unique_ptr<engine::CompiledSet> sample(const std::vector<std::vector<std::uint32_t>>& parts,
                                             Tier tier3 = Tier::kPcre2) {
   auto set = std::make_unique<engine::CompiledSet>();
-  set->rules.push_back({make_rule("A", "foo\\s+bar"), Tier::kRe2, 0, {1000, 2000, 3000}});
+  set->rules.push_back({make_rule("A", "foo\\s+bar"), Tier::kRe2, 0, {1000, 2000, 3000}, "foo[\\t-\\r ]+bar"});
   set->rules.push_back({make_rule("B", "\\bcat(?!dog)\\w+"), Tier::kRe2Prefilter, 0, {-1, 2500, 900}});
   set->rules.push_back({make_rule("C", "x$"), Tier::kRe2, 0, {}});
   set->rules.push_back({make_rule("D", "(a)\\1"), tier3, 0, {}});
@@ -52,6 +52,10 @@ TEST(EntryRe2, SetsTiersAndCostsSurviveTheRoundTrip) {
   EXPECT_EQ((*back)->rules[1].tier, Tier::kRe2Prefilter);
   EXPECT_EQ((*back)->rules[0].cost.re2_ns, 2000);
   EXPECT_EQ((*back)->rules[1].cost.hs_ns, -1);
+  // The planner's RE2 pattern is kept (A); a rule stored without one (B) is
+  // translated when its set is built.
+  EXPECT_EQ((*back)->rules[0].re2_pattern, "foo[\\t-\\r ]+bar");
+  EXPECT_EQ((*back)->rules[1].re2_pattern, "");
   auto info = cache::inspect_entry(*bytes);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->classes.at(0).re2, 2u);

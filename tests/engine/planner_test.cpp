@@ -6,6 +6,10 @@
 
 #include <hs.h>
 
+#include <atomic>
+#include <stop_token>
+#include <thread>
+
 #include "pcre2_reference.h"
 #include "planner.h"
 #include "probe.h"
@@ -103,6 +107,58 @@ TEST(Re2Tier, ASetThatCannotBeBuiltLeavesItsRulesToPcre2) {
   EXPECT_EQ(hits_of(*r, "E_SPACE"), 1u);
 }
 
+// Issue 13, warm start: a partition is built from the pattern the planner
+// stored with the rule (CompiledRule::re2_pattern, kept in cache entries),
+// not translated again.  Shown with a stored pattern that differs from the
+// rule's translation: the set answers by the stored one.
+TEST(Re2Tier, ASetIsBuiltFromTheStoredPatternWithoutTranslating) {
+  auto set = std::make_unique<CompiledSet>();
+  ClassDatabases cdb;
+  cdb.cls = "body";
+  set->rules.push_back({make_rule("R", "foo\\s+bar"), Tier::kRe2, 0, {}, "other"});
+  cdb.re2_sets.push_back(std::make_unique<Re2Partition>(std::vector<std::uint32_t>{0}));
+  set->classes.push_back(std::move(cdb));
+  auto s = Scanner::from_compiled(std::move(set));
+  ASSERT_TRUE(s.ok());
+  ScanOptions first_hit;  // a yes/no answer: RE2's match is final, PCRE2 does not count
+  first_hit.max_hits = 1;
+  EXPECT_EQ(hits_of(*(*s)->scan("body", "an other text", first_hit), "R"), 1u);
+  EXPECT_EQ(hits_of(*(*s)->scan("body", "foo bar", first_hit), "R"), 0u);
+}
+
+// warm_up() builds every set, and scans running while it does (which answer
+// unbuilt sets with PCRE2 instead of waiting) give PCRE2's answers throughout.
+TEST(Re2Tier, WarmUpBuildsEverySetAndScansMeanwhileAnswerAsPcre2) {
+  std::vector<Rule> rules = {make_rule("E_SPACE", "foo\\s+bar"), make_rule("S_LOOK", "\\bcat(?!dog)\\w+z"),
+                             make_rule("E_DOLLAR", "x$"), make_rule("C_COUNT", "ab", 0, 3),
+                             make_rule("P_BACKREF", "(a)\\1")};
+  auto scanner = hand_built({{rules[0], Tier::kRe2},
+                             {rules[1], Tier::kRe2Prefilter},
+                             {rules[2], Tier::kRe2},
+                             {rules[3], Tier::kRe2},
+                             {rules[4], Tier::kPcre2}},
+                            {{0}, {1}, {2, 3}});
+  for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_FALSE(p->built());
+  std::atomic<bool> done{false};
+  std::thread warm([&] {
+    scanner->warm_up();
+    done = true;
+  });
+  do expect_same_as_pcre2(*scanner, rules);
+  while (!done);
+  warm.join();
+  for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_TRUE(p->built());
+  expect_same_as_pcre2(*scanner, rules);
+  // A stop requested before it starts leaves the lazy build to the scans.
+  auto lazy = hand_built({{rules[0], Tier::kRe2}}, {{0}});
+  std::stop_source stop;
+  stop.request_stop();
+  lazy->warm_up(stop.get_token());
+  EXPECT_FALSE(lazy->compiled().classes[0].re2_sets[0]->built());
+  EXPECT_EQ(hits_of(*lazy->scan("body", "foo  bar"), "E_SPACE"), 1u);
+  EXPECT_TRUE(lazy->compiled().classes[0].re2_sets[0]->built());
+}
+
 TEST(Re2Tier, ARealCompileReportsAPlanForEveryRuleAndAnswersAsPcre2) {
   RuleSet set;
   std::vector<Rule> rules = {make_rule("LIT", "viagra"), make_rule("GAP", "\\bfree\\W{0,3}money\\b", kCaseless),
@@ -118,6 +174,8 @@ TEST(Re2Tier, ARealCompileReportsAPlanForEveryRuleAndAnswersAsPcre2) {
   for (const auto& c : report.classes) placed += c.native + c.prefilter + c.pcre2 + c.re2 + c.re2_prefilter;
   EXPECT_EQ(placed, rules.size());
   expect_same_as_pcre2(**s, rules);
+  // Rules the planner gave to RE2 carry the pattern it measured.
+  for (const auto& cr : (*s)->compiled().rules) EXPECT_EQ(is_re2_tier(cr.tier), !cr.re2_pattern.empty()) << cr.rule.id;
 }
 
 TEST(Planner, TheCostCheckStillSendsSlowPrefiltersToPcre2) {

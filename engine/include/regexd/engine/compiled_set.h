@@ -9,6 +9,7 @@
 // std::once_flag (safe from any thread).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -54,11 +55,17 @@ struct CompiledRule {
   Tier tier = Tier::kPcre2;
   std::uint32_t class_index = 0;
   PlanCost cost;         // what the planner measured (kept in cache entries)
+  // RE2 tiers: the RE2 pattern the planner measured (re2_translate.h),
+  // stored in cache entries so a load builds the RE2::Set without
+  // re-translating (translation checks each candidate by compiling it in RE2,
+  // most of a warm start's first scan).  Empty: translated on first use.
+  std::string re2_pattern{};
 };
 
 // One RE2::Set of a class: the RE2 translations (re2_translate.h) of
-// `rules`, built from the rules' text on first use, so cache entries store
-// only the partition, never RE2's internal form.  A build that fails (RE2
+// `rules` (CompiledRule::re2_pattern, or translated from the rule's text),
+// built on first use, so cache entries store only the partition and the
+// patterns, never RE2's internal form.  A build that fails (RE2
 // refuses a translation it accepted at compile time: a damaged entry, or out
 // of memory) leaves the program null and the scanner answers those rules with
 // PCRE2.
@@ -68,12 +75,16 @@ class Re2Partition {
  public:
   explicit Re2Partition(std::vector<std::uint32_t> rules) : rules_(std::move(rules)) {}
   const std::vector<std::uint32_t>& rules() const { return rules_; }
-  // Thread-safe; builds on the first call.
+  // Thread-safe; builds on the first call (other callers wait for it).
   const Re2Program* get(const struct CompiledSet& set) const;
+  // Thread-safe, never waits: whether get() has finished building (the
+  // program may still be null if the build failed).
+  bool built() const { return built_.load(std::memory_order_acquire); }
 
  private:
   std::vector<std::uint32_t> rules_;  // indices into CompiledSet::rules
   mutable std::once_flag once_;
+  mutable std::atomic<bool> built_{false};
   mutable std::unique_ptr<Re2Program, Re2ProgramDeleter> program_;
 };
 

@@ -164,6 +164,9 @@ class Registry {
   void run_job(Job& job);
   // Replaces the current version when it still has `number`.
   void swap_if_current(const std::string& name, std::uint32_t number, std::shared_ptr<const RuleSetVersion> v);
+  // Builds `scanner`'s lazily built parts on a thread of their own
+  // (Scanner::warm_up), so the first SCANs after a load do not wait for them.
+  void start_warm_up(std::shared_ptr<const engine::Scanner> scanner);
 
   Options options_;
   mutable std::mutex mu_;
@@ -176,6 +179,13 @@ class Registry {
   bool running_pushed_ = false;  // the running build is of a "load_rules" set
   std::condition_variable cv_, idle_cv_;
   std::thread thread_;
+  // Warm-up threads (under mu_); finished ones are dropped when the next
+  // starts, the rest are stopped and joined with the registry.
+  struct Warmer {
+    std::shared_ptr<std::atomic<bool>> done;
+    std::jthread thread;
+  };
+  std::vector<Warmer> warmers_;
 };
 
 }  // namespace regexd::server
