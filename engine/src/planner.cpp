@@ -32,6 +32,13 @@ constexpr double kFloorNs = 3000;
 // Hyperscan only when RE2 beats its cost alone divided by this.
 constexpr double kHsSharing = 2.0;
 
+// choose_tier(): a class with at most this many Hyperscan rules shares
+// nothing worth counting, and a native rule moves to PCRE2 when Hyperscan
+// alone costs more than this times PCRE2 alone (a margin, so that timing
+// noise does not flip rules whose costs are close).
+constexpr std::size_t kFewHsRules = 4;
+constexpr double kNativeOverPcre2 = 1.25;
+
 // ProbeLimits::measure, as the compile sets it.
 constexpr std::chrono::milliseconds kMeasureDeadline = ProbeLimits{}.measure;
 
@@ -133,6 +140,18 @@ Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::stri
     CostSample cs{s.cost.hs_ns, s.cost.pcre2_ns, s.hs_fired};
     if (prefer_pcre2(cs, bytes, why)) return Tier::kPcre2;
   }
+  // A class with only a few Hyperscan rules shares nothing in its database,
+  // so a native rule that costs clearly more alone in Hyperscan than PCRE2
+  // alone (finding its first match) is cheaper in PCRE2; a class left without
+  // Hyperscan rules scans no database at all.  SpamAssassin's `full` class:
+  // __LONGLINE (/^.{998}/m-like) measured 71 us in Hyperscan, 53 us in PCRE2,
+  // and the class ran at 0.75-0.85x the PCRE2 loop with it in Hyperscan.
+  if (current == Tier::kNative && s.class_hs_rules <= kFewHsRules && s.cost.hs_ns >= 0 && s.cost.pcre2_ns >= 0 &&
+      s.cost.hs_ns > kNativeOverPcre2 * s.cost.pcre2_ns) {
+    *why = "pcre2: " + us(s.cost.pcre2_ns) + " alone, hyperscan " + us(s.cost.hs_ns) + " alone, in a class of " +
+           std::to_string(s.class_hs_rules) + " hyperscan rules (nothing shared)";
+    return Tier::kPcre2;
+  }
   return current;
 }
 
@@ -145,10 +164,14 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
   if (!options.cost_check || options.pcre2_only) return plan;
   const std::size_t bytes = calibration_text().size();
   std::vector<std::optional<Candidate>> cand(n);
+  std::vector<std::size_t> hs_rules(nclasses, 0);
+  for (const auto& cr : set.rules)
+    if (cr.tier == Tier::kNative || cr.tier == Tier::kPrefilter) ++hs_rules[cr.class_index];
 
   parallel_for(n, nthreads, [&](std::size_t i) {
     CompiledRule& cr = set.rules[i];
     PlanSample s;
+    s.class_hs_rules = hs_rules[cr.class_index];
     const ProbeResult& p = probes[i];
     if (p.measured == HsMeasure::kDone) {
       s.cost.hs_ns = static_cast<float>(p.hs_ns);

@@ -52,6 +52,8 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
 struct PlanSample {
   PlanCost cost;
   bool hs_fired = false;  // the Hyperscan prefilter matched the calibration text
+  // Hyperscan-tier rules (native + prefilter) in the rule's class, as probed.
+  std::size_t class_hs_rules = SIZE_MAX;
 };
 Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::string* why);
 

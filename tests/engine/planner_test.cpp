@@ -190,6 +190,29 @@ TEST(Planner, TheCostCheckStillSendsSlowPrefiltersToPcre2) {
   EXPECT_TRUE(why.empty());
 }
 
+// A class with a handful of Hyperscan rules (SpamAssassin's `full`: three)
+// shares nothing in its database: a native rule clearly cheaper in PCRE2
+// alone goes there.  In a big class, or within the noise margin, it stays.
+TEST(Planner, ANativeRuleOfASmallClassGoesToPcre2WhenPcre2IsClearlyCheaper) {
+  detail::PlanSample s;
+  s.cost.hs_ns = 71'000;  // SpamAssassin's __LONGLINE, measured
+  s.cost.pcre2_ns = 53'000;
+  s.class_hs_rules = 3;
+  std::string why;
+  EXPECT_EQ(detail::choose_tier(Tier::kNative, s, 64 * 1024, &why), Tier::kPcre2);
+  EXPECT_NE(why.find("nothing shared"), std::string::npos) << why;
+  s.class_hs_rules = 400;
+  EXPECT_EQ(detail::choose_tier(Tier::kNative, s, 64 * 1024, &why), Tier::kNative);
+  s.class_hs_rules = 3;
+  s.cost.hs_ns = 60'000;  // within 1.25x of PCRE2
+  EXPECT_EQ(detail::choose_tier(Tier::kNative, s, 64 * 1024, &why), Tier::kNative);
+  s.cost.hs_ns = 71'000;
+  s.cost.pcre2_ns = -1;  // not measured
+  EXPECT_EQ(detail::choose_tier(Tier::kNative, s, 64 * 1024, &why), Tier::kNative);
+  s.cost.pcre2_ns = 53'000;  // a prefilter answers by the cost check's own bar
+  EXPECT_EQ(detail::choose_tier(Tier::kPrefilter, s, 64 * 1024, &why), Tier::kPrefilter);
+}
+
 TEST(Planner, TheProbeMeasuresEachRuleAloneInItsTier) {
   std::vector<detail::ProbeInput> in = {
       {"foo\\d+bar", HS_FLAG_SINGLEMATCH, true, true},
