@@ -85,7 +85,7 @@ json report_json(const CompileReport& r) {
     classes.push_back({{"class", text(cr.cls)}, {"native", cr.native}, {"prefilter", cr.prefilter},
                        {"pcre2", cr.pcre2}, {"re2", cr.re2}, {"re2_prefilter", cr.re2_prefilter},
                        {"re2_sets", cr.re2_sets}, {"compile_ms", cr.compile_ms},
-                       {"database_bytes", cr.database_bytes}});
+                       {"database_bytes", cr.database_bytes}, {"byte_parts", cr.byte_parts}});
     n += cr.native;
     p += cr.prefilter;
     c += cr.pcre2;
@@ -256,7 +256,7 @@ json entry_json(const regexd::cache::EntryInfo& e) {
                        {"re2", c.re2}, {"re2_prefilter", c.re2_prefilter}, {"re2_sets", c.re2_sets},
                        {"bytes_db_size", c.bytes_db_size}, {"bytes_db_info", c.bytes_db_info},
                        {"utf8_db_size", c.utf8_db_size}, {"utf8_db_info", c.utf8_db_info},
-                       {"compile_ms", c.compile_ms}});
+                       {"more_db_sizes", c.more_db_sizes}, {"compile_ms", c.compile_ms}});
   return {{"format_version", e.format_version}, {"key_scheme", e.key_scheme}, {"key", e.key.hex()},
           {"arch", e.tags.arch}, {"flavor", e.tags.flavor}, {"hs_version", e.tags.hs_version},
           {"platform_tune", e.tags.tune}, {"platform_features", e.tags.features},

@@ -80,6 +80,16 @@ Result<const fb::Header*> check_structure(std::string_view bytes) {
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
+// A class's database blobs in a fixed order, the record order of shared
+// images: bytes_db, utf8_db (either may be null), then a split class's other
+// parts (format 3).
+std::vector<const fb::Blob*> class_blobs(const fb::ClassEntry* ce) {
+  std::vector<const fb::Blob*> out{ce->bytes_db(), ce->utf8_db()};
+  if (ce->more_dbs())
+    for (const fb::Blob* b : *ce->more_dbs()) out.push_back(b);
+  return out;
+}
+
 PlatformTags tags_of(const fb::Header* h) {
   PlatformTags t;
   t.arch = str(h->arch());
@@ -117,7 +127,7 @@ Status check_layout(const fb::Header* h) {
   for (flatbuffers::uoffset_t c = 0; c < classes->size(); ++c) {
     const fb::ClassEntry* ce = classes->Get(c);
     if (!ce || !ce->cls()) return corrupt("class " + std::to_string(c) + " has no name");
-    for (const fb::Blob* b : {ce->bytes_db(), ce->utf8_db()}) {
+    for (const fb::Blob* b : class_blobs(ce)) {
       if (!b) continue;
       if (b->offset() % 8 || b->size() == 0 || b->offset() > h->payload_size() ||
           b->size() > h->payload_size() - b->offset())
@@ -141,8 +151,26 @@ Status check_layout(const fb::Header* h) {
     auto pcre2 = [](Tier t) { return t == Tier::kPcre2; };
     auto re2 = [](Tier t) { return engine::is_re2_tier(t); };
     if (!visit(ce->bytes_rules(), hs) || !visit(ce->utf8_rules(), hs) || !visit(ce->pcre2_rules(), pcre2) ||
-        !visit(ce->re2_rules(), re2))
+        !visit(ce->re2_rules(), re2) || !visit(ce->more_rules(), hs))
       return corrupt("class " + ce->cls()->str() + ": inconsistent rule lists");
+    // A split class: one database per part after bytes_db, each part's
+    // rules in more_rules, none empty.
+    std::size_t nmore = ce->more_dbs() ? ce->more_dbs()->size() : 0;
+    std::size_t nparts = ce->more_sizes() ? ce->more_sizes()->size() : 0;
+    if (nmore != nparts)
+      return corrupt("class " + ce->cls()->str() + ": " + std::to_string(nparts) + " split parts but " +
+                     std::to_string(nmore) + " split databases (a part's database is missing)");
+    if (nmore && !ce->bytes_db()) return corrupt("class " + ce->cls()->str() + ": split parts without a first database");
+    std::size_t in_parts = 0;
+    for (std::size_t k = 0; k < nparts; ++k) {
+      auto size = ce->more_sizes()->Get(static_cast<flatbuffers::uoffset_t>(k));
+      if (size == 0 || size > nrules)
+        return corrupt("class " + ce->cls()->str() + ": split part " + std::to_string(k + 2) + " of " +
+                       std::to_string(size) + " rules");
+      in_parts += size;
+    }
+    if (in_parts != (ce->more_rules() ? ce->more_rules()->size() : 0))
+      return corrupt("class " + ce->cls()->str() + ": split part sizes do not add up to its split rules");
     // The RE2 sets partition re2_rules exactly, none empty.
     std::size_t in_sets = 0;
     if (ce->re2_set_sizes())
@@ -206,9 +234,23 @@ Result<std::string> encode_entry(const CompiledSet& set, const CacheKey& key, co
       re2_rules.insert(re2_rules.end(), part->rules().begin(), part->rules().end());
       re2_sizes.push_back(static_cast<std::uint32_t>(part->rules().size()));
     }
+    std::vector<flatbuffers::Offset<fb::Blob>> more_dbs;
+    std::vector<std::uint32_t> more_rules, more_sizes;
+    for (const auto& part : c.bytes_more) {
+      if (!part.db || part.rules.empty())
+        return make_error(ErrorCode::kInternal, "class " + c.cls + ": a split part without a database or rules");
+      auto m = add_blob(part.db);
+      if (!m) return m.error();
+      more_dbs.push_back(*m);
+      more_rules.insert(more_rules.end(), part.rules.begin(), part.rules.end());
+      more_sizes.push_back(static_cast<std::uint32_t>(part.rules.size()));
+    }
     classes.push_back(fb::CreateClassEntry(fbb, fbb.CreateString(c.cls), *b, *u, fbb.CreateVector(c.bytes_rules),
                                            fbb.CreateVector(c.utf8_rules), fbb.CreateVector(c.pcre2_rules),
-                                           c.compile_ms, fbb.CreateVector(re2_rules), fbb.CreateVector(re2_sizes)));
+                                           c.compile_ms, fbb.CreateVector(re2_rules), fbb.CreateVector(re2_sizes),
+                                           more_dbs.empty() ? 0 : fbb.CreateVector(more_dbs),
+                                           more_dbs.empty() ? 0 : fbb.CreateVector(more_rules),
+                                           more_dbs.empty() ? 0 : fbb.CreateVector(more_sizes)));
   }
   auto hdr = fb::CreateHeader(
       fbb, kKeyScheme, key.hi, key.lo, fbb.CreateString(tags.arch), fbb.CreateString(tags.flavor),
@@ -252,7 +294,9 @@ Result<EntryInfo> inspect_entry(std::string_view bytes) {
     c.compile_ms = ce->compile_ms();
     if (ce->bytes_db()) c.bytes_db_size = ce->bytes_db()->size(), c.bytes_db_info = str(ce->bytes_db()->info());
     if (ce->utf8_db()) c.utf8_db_size = ce->utf8_db()->size(), c.utf8_db_info = str(ce->utf8_db()->info());
-    for (const auto* list : {ce->bytes_rules(), ce->utf8_rules()})
+    if (ce->more_dbs())
+      for (const fb::Blob* b : *ce->more_dbs()) c.more_db_sizes.push_back(b->size());
+    for (const auto* list : {ce->bytes_rules(), ce->utf8_rules(), ce->more_rules()})
       if (list)
         for (auto id : *list) (h->rules()->Get(id)->tier() == 0 ? c.native : c.prefilter)++;
     c.pcre2 = ce->pcre2_rules() ? ce->pcre2_rules()->size() : 0;
@@ -323,17 +367,31 @@ Result<std::unique_ptr<CompiledSet>> decode_entry(std::string_view bytes, const 
       }
     }
     cdb.compile_ms = ce->compile_ms();
+    if (ce->more_dbs()) {  // check_layout: as many parts as databases, sizes add up
+      auto more_rules = to_vec(ce->more_rules());
+      std::size_t at = 0;
+      for (auto k : *ce->more_sizes()) {
+        cdb.bytes_more.push_back({nullptr, std::vector<std::uint32_t>(more_rules.begin() + at, more_rules.begin() + at + k)});
+        at += k;
+      }
+    }
+    std::vector<std::pair<const fb::Blob*, engine::HsDatabasePtr*>> slots{{ce->bytes_db(), &cdb.bytes_db},
+                                                                          {ce->utf8_db(), &cdb.utf8_db}};
+    for (std::size_t k = 0; k < cdb.bytes_more.size(); ++k)
+      slots.emplace_back(ce->more_dbs()->Get(static_cast<flatbuffers::uoffset_t>(k)), &cdb.bytes_more[k].db);
     // Step 10 then 11: the library's own recognition, then deserialization.
-    for (auto [blob, slot] : {std::pair{ce->bytes_db(), &cdb.bytes_db}, std::pair{ce->utf8_db(), &cdb.utf8_db}}) {
+    for (std::size_t s = 0; s < slots.size(); ++s) {
+      auto [blob, slot] = slots[s];
       if (!blob) continue;
+      const std::string which = s == 0 ? "database" : s == 1 ? "UTF-8 database" : "split part " + std::to_string(s);
       std::string_view b = blob_bytes(bytes, h, blob);
       auto info = engine::serialized_database_info(b);
-      if (!info) return corrupt("class " + cdb.cls + ": " + info.error().message);
+      if (!info) return corrupt("class " + cdb.cls + ": " + which + ": " + info.error().message);
       if (*info != str(blob->info()))
-        return mismatch("class " + cdb.cls + ": database is '" + *info + "', recorded '" + str(blob->info()) + "'");
+        return mismatch("class " + cdb.cls + ": " + which + " is '" + *info + "', recorded '" + str(blob->info()) + "'");
       if (options.skip_databases) continue;
       auto db = engine::deserialize_database(b);
-      if (!db) return db.error();
+      if (!db) return make_error(db.error().code, "class " + cdb.cls + ": " + which + ": " + db.error().message);
       *slot = std::move(*db);
     }
     set->classes.push_back(std::move(cdb));
@@ -357,7 +415,7 @@ Result<std::string> build_image(std::string_view entry_bytes) {
   for (flatbuffers::uoffset_t c = 0; c < h->classes()->size(); ++c) {
     const fb::ClassEntry* ce = h->classes()->Get(c);
     std::uint32_t which = 0;
-    for (const fb::Blob* b : {ce->bytes_db(), ce->utf8_db()}) {
+    for (const fb::Blob* b : class_blobs(ce)) {
       if (b) {
         Rec r{c, which, blob_bytes(entry_bytes, h, b)};
         auto n = engine::deserialized_size(r.blob);
@@ -419,30 +477,39 @@ Status attach_image(CompiledSet& set, std::string_view entry_bytes, std::string_
   if (32 + 24ull * n > body) return corrupt("shared image: record table outside the file");
   auto hdr = check_structure(entry_bytes);
   if (!hdr) return hdr.error();
-  std::vector<engine::HsDatabasePtr> dbs(set.classes.size() * 2);
+  // Per class, in class_blobs() order.
+  std::vector<std::vector<const fb::Blob*>> blobs;
+  std::vector<std::vector<engine::HsDatabasePtr>> dbs;
+  for (std::size_t c = 0; c < set.classes.size(); ++c) {
+    blobs.push_back(class_blobs((*hdr)->classes()->Get(static_cast<flatbuffers::uoffset_t>(c))));
+    dbs.emplace_back(blobs.back().size());
+  }
   for (std::uint32_t i = 0; i < n; ++i) {
     const char* rec = image.data() + 32 + 24 * i;
     std::uint32_t cls = get_u32(rec), which = get_u32(rec + 4);
     std::uint64_t off = get_u64(rec + 8), size = get_u64(rec + 16);
-    if (cls >= set.classes.size() || which > 1 || off % kImageAlign || off > body || size > body - off)
+    if (cls >= set.classes.size() || which >= blobs[cls].size() || off % kImageAlign || off > body ||
+        size > body - off)
       return corrupt("shared image: record " + std::to_string(i) + " out of range");
-    const fb::ClassEntry* ce = (*hdr)->classes()->Get(cls);
-    const fb::Blob* blob = which ? ce->utf8_db() : ce->bytes_db();
+    const fb::Blob* blob = blobs[cls][which];
     if (!blob) return corrupt("shared image: record for a database the entry does not have");
     auto want = engine::deserialized_size(blob_bytes(entry_bytes, *hdr, blob));
     if (!want || *want != size) return corrupt("shared image: database size differs from the entry's");
     auto db = engine::borrow_database_image(image.data() + off, size);
     if (!db) return db.error();
-    dbs[cls * 2 + which] = std::move(*db);
+    dbs[cls][which] = std::move(*db);
   }
   for (std::size_t c = 0; c < set.classes.size(); ++c) {
-    const fb::ClassEntry* ce = (*hdr)->classes()->Get(static_cast<flatbuffers::uoffset_t>(c));
-    if ((ce->bytes_db() && !dbs[c * 2]) || (ce->utf8_db() && !dbs[c * 2 + 1]))
-      return corrupt("shared image: a database is missing");
+    if (set.classes[c].bytes_more.size() + 2 != blobs[c].size())
+      return corrupt("shared image: class " + set.classes[c].cls + " has other split parts than its entry");
+    for (std::size_t w = 0; w < blobs[c].size(); ++w)
+      if (blobs[c][w] && !dbs[c][w]) return corrupt("shared image: a database is missing");
   }
   for (std::size_t c = 0; c < set.classes.size(); ++c) {
-    set.classes[c].bytes_db = std::move(dbs[c * 2]);
-    set.classes[c].utf8_db = std::move(dbs[c * 2 + 1]);
+    set.classes[c].bytes_db = std::move(dbs[c][0]);
+    set.classes[c].utf8_db = std::move(dbs[c][1]);
+    for (std::size_t k = 0; k < set.classes[c].bytes_more.size(); ++k)
+      set.classes[c].bytes_more[k].db = std::move(dbs[c][2 + k]);
   }
   set.keepalive = std::move(keepalive);
   return {};

@@ -1,6 +1,6 @@
 // Rule set -> CompiledSet: validate with PCRE2, classify with the probe,
-// compile one database per class in parallel, demoting any pattern the real
-// compile refuses.
+// compile the classes' databases in parallel (a large class as several,
+// split.h), demoting any pattern the real compile refuses.
 #include <hs.h>
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 #include "pcre2_util.h"
 #include "probe.h"
 #include "rewrite.h"
+#include "split.h"
 #include "regexd/engine/compiled_set.h"
 
 namespace regexd::engine {
@@ -144,28 +145,72 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, bool
   return nullptr;
 }
 
-void compile_class(CompiledSet& set, ClassDatabases& cdb, std::vector<std::uint32_t> members, bool may_rewrite,
-                   const hs_platform_info_t* platform, std::vector<std::pair<std::uint32_t, std::string>>& demoted) {
-  auto t0 = std::chrono::steady_clock::now();
+// One Hyperscan database to build: a class's UTF-8 rules, or one part of
+// its byte-mode rules (split.h).
+struct DbJob {
+  std::size_t cls = 0;
+  bool utf8 = false;
+  std::vector<std::uint32_t> ids;  // after the compile: the rules it holds
+  double estimate_ms = 0;          // split.h: the rules' compile times alone, summed
+  HsDatabasePtr db;
+  std::vector<std::pair<std::uint32_t, std::string>> demote, moved;
+  double ms = 0;
+};
+
+// A class's databases to build: its byte-mode rules in one part, or in up to
+// `max_parts` when they are estimated to compile slowly (split.h).
+void add_class_jobs(const CompiledSet& set, std::size_t c, const std::vector<std::uint32_t>& members,
+                    const std::vector<double>& cost_ms, unsigned max_parts, double min_ms,
+                    std::vector<DbJob>& jobs) {
   std::vector<std::uint32_t> bytes_ids, utf8_ids;
   for (auto id : members) {
     const CompiledRule& cr = set.rules[id];
     if (!is_hs_tier(cr.tier)) continue;
     ((cr.rule.flags & kUtf8) ? utf8_ids : bytes_ids).push_back(id);
   }
+  auto add = [&](bool utf8, std::vector<std::uint32_t> ids) {
+    if (ids.empty()) return;
+    double est = detail::estimate_ms(ids, cost_ms);
+    jobs.push_back({c, utf8, std::move(ids), est, nullptr, {}, {}, 0});
+  };
+  for (auto& part : detail::split_rules(bytes_ids, cost_ms, max_parts, min_ms)) add(false, std::move(part));
+  add(true, std::move(utf8_ids));
+}
+
+void compile_job(CompiledSet& set, DbJob& job, bool may_rewrite, const hs_platform_info_t* platform) {
+  auto t0 = std::chrono::steady_clock::now();
+  job.db = compile_db(set, job.ids, may_rewrite, platform, job.demote, job.moved);
+  job.ms = ms_since(t0);
+}
+
+// The class's databases from its finished jobs (in the order they were
+// added: byte-mode parts, then UTF-8); demotions go to `demoted`.
+void finish_class(CompiledSet& set, ClassDatabases& cdb, const std::vector<std::uint32_t>& members,
+                  std::vector<DbJob*> jobs, std::vector<std::pair<std::uint32_t, std::string>>& demoted) {
   std::vector<std::pair<std::uint32_t, std::string>> demote, moved;
-  cdb.bytes_db = compile_db(set, bytes_ids, may_rewrite, platform, demote, moved);
-  cdb.utf8_db = compile_db(set, utf8_ids, may_rewrite, platform, demote, moved);
+  for (DbJob* j : jobs) {
+    for (auto& d : j->demote) demote.push_back(std::move(d));
+    for (auto& m : j->moved) moved.push_back(std::move(m));
+    cdb.compile_ms += j->ms;
+    // A part whose every rule was refused has no database and no rules.
+    if (!j->db) continue;
+    if (j->utf8) {
+      cdb.utf8_db = std::move(j->db);
+      cdb.utf8_rules = std::move(j->ids);
+    } else if (!cdb.bytes_db) {
+      cdb.bytes_db = std::move(j->db);
+      cdb.bytes_rules = std::move(j->ids);
+    } else {
+      cdb.bytes_more.push_back({std::move(j->db), std::move(j->ids)});
+    }
+  }
   for (auto& [id, why] : demote) set.rules[id].tier = Tier::kPcre2;
   // A loosened rule that was later refused anyway is reported once, demoted.
   for (auto& m : moved)
     if (set.rules[m.first].tier == Tier::kPrefilter) demote.push_back(std::move(m));
-  cdb.bytes_rules = std::move(bytes_ids);
-  cdb.utf8_rules = std::move(utf8_ids);
   for (auto id : members)
     if (set.rules[id].tier == Tier::kPcre2) cdb.pcre2_rules.push_back(id);
   demoted = std::move(demote);
-  cdb.compile_ms = ms_since(t0);
 }
 
 std::size_t db_size(const HsDatabasePtr& db) {
@@ -251,12 +296,21 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     for (auto& ids : plan.re2_sets[c]) set->classes[c].re2_sets.push_back(std::make_unique<Re2Partition>(std::move(ids)));
   rep.classify_ms = ms_since(t_classify);
 
-  // 4. Compile the classes' Hyperscan databases in parallel.
-  std::vector<std::vector<std::pair<std::uint32_t, std::string>>> demoted(set->classes.size());
-  // Largest classes first, so one big class does not start last.
-  std::vector<std::size_t> order(set->classes.size());
+  // 4. Compile the classes' Hyperscan databases in parallel, a large class
+  //    as several databases (split.h), balanced on what the probe measured.
+  std::vector<double> compile_cost(set->rules.size(), -1);
+  for (std::size_t i = 0; i < probes.size() && i < compile_cost.size(); ++i)
+    compile_cost[i] = probes[i].hs_compile_ms;
+  std::vector<DbJob> jobs;
+  for (std::size_t c = 0; c < set->classes.size(); ++c)
+    add_class_jobs(*set, c, members[c], compile_cost, nthreads, options.split_min_ms, jobs);
+  // Longest first, so one big database does not start last.
+  std::vector<std::size_t> order(jobs.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return members[a].size() > members[b].size(); });
+  std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) {
+    return jobs[a].estimate_ms != jobs[b].estimate_ms ? jobs[a].estimate_ms > jobs[b].estimate_ms
+                                                      : jobs[a].ids.size() > jobs[b].ids.size();
+  });
   // nullptr: Hyperscan compiles for this CPU.
   hs_platform_info_t platform{};
   if (options.platform) {
@@ -264,11 +318,15 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     platform.cpu_features = options.platform->cpu_features;
   }
   const hs_platform_info_t* target = options.platform ? &platform : nullptr;
+  // Superset rewrites need the cost check's measurement to pay off.
   detail::parallel_for(order.size(), nthreads, [&](std::size_t k) {
-    std::size_t c = order[k];
-    // Superset rewrites need the cost check's measurement to pay off.
-    compile_class(*set, set->classes[c], std::move(members[c]), options.cost_check, target, demoted[c]);
+    compile_job(*set, jobs[order[k]], options.cost_check, target);
   });
+  std::vector<std::vector<DbJob*>> class_jobs(set->classes.size());
+  for (auto& j : jobs) class_jobs[j.cls].push_back(&j);
+  std::vector<std::vector<std::pair<std::uint32_t, std::string>>> demoted(set->classes.size());
+  for (std::size_t c = 0; c < set->classes.size(); ++c)
+    finish_class(*set, set->classes[c], members[c], std::move(class_jobs[c]), demoted[c]);
   for (auto& d : demoted)
     for (auto& [id, why] : d) rep.demoted.emplace_back(set->rules[id].rule.id, why);
 
@@ -277,7 +335,12 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     cr.cls = cdb.cls;
     cr.compile_ms = cdb.compile_ms;
     cr.database_bytes = db_size(cdb.bytes_db) + db_size(cdb.utf8_db);
+    cr.byte_parts = (cdb.bytes_db ? 1 : 0) + cdb.bytes_more.size();
     for (auto id : cdb.bytes_rules) (set->rules[id].tier == Tier::kNative ? cr.native : cr.prefilter)++;
+    for (const auto& part : cdb.bytes_more) {
+      cr.database_bytes += db_size(part.db);
+      for (auto id : part.rules) (set->rules[id].tier == Tier::kNative ? cr.native : cr.prefilter)++;
+    }
     for (auto id : cdb.utf8_rules) (set->rules[id].tier == Tier::kNative ? cr.native : cr.prefilter)++;
     cr.pcre2 = cdb.pcre2_rules.size();
     for (const auto& part : cdb.re2_sets)

@@ -115,10 +115,12 @@ std::string_view calibration_text() {
 bool measure_hs_expression(const std::string& expression, unsigned hs_flags, HsSample* out) {
   hs_database_t* raw_db = nullptr;
   hs_compile_error_t* err = nullptr;
+  auto t0 = std::chrono::steady_clock::now();
   if (hs_compile(expression.c_str(), hs_flags, HS_MODE_BLOCK, nullptr, &raw_db, &err) != HS_SUCCESS) {
     hs_free_compile_error(err);
     return false;
   }
+  out->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   HsDatabasePtr db(raw_db);
   hs_scratch_t* raw_scratch = nullptr;
   if (hs_alloc_scratch(db.get(), &raw_scratch) != HS_SUCCESS) return false;

@@ -48,6 +48,7 @@ bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::u
 struct HsSample {
   double ns = -1;
   bool fired = false;
+  double compile_ms = 0;  // hs_compile of the expression alone
 };
 bool measure_hs_expression(const std::string& expression, unsigned hs_flags, HsSample* out);
 

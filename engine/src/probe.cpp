@@ -74,7 +74,8 @@ bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_
 
 // Child: answers inputs[from..] in order, two records each: the
 // classification (u8 tier, u32 reason length, reason bytes), then, only for
-// inputs with `measure`, the measurement (u8 HsMeasure, f64 ns, u8 fired), so
+// inputs with `measure`, the measurement (u8 HsMeasure, f64 ns, u8 fired,
+// f64 compile ms), so
 // that the parent can bound the two steps separately.
 [[noreturn]] void child_main(const std::vector<ProbeInput>& inputs, std::size_t from, int fd) {
   for (std::size_t i = from; i < inputs.size(); ++i) {
@@ -86,7 +87,9 @@ bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_
     measure_one(inputs[i], &r);
     auto m = static_cast<std::uint8_t>(r.measured);
     std::uint8_t fired = r.hs_fired ? 1 : 0;
-    if (!write_all(fd, &m, 1) || !write_all(fd, &r.hs_ns, 8) || !write_all(fd, &fired, 1)) _exit(1);
+    if (!write_all(fd, &m, 1) || !write_all(fd, &r.hs_ns, 8) || !write_all(fd, &fired, 1) ||
+        !write_all(fd, &r.hs_compile_ms, 8))
+      _exit(1);
   }
   _exit(0);
 }
@@ -101,6 +104,7 @@ void measure_one(const ProbeInput& in, ProbeResult* r) {
   if (r->tier == Tier::kPrefilter) flags |= HS_FLAG_PREFILTER;
   HsSample s;
   r->measured = measure_hs_expression(in.expression, flags, &s) ? HsMeasure::kDone : HsMeasure::kFailed;
+  if (r->measured == HsMeasure::kDone) r->hs_compile_ms = s.compile_ms;
   r->hs_ns = s.ns;
   r->hs_fired = s.fired;
 }
@@ -177,11 +181,13 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
       // is reported as such (its tier stands), and the child starts over
       // with the next pattern.
       std::uint8_t m = 0, fired = 0;
-      double ns = -1;
+      double ns = -1, compile_ms = -1;
       auto mdeadline = std::chrono::steady_clock::now() + limits.measure;
       if (!read_all(fds[0], &m, 1, mdeadline) || !read_all(fds[0], &ns, 8, mdeadline) ||
-          !read_all(fds[0], &fired, 1, mdeadline) || m > 3) {
+          !read_all(fds[0], &fired, 1, mdeadline) || !read_all(fds[0], &compile_ms, 8, mdeadline) || m > 3) {
         out.back().measured = HsMeasure::kTooSlow;
+        // At least this long; the split estimate (split.h) takes the bound.
+        out.back().hs_compile_ms = static_cast<double>(limits.measure.count());
         measured_overrun = true;
         child_ok = false;
         break;
@@ -189,6 +195,7 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
       out.back().measured = static_cast<HsMeasure>(m);
       out.back().hs_ns = ns;
       out.back().hs_fired = fired != 0;
+      out.back().hs_compile_ms = compile_ms;
     }
     ::close(fds[0]);
     if (!child_ok) ::kill(pid, SIGKILL);

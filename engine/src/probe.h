@@ -46,6 +46,9 @@ struct ProbeResult {
   HsMeasure measured = HsMeasure::kNone;
   double hs_ns = -1;
   bool hs_fired = false;
+  // Hyperscan's compile of the pattern alone, ms (kDone and kTooSlow when
+  // the child reported it; -1 when not known): the split estimate (split.h).
+  double hs_compile_ms = -1;
 };
 
 struct ProbeLimits {

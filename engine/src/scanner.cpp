@@ -138,12 +138,15 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     if (s->uid == uid_) st = s.get();
   if (!st) {
     hs_scratch_t* scratch = nullptr;
-    for (const auto& c : set.classes)
-      for (const auto* db : {c.bytes_db.get(), c.utf8_db.get()})
+    for (const auto& c : set.classes) {
+      std::vector<const hs_database_t*> dbs{c.bytes_db.get(), c.utf8_db.get()};
+      for (const auto& part : c.bytes_more) dbs.push_back(part.db.get());
+      for (const auto* db : dbs)
         if (db && hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
           hs_free_scratch(scratch);
           return make_error(ErrorCode::kResourceLimit, "cannot allocate Hyperscan scratch");
         }
+    }
     if (tls_states.size() >= kThreadCacheSize) tls_states.erase(tls_states.begin());
     tls_states.push_back(std::make_unique<ThreadState>(uid_, HsScratchPtr(scratch), set));
     st = tls_states.back().get();
@@ -158,6 +161,8 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     return rc == HS_SUCCESS;
   };
   bool hs_ok = run_hs(cdb.bytes_db);
+  // A split class's other parts (split.h): the same buffer, the same hits.
+  for (std::size_t k = 0; hs_ok && k < cdb.bytes_more.size(); ++k) hs_ok = run_hs(cdb.bytes_more[k].db);
   // Hyperscan's UTF-8 mode is only defined on valid UTF-8.
   bool utf8_via_hs = cdb.utf8_db && detail::valid_utf8(data);
   if (hs_ok && utf8_via_hs) hs_ok = run_hs(cdb.utf8_db);

@@ -241,7 +241,7 @@ TEST_F(CliTest, PrewarmInspectVerifyPrune) {
   EXPECT_EQ(j["key"].get<std::string>() + ".rxdb", entry.filename().string());
   EXPECT_EQ(j["platform_dir"], entry.parent_path().filename().string());
   EXPECT_EQ(j["rules"], 1);
-  EXPECT_EQ(j["format_version"], 2);
+  EXPECT_EQ(j["format_version"], 3);
 
   r = regexctl("verify " + cache);
   EXPECT_EQ(r.status, 0) << r.out;

@@ -21,8 +21,8 @@
 
 namespace regexd::cache {
 
-inline constexpr std::uint32_t kFormatVersion = 2;  // 2: RE2 tiers and plan costs (docs/cache-format.md)
-inline constexpr std::uint32_t kImageVersion = 2;  // 2: records deserialized 64-aligned (docs/cache-format.md)
+inline constexpr std::uint32_t kFormatVersion = 3;  // 3: split classes; 2: RE2 tiers and plan costs (docs/cache-format.md)
+inline constexpr std::uint32_t kImageVersion = 3;  // 3: split classes' parts; 2: records deserialized 64-aligned
 inline constexpr std::uint64_t kMaxHeaderSize = 16u << 20;
 
 // Header facts, for inspect and verify (no Hyperscan involved).
@@ -40,6 +40,7 @@ struct EntryInfo {
     std::size_t re2 = 0, re2_prefilter = 0, re2_sets = 0;
     std::uint64_t bytes_db_size = 0, utf8_db_size = 0;
     std::string bytes_db_info, utf8_db_info;
+    std::vector<std::uint64_t> more_db_sizes;  // a split class's other byte-mode databases
     double compile_ms = 0;
   };
   std::vector<Class> classes;

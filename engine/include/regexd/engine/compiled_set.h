@@ -88,16 +88,26 @@ class Re2Partition {
   mutable std::unique_ptr<Re2Program, Re2ProgramDeleter> program_;
 };
 
-// One class: up to two Hyperscan databases.  Hyperscan ids are indices into
+// A further byte-mode database of a split class and the rules compiled
+// into it.
+struct HsPart {
+  HsDatabasePtr db;  // never null in a CompiledSet handed to a Scanner (unless decoded without databases)
+  std::vector<std::uint32_t> rules;
+};
+
+// One class: its Hyperscan databases.  Hyperscan ids are indices into
 // CompiledSet::rules.  UTF-8 rules get their own database because Hyperscan's
 // UTF-8 mode is undefined on invalid UTF-8: when a buffer is not valid UTF-8,
-// those rules are answered by PCRE2 instead.
+// those rules are answered by PCRE2 instead.  A class with many byte-mode
+// rules may be split (engine/src/split.h): bytes_db holds the first part,
+// bytes_more the others, and the scanner runs them all.
 struct ClassDatabases {
   std::string cls;
   HsDatabasePtr bytes_db;            // may be null (no byte-mode hs rules)
   HsDatabasePtr utf8_db;             // may be null (no UTF-8 hs rules)
   std::vector<std::uint32_t> bytes_rules;  // rules compiled into bytes_db
   std::vector<std::uint32_t> utf8_rules;   // rules compiled into utf8_db
+  std::vector<HsPart> bytes_more;          // a split class's other byte-mode parts (empty: not split)
   std::vector<std::uint32_t> pcre2_rules;  // pcre2 tier: run on every buffer
   // re2 / re2-prefilter tiers, one RE2::Set each (unique_ptr: once_flag does not move).
   std::vector<std::unique_ptr<Re2Partition>> re2_sets;

@@ -104,6 +104,14 @@ struct CompileOptions {
   // PCRE2 cost on the calibration text and move it to a partitioned
   // RE2::Set where that is cheaper.  Needs cost_check; part of the cache key.
   bool re2_tier = true;
+  // Split classes (docs/rules.md, "Split classes"; engine/src/split.h): a
+  // class whose byte-mode Hyperscan rules took at least this long to compile
+  // alone, summed (ms, measured with the cost check), is compiled as up to
+  // `threads` databases at once, each scanned.  Hyperscan's compile time
+  // grows faster than its rule count, so a split saves work as well as wall
+  // time.  Negative: never split.  Only compile and scan speed depend on it,
+  // never an answer, so it is not part of the cache key.
+  double split_min_ms = 2000;
 };
 
 // PCRE2's interpreter (rules with the O flag, or where JIT is unavailable)
@@ -145,8 +153,12 @@ struct ClassReport {
   std::size_t native = 0, prefilter = 0, pcre2 = 0;
   std::size_t re2 = 0, re2_prefilter = 0;  // rules in the class's RE2::Sets
   std::size_t re2_sets = 0;                // partitions
+  // Hyperscan compile time of the class's databases, summed (a split class's
+  // parts compile at the same time on several threads: its wall time is
+  // about the longest part).
   double compile_ms = 0;
   std::size_t database_bytes = 0;  // sum of hs_database_size() of the class's databases
+  std::size_t byte_parts = 0;      // byte-mode Hyperscan databases: 0, 1, or K for a split class (split.h)
 };
 
 struct CompileReport {
