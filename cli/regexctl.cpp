@@ -21,6 +21,7 @@
 #include "regexd/cache/store.h"
 #include "regexd/cache/target.h"
 #include "regexd/cache/units.h"
+#include "regexd/engine/calibration.h"
 #include "regexd/engine/compiled_set.h"
 #include "regexd/engine/engine.h"
 #include "regexd/engine/message.h"
@@ -213,10 +214,8 @@ const char* source_name(regexd::cache::LoadResult::Source s) {
 // Compiles `rules`, through the cache when `cache_dir` is set.  Prints
 // rejected rules to stderr.  Returns null (and sets *rc) on failure.
 std::shared_ptr<const regexd::engine::Scanner> build(const RuleSet& rules, const std::string& cache_dir,
-                                                     bool use_cache, unsigned threads, CompileReport* report, int* rc,
-                                                     std::string* how = nullptr) {
-  regexd::engine::CompileOptions opts;
-  opts.threads = threads;
+                                                     bool use_cache, const regexd::engine::CompileOptions& opts,
+                                                     CompileReport* report, int* rc, std::string* how = nullptr) {
   std::shared_ptr<const regexd::engine::Scanner> scanner;
   if (use_cache) {
     auto store = open_store(cache_dir, rc);
@@ -367,6 +366,17 @@ int main(int argc, char** argv) {
   auto* compile_cmd = app.add_subcommand("compile", "compile a rule set and print the report");
   add_rules_options(compile_cmd, compile_args, "--class");
   compile_cmd->add_flag("--json", compile_json, "JSON report");
+  // --calibrate DIR: the planner measures on these messages instead of the
+  // built-in text (docs/rules.md, "Planner"); part of the cache key, so the
+  // daemon finds such entries only with the same compile.calibrate.
+  std::string calibrate_dir;
+  auto add_calibrate = [&](CLI::App* cmd) {
+    cmd->add_option("--calibrate", calibrate_dir,
+                    "measure engine costs on the messages in DIR (up to 256 KiB, files in name order) instead of "
+                    "the built-in text; the daemon's compile.calibrate must name the same messages to hit the cache")
+        ->type_name("DIR");
+  };
+  add_calibrate(compile_cmd);
   auto* compile_cache = add_cache(compile_cmd);
 
   RulesArgs plan_args;
@@ -375,6 +385,7 @@ int main(int argc, char** argv) {
       "plan", "compile (or load from --cache) and print every rule's engine, measured costs and why");
   add_rules_options(plan_cmd, plan_args, "--class");
   plan_cmd->add_flag("--json", plan_json, "one JSON object per rule per line");
+  add_calibrate(plan_cmd);
   auto* plan_cache = add_cache(plan_cmd);
 
   RulesArgs scan_args;
@@ -386,12 +397,14 @@ int main(int argc, char** argv) {
   scan_cmd->add_option("--class", scan_class, "class of rules to run over each file")->required();
   scan_cmd->add_option("--max-hits", max_hits, "cap on each rule's hit count")->check(CLI::PositiveNumber);
   scan_cmd->add_option("files", scan_files, "files to scan")->required();
+  add_calibrate(scan_cmd);
   auto* scan_cache = add_cache(scan_cmd);
 
   RulesArgs prewarm_args;
   auto* prewarm_cmd = app.add_subcommand("prewarm", "compile into the cache every rule set (one per --rules file) that is missing");
   add_rules_options(prewarm_cmd, prewarm_args, "--class");
   add_cache(prewarm_cmd);
+  add_calibrate(prewarm_cmd);
   bool prewarm_together = false;
   prewarm_cmd->add_flag("--together", prewarm_together,
                         "all files are ONE rule set, as a daemon rule set that lists several files "
@@ -456,6 +469,18 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
+  }
+
+  // The options of every compile below (compile, plan, scan, prewarm).
+  regexd::engine::CompileOptions compile_opts;
+  compile_opts.threads = threads;
+  if (!calibrate_dir.empty()) {
+    auto sample = regexd::engine::load_calibration_dir(calibrate_dir);
+    if (!sample) {
+      std::fprintf(stderr, "regexctl: --calibrate: %s\n", sample.error().message.c_str());
+      return kExitUsage;
+    }
+    compile_opts.calibration = std::move(*sample);
   }
 
   const auto& info = regexd::engine::engine_info();
@@ -581,8 +606,7 @@ int main(int argc, char** argv) {
     std::function<Outcome(const RuleSet&, const std::string&)> prewarm_one;
     std::unique_ptr<regexd::cache::Store> store;
     std::unique_ptr<regexd::cache::TargetStore> target_store;
-    regexd::engine::CompileOptions opts;
-    opts.threads = threads;
+    const regexd::engine::CompileOptions& opts = compile_opts;
     if (prewarm_target.empty()) {
       store = open_store(cache_dir, &rc);
       if (!store) return rc;
@@ -652,7 +676,7 @@ int main(int argc, char** argv) {
     }
     RuleSet rules = load(plan_args);
     CompileReport report;
-    auto scanner = build(rules, cache_dir, plan_cache->count() > 0, threads, &report, &rc);
+    auto scanner = build(rules, cache_dir, plan_cache->count() > 0, compile_opts, &report, &rc);
     if (!scanner) return rc;
     print_plan(*scanner, report, plan_json);
     return 0;
@@ -668,7 +692,7 @@ int main(int argc, char** argv) {
   bool use_cache = *compile_cmd ? compile_cache->count() > 0 : scan_cache->count() > 0;
   CompileReport report;
   std::string how;
-  auto scanner = build(rules, cache_dir, use_cache, threads, &report, &rc, &how);
+  auto scanner = build(rules, cache_dir, use_cache, compile_opts, &report, &rc, &how);
   if (!scanner) return rc;
   std::vector<regexd::engine::RuleError> meta_errors;
   auto plan = regexd::engine::MessagePlan::build(rules, &meta_errors);

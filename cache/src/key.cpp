@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "regexd/cache/entry.h"
+#include "regexd/engine/calibration.h"
 #include "regexd/engine/serialize.h"
 
 namespace regexd::cache {
@@ -106,6 +107,14 @@ CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions&
   h.u32(options.pcre2_only ? 1 : 0);
   h.u32(options.cost_check ? 1 : 0);
   h.u32(options.re2_tier ? 1 : 0);
+  // An operator's calibration sample chooses other engines (a different
+  // plan, so a different entry); the built-in text adds nothing, so keys of
+  // entries compiled before the option existed stay valid.
+  if (options.calibration && !options.calibration->empty() &&
+      *options.calibration != engine::builtin_calibration_text()) {
+    h.str("calibration");
+    h.str(*options.calibration);
+  }
   return h.digest();
 }
 

@@ -80,8 +80,9 @@ struct DbBuild {
 // as too large is tried once more as a prefilter with its bounded repeats
 // loosened (a superset, rewrite.h; reported through `moved`); any other
 // refusal removes it (reported through `demote`) and the rest is compiled
-// again; a failure that names no pattern demotes them all.
-HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, bool may_rewrite,
+// again; a failure that names no pattern demotes them all.  `may_rewrite`:
+// the text a rewrite is measured on, null for no rewrites.
+HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, const detail::Calibration* may_rewrite,
                          const hs_platform_info_t* platform, std::vector<std::pair<std::uint32_t, std::string>>& demote,
                          std::vector<std::pair<std::uint32_t, std::string>>& moved) {
   std::vector<std::string> exprs;
@@ -124,8 +125,9 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, bool
         std::string why;
         if (auto loose = detail::loosen_bounded_repeats(rule, exprs[static_cast<std::size_t>(which)])) {
           detail::CostSample sample;
-          if (detail::measure_prefilter(rule, set.pcre2_match_limit, set.pcre2_depth_limit, &sample, &*loose) &&
-              detail::rewrite_pays(sample, detail::calibration_text().size(), &why)) {
+          if (detail::measure_prefilter(rule, set.pcre2_match_limit, set.pcre2_depth_limit, *may_rewrite, &sample,
+                                        &*loose) &&
+              detail::rewrite_pays(sample, may_rewrite->size(), &why)) {
             loosened[id] = std::move(loose);
             set.rules[id].tier = Tier::kPrefilter;
             moved.emplace_back(id, "hyperscan compile: " + msg +
@@ -177,7 +179,8 @@ void add_class_jobs(const CompiledSet& set, std::size_t c, const std::vector<std
   add(true, std::move(utf8_ids));
 }
 
-void compile_job(CompiledSet& set, DbJob& job, bool may_rewrite, const hs_platform_info_t* platform) {
+void compile_job(CompiledSet& set, DbJob& job, const detail::Calibration* may_rewrite,
+                 const hs_platform_info_t* platform) {
   auto t0 = std::chrono::steady_clock::now();
   job.db = compile_db(set, job.ids, may_rewrite, platform, job.demote, job.moved);
   job.ms = ms_since(t0);
@@ -265,12 +268,14 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
                       hs_flags_for(set->rules[i].rule, Tier::kNative) & ~HS_FLAG_SOM_LEFTMOST, allow_prefilter[i],
                       measure});
   unsigned nthreads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  // Every measurement of this compile runs on this text (cost.h).
+  const detail::Calibration cal(options);
   detail::ProbeLimits limits;
   limits.classify = options.probe_timeout;
   limits.children = nthreads;
   auto probes = options.pcre2_only
                     ? std::vector<detail::ProbeResult>(inputs.size(), {Tier::kPcre2, "pcre2-only build"})
-                    : detail::probe_patterns(inputs, limits);
+                    : detail::probe_patterns(inputs, limits, cal);
   for (std::size_t i = 0; i < set->rules.size(); ++i) set->rules[i].tier = probes[i].tier;
 
   // 3. Group by class, then plan (planner.h): measured costs may move rules
@@ -285,7 +290,7 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     set->classes.push_back(std::move(cdb));
     members.push_back(std::move(ids));
   }
-  detail::Plan plan = detail::plan_rules(*set, set->classes.size(), nthreads, options, probes);
+  detail::Plan plan = detail::plan_rules(*set, set->classes.size(), nthreads, options, cal, probes);
   for (std::size_t i = 0; i < set->rules.size(); ++i) {
     if (probes[i].tier == Tier::kNative && plan.why[i].empty()) continue;
     std::string reason = probes[i].reason;
@@ -320,7 +325,7 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   const hs_platform_info_t* target = options.platform ? &platform : nullptr;
   // Superset rewrites need the cost check's measurement to pay off.
   detail::parallel_for(order.size(), nthreads, [&](std::size_t k) {
-    compile_job(*set, jobs[order[k]], options.cost_check, target);
+    compile_job(*set, jobs[order[k]], options.cost_check ? &cal : nullptr, target);
   });
   std::vector<std::vector<DbJob*>> class_jobs(set->classes.size());
   for (auto& j : jobs) class_jobs[j.cls].push_back(&j);

@@ -18,6 +18,8 @@
 // the result is stored with the compiled set, so a cache hit never measures.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,9 +29,41 @@
 
 namespace regexd::engine::detail {
 
-// The calibration text: 64 KiB of deterministic, mail-like lines (common
-// words, punctuation, digits, a URL, some UTF-8), the same on every machine.
+// The built-in calibration text: 64 KiB of deterministic, mail-like lines
+// (common words, punctuation, digits, a URL, some UTF-8), the same on every
+// machine.
 std::string_view calibration_text();
+
+// The text one compile measures on: CompileOptions::calibration when set and
+// not empty, else the built-in text.  Hyperscan's UTF-8 mode is undefined on
+// invalid UTF-8, and an operator's mail need not be valid, so UTF-8 patterns
+// are measured on a copy whose invalid bytes are '?' (same length; the
+// scanner sends such buffers to PCRE2, the copy keeps the cost of the rest).
+// Holds a reference to the options' text: valid on its own, and readable
+// from forked probe children (they inherit the parent's memory).
+class Calibration {
+ public:
+  explicit Calibration(const CompileOptions& options);
+  // The built-in text, for callers without options (tests).
+  static const Calibration& builtin();
+  std::string_view text() const { return text_; }
+  // The text for a Hyperscan expression compiled with `hs_flags`.
+  std::string_view text_for(unsigned hs_flags) const;
+  std::size_t size() const { return text_.size(); }
+  // How many times longer than the built-in text (at least 1): time bounds
+  // that cover scans of the text grow by this.
+  double scale() const;
+
+ private:
+  Calibration() : text_(calibration_text()) {}
+  std::shared_ptr<const std::string> keep_;
+  std::string_view text_;
+  std::string utf8_;  // the UTF-8-safe copy; empty when text_ is valid UTF-8
+};
+
+// `s` with every byte that does not start a well-formed UTF-8 sequence
+// replaced by '?' (same length).
+std::string utf8_safe(std::string_view s);
 
 struct CostSample {
   double hs_ns = 0;     // best of a few scans of the calibration text
@@ -41,7 +75,7 @@ struct CostSample {
 // `expression` when given: a rewrite of it).  Returns false when Hyperscan
 // or PCRE2 refuses it here (the class compile then decides as before).
 bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
-                       CostSample* out, const std::string* expression = nullptr);
+                       const Calibration& cal, CostSample* out, const std::string* expression = nullptr);
 
 // A Hyperscan expression alone with these hs flags over the calibration text.
 // False when Hyperscan refuses it.
@@ -50,11 +84,16 @@ struct HsSample {
   bool fired = false;
   double compile_ms = 0;  // hs_compile of the expression alone
 };
-bool measure_hs_expression(const std::string& expression, unsigned hs_flags, HsSample* out);
+// `compiled`, when given, is called once the compile is over (done or
+// refused), before the scans: the probe's child tells its parent with it, so
+// that the compile and the scans are bounded apart (probe.h).
+bool measure_hs_expression(const std::string& expression, unsigned hs_flags, const Calibration& cal, HsSample* out,
+                           const std::function<void()>& compiled = {});
 
 // PCRE2 alone (JIT unless the rule has O) looking for the first match in
 // the calibration text.  False when PCRE2 refuses the rule.
-bool measure_pcre2(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit, double* ns);
+bool measure_pcre2(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
+                   const Calibration& cal, double* ns);
 
 // One RE2::Set of `patterns` (RE2 syntax, re2_translate.h) over the
 // calibration text: best of a few scans after a warm-up (the lazy DFA is
@@ -73,7 +112,7 @@ struct Re2Sample {
   double ns = 0;
   bool fired = false;
 };
-bool measure_re2(const std::vector<std::string>& patterns, Re2Sample* out, long long max_mem);
+bool measure_re2(const std::vector<std::string>& patterns, const Calibration& cal, Re2Sample* out, long long max_mem);
 
 // For a prefilter that exists only through a superset rewrite (a rule that
 // would otherwise be PCRE2's alone): worth it only when it scans faster than

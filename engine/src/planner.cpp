@@ -64,8 +64,8 @@ struct Candidate {
 
 // Greedy packing of one class's candidates (see planner.h), most expensive
 // first.  Returns the sets; *moved_why gets a reason per moved rule.
-std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, std::vector<std::string>& why,
-                                             std::vector<Tier>& tier) {
+std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, const Calibration& cal,
+                                             std::vector<std::string>& why, std::vector<Tier>& tier) {
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
     return a.here != b.here ? a.here > b.here : a.id < b.id;
   });
@@ -109,7 +109,7 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, std:
       alone += cands[k].re2_small;
     }
     Re2Sample s;
-    bool ok = measure_re2(trial, &s, kRe2MeasureMaxMem);
+    bool ok = measure_re2(trial, cal, &s, kRe2MeasureMaxMem);
     double delta = ok ? s.ns - cur_ns : kInf;
     // Joining must pay (cheaper than where the rules are) and must not blow
     // the set's DFA up: with the small DFA memory, a set may not cost more
@@ -156,13 +156,13 @@ Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::stri
 }
 
 Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const CompileOptions& options,
-                const std::vector<ProbeResult>& probes) {
+                const Calibration& cal, const std::vector<ProbeResult>& probes) {
   const std::size_t n = set.rules.size();
   Plan plan;
   plan.why.resize(n);
   plan.re2_sets.resize(nclasses);
   if (!options.cost_check || options.pcre2_only) return plan;
-  const std::size_t bytes = calibration_text().size();
+  const std::size_t bytes = cal.size();
   std::vector<std::optional<Candidate>> cand(n);
   std::vector<std::size_t> hs_rules(nclasses, 0);
   for (const auto& cr : set.rules)
@@ -178,7 +178,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
       s.hs_fired = p.hs_fired;
     }
     double ns = 0;
-    if (measure_pcre2(cr.rule, options.pcre2_match_limit, options.pcre2_depth_limit, &ns))
+    if (measure_pcre2(cr.rule, options.pcre2_match_limit, options.pcre2_depth_limit, cal, &ns))
       s.cost.pcre2_ns = static_cast<float>(ns);
     cr.tier = choose_tier(cr.tier, s, bytes, &plan.why[i]);
     if (p.measured == HsMeasure::kTooSlow)
@@ -196,9 +196,9 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
         Re2Sample r, small;
         // A superset that fires on ordinary mail would have PCRE2 confirm
         // nearly every buffer: only its exact form may join a set then.
-        if (measure_re2({t->pattern}, &r, kRe2SetMaxMem) && (t->strength == Re2Strength::kExact || !r.fired)) {
+        if (measure_re2({t->pattern}, cal, &r, kRe2SetMaxMem) && (t->strength == Re2Strength::kExact || !r.fired)) {
           // A program too large for the small memory cannot share a set.
-          if (!measure_re2({t->pattern}, &small, kRe2MeasureMaxMem)) small.ns = kInf;
+          if (!measure_re2({t->pattern}, cal, &small, kRe2MeasureMaxMem)) small.ns = kInf;
           s.cost.re2_ns = static_cast<float>(r.ns);
           cand[i] = Candidate{static_cast<std::uint32_t>(i), here, r.ns, small.ns,
                               t->strength == Re2Strength::kExact, std::move(t->pattern)};
@@ -220,7 +220,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
   for (std::size_t i = 0; i < n; ++i) tier[i] = set.rules[i].tier;
   parallel_for(nclasses, nthreads, [&](std::size_t c) {
     if (per_class[c].empty()) return;
-    plan.re2_sets[c] = pack(per_class[c], plan.why, tier);
+    plan.re2_sets[c] = pack(per_class[c], cal, plan.why, tier);
   });
   for (std::size_t i = 0; i < n; ++i) {
     set.rules[i].tier = tier[i];

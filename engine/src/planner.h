@@ -41,10 +41,11 @@ struct Plan {
 
 // Runs after the probe set set.rules[i].tier and set.rules[i].class_index
 // (with `nclasses` classes) and measured each Hyperscan-tier rule alone
-// (`probes`, in rule order).  May change tiers (to kPcre2, kRe2 or
-// kRe2Prefilter) and fills set.rules[i].cost.  Uses up to `nthreads` threads.
+// (`probes`, in rule order) on `cal`, the text it measures on too.  May
+// change tiers (to kPcre2, kRe2 or kRe2Prefilter) and fills
+// set.rules[i].cost.  Uses up to `nthreads` threads.
 Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const CompileOptions& options,
-                const std::vector<ProbeResult>& probes);
+                const Calibration& cal, const std::vector<ProbeResult>& probes);
 
 // The decision that needs no RE2: the cost check (cost.h) moving a
 // prefilter that is far slower than PCRE2 alone to PCRE2.  Apart from any

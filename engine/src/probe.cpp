@@ -76,15 +76,21 @@ bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_
 // classification (u8 tier, u32 reason length, reason bytes), then, only for
 // inputs with `measure`, the measurement (u8 HsMeasure, f64 ns, u8 fired,
 // f64 compile ms), so
-// that the parent can bound the two steps separately.
-[[noreturn]] void child_main(const std::vector<ProbeInput>& inputs, std::size_t from, int fd) {
+// that the parent can bound the two steps separately.  Between the two, for
+// a tier Hyperscan compiles, one byte when its compile alone is over.
+[[noreturn]] void child_main(const std::vector<ProbeInput>& inputs, std::size_t from, int fd,
+                             const ProbeLimits& limits, const Calibration& cal) {
   for (std::size_t i = from; i < inputs.size(); ++i) {
     ProbeResult r = probe_one(inputs[i]);
     auto tier = static_cast<std::uint8_t>(r.tier);
     auto len = static_cast<std::uint32_t>(r.reason.size());
     if (!write_all(fd, &tier, 1) || !write_all(fd, &len, 4) || !write_all(fd, r.reason.data(), len)) _exit(1);
     if (!inputs[i].measure) continue;
-    measure_one(inputs[i], &r);
+    // One byte when the compile is over, so the parent bounds it alone.
+    measure_one(inputs[i], cal, limits.measure, &r, [fd] {
+      const std::uint8_t done = 1;
+      if (!write_all(fd, &done, 1)) _exit(1);
+    });
     auto m = static_cast<std::uint8_t>(r.measured);
     std::uint8_t fired = r.hs_fired ? 1 : 0;
     if (!write_all(fd, &m, 1) || !write_all(fd, &r.hs_ns, 8) || !write_all(fd, &fired, 1) ||
@@ -94,17 +100,23 @@ bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_
   _exit(0);
 }
 
-std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits);
+std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits,
+                                      const Calibration& cal);
 
 }  // namespace
 
-void measure_one(const ProbeInput& in, ProbeResult* r) {
+void measure_one(const ProbeInput& in, const Calibration& cal, std::chrono::milliseconds compile_limit,
+                 ProbeResult* r, const std::function<void()>& compiled) {
   if (!in.measure || r->tier == Tier::kPcre2) return;
   unsigned flags = in.flags | HS_FLAG_SINGLEMATCH;
   if (r->tier == Tier::kPrefilter) flags |= HS_FLAG_PREFILTER;
   HsSample s;
-  r->measured = measure_hs_expression(in.expression, flags, &s) ? HsMeasure::kDone : HsMeasure::kFailed;
+  r->measured = measure_hs_expression(in.expression, flags, cal, &s, compiled) ? HsMeasure::kDone : HsMeasure::kFailed;
   if (r->measured == HsMeasure::kDone) r->hs_compile_ms = s.compile_ms;
+  if (r->measured == HsMeasure::kDone && s.compile_ms > static_cast<double>(compile_limit.count())) {
+    r->measured = HsMeasure::kTooSlow;
+    return;
+  }
   r->hs_ns = s.ns;
   r->hs_fired = s.fired;
 }
@@ -122,8 +134,9 @@ ProbeResult probe_one(const ProbeInput& in) {
   return {Tier::kPcre2, "hyperscan: " + native_err};
 }
 
-std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits) {
-  if (limits.children <= 1 || inputs.size() < 2) return probe_serial(inputs, limits);
+std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits,
+                                        const Calibration& cal) {
+  if (limits.children <= 1 || inputs.size() < 2) return probe_serial(inputs, limits, cal);
   // Several children, each on every k-th input, so slow patterns (which
   // cluster in rule files) spread over them.
   const std::size_t k = std::min<std::size_t>(limits.children, inputs.size());
@@ -133,7 +146,7 @@ std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, c
   {
     std::vector<std::jthread> threads;
     for (std::size_t p = 0; p < k; ++p)
-      threads.emplace_back([&, p] { results[p] = probe_serial(parts[p], limits); });
+      threads.emplace_back([&, p] { results[p] = probe_serial(parts[p], limits, cal); });
   }
   std::vector<ProbeResult> out(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) out[i] = std::move(results[i % k][i / k]);
@@ -142,8 +155,11 @@ std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, c
 
 namespace {
 
-std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits) {
+std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits,
+                                      const Calibration& cal) {
   const auto timeout = limits.classify;
+  // Compile + scans: the scans grow with the text (see ProbeLimits::measure).
+  const auto measure_wait = std::chrono::duration_cast<std::chrono::milliseconds>(limits.measure * cal.scale());
   std::vector<ProbeResult> out;
   out.reserve(inputs.size());
   while (out.size() < inputs.size()) {
@@ -157,7 +173,7 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
     }
     if (pid == 0) {
       ::close(fds[0]);
-      child_main(inputs, out.size(), fds[1]);
+      child_main(inputs, out.size(), fds[1], limits, cal);
     }
     ::close(fds[1]);
     bool child_ok = true, measured_overrun = false;
@@ -182,8 +198,15 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
       // with the next pattern.
       std::uint8_t m = 0, fired = 0;
       double ns = -1, compile_ms = -1;
-      auto mdeadline = std::chrono::steady_clock::now() + limits.measure;
-      if (!read_all(fds[0], &m, 1, mdeadline) || !read_all(fds[0], &ns, 8, mdeadline) ||
+      // The compile alone within limits.measure (the child's byte when it
+      // is over; none for the pcre2 tier, which compiles nothing), then the
+      // scans within measure_wait.
+      std::uint8_t compiled = 0;
+      const bool compile_ok =
+          out.back().tier == Tier::kPcre2 ||
+          read_all(fds[0], &compiled, 1, std::chrono::steady_clock::now() + limits.measure);
+      auto mdeadline = std::chrono::steady_clock::now() + measure_wait;
+      if (!compile_ok || !read_all(fds[0], &m, 1, mdeadline) || !read_all(fds[0], &ns, 8, mdeadline) ||
           !read_all(fds[0], &fired, 1, mdeadline) || !read_all(fds[0], &compile_ms, 8, mdeadline) || m > 3) {
         out.back().measured = HsMeasure::kTooSlow;
         // At least this long; the split estimate (split.h) takes the bound.
@@ -212,7 +235,7 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
   // fork/pipe refused (e.g. RLIMIT_NPROC in a sandbox): probe in-process.
   for (std::size_t i = out.size(); i < inputs.size(); ++i) {
     out.push_back(probe_one(inputs[i]));
-    measure_one(inputs[i], &out.back());
+    measure_one(inputs[i], cal, limits.measure, &out.back());
   }
   return out;
 }

@@ -9,12 +9,15 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "regexd/engine/engine.h"
 
 namespace regexd::engine::detail {
+
+class Calibration;  // cost.h
 
 struct ProbeInput {
   std::string expression;  // as handed to Hyperscan
@@ -53,20 +56,30 @@ struct ProbeResult {
 
 struct ProbeLimits {
   std::chrono::milliseconds classify{1000};  // per pattern: hs_expression_info
-  // Per pattern: compile alone + scan.  A pattern over it is kTooSlow: the
-  // planner counts its compile time against Hyperscan.
+  // Per pattern: compile alone.  A pattern over it is kTooSlow: the planner
+  // counts its compile time against Hyperscan.  The child tells the parent
+  // when the compile is over; the parent waits this long for that, then this
+  // long times the calibration's scale() for the scans of the text, so a
+  // longer calibration text neither turns scans into "too slow" nor makes
+  // the parent wait longer for a compile.
   std::chrono::milliseconds measure{250};
   unsigned children = 1;  // probe children run at once
 };
 
-// Classifies (and measures) every input.  Never fails: a probe that cannot be
-// run at all (fork refused) falls back to probing in-process, without the time
-// bounds.
-std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits);
+// Classifies (and measures, on `cal`) every input.  Never fails: a probe that
+// cannot be run at all (fork refused) falls back to probing in-process,
+// without the time bounds.  The children read `cal` (and `inputs`) from the
+// memory they inherit at fork: nothing is sent to them.
+std::vector<ProbeResult> probe_patterns(const std::vector<ProbeInput>& inputs, const ProbeLimits& limits,
+                                        const Calibration& cal);
 
 // The same decision for one pattern, in the calling process (the child's job).
 ProbeResult probe_one(const ProbeInput& input);
-// The measurement (for input.measure), in the calling process.
-void measure_one(const ProbeInput& input, ProbeResult* result);
+// The measurement (for input.measure), in the calling process: kTooSlow when
+// Hyperscan took longer than `compile_limit` to compile the pattern alone.
+// `compiled`: see measure_hs_expression (cost.h); called only when
+// Hyperscan compiles the pattern (not for the pcre2 tier).
+void measure_one(const ProbeInput& input, const Calibration& cal, std::chrono::milliseconds compile_limit,
+                 ProbeResult* result, const std::function<void()>& compiled = {});
 
 }  // namespace regexd::engine::detail

@@ -13,6 +13,7 @@
 
 #include "regexd/cache/signing.h"
 #include "regexd/cache/units.h"
+#include "regexd/engine/calibration.h"
 
 namespace regexd::server {
 
@@ -423,7 +424,9 @@ Result<Config> load_config(const fs::path& path) {
   }
 
   if (const toml::table* t = root["compile"].as_table()) {
-    if (auto st = check_keys(path, *t, "compile", {"cost_check", "threads", "max_queue", "timeout", "nice"}); !st)
+    if (auto st = check_keys(path, *t, "compile",
+                             {"cost_check", "threads", "max_queue", "timeout", "nice", "calibrate"});
+        !st)
       return st.error();
     Section s{path, *t, "compile", std::nullopt};
     auto cost_check = s.get<bool>("cost_check");
@@ -431,7 +434,17 @@ Result<Config> load_config(const fs::path& path) {
     auto max_queue = s.get<std::int64_t>("max_queue");
     auto timeout = s.get<std::string>("timeout");
     auto nice = s.get<std::int64_t>("nice");
+    auto calibrate = s.get<std::string>("calibrate");
     if (s.error) return *s.error;
+    if (calibrate) {
+      if (calibrate->empty()) return s.invalid("calibrate", "expected a directory of messages");
+      fs::path dir = *calibrate;
+      if (dir.is_relative()) dir = path.parent_path() / dir;
+      auto sample = engine::load_calibration_dir(dir);
+      if (!sample) return s.invalid("calibrate", sample.error().message);
+      c.compile.calibrate = std::move(dir);
+      c.compile.calibration = std::move(*sample);
+    }
     if (nice) {
       if (*nice < 0 || *nice > 19) return s.invalid("nice", "expected a nice value 0..19");
       c.compile.nice = static_cast<int>(*nice);
@@ -546,6 +559,7 @@ std::vector<std::string> changed_settings(const Config& a, const Config& b) {
   cmp("compile.max_queue", a.compile.max_queue, b.compile.max_queue);
   cmp("compile.timeout", a.compile.timeout, b.compile.timeout);
   cmp("compile.nice", a.compile.nice, b.compile.nice);
+  cmp("compile.calibrate", a.compile.calibrate, b.compile.calibrate);
   return out;
 }
 

@@ -87,6 +87,7 @@ bool load_ruleset(server::Registry& registry, const RuleSetConfig& rs) {
 engine::CompileOptions compile_options(const Config& cfg) {
   engine::CompileOptions o;
   o.cost_check = cfg.compile.cost_check;
+  o.calibration = cfg.compile.calibration;  // compile.calibrate, read with the config
   o.threads = cfg.compile.threads ? cfg.compile.threads : std::max(1u, std::thread::hardware_concurrency() / 2);
   return o;
 }

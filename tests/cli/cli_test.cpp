@@ -217,6 +217,42 @@ TEST_F(CliTest, PrewarmTogetherWarmsTheMultiFileRuleSet) {
   EXPECT_NE(r.out.find("FUZZY"), std::string::npos) << r.out;  // the tag was expanded across files
 }
 
+TEST_F(CliTest, CalibrateDirIsPartOfTheCacheKeyAndBadDirsAreOneLineErrors) {
+  std::string cache = (dir_ / "cache").string();
+  std::string rules = write("r.rules", "A body /alpha\\d/\nB body /v[i1]agra/i\n");
+  fs::create_directory(dir_ / "mail");
+  std::ofstream(dir_ / "mail" / "1.eml") << "Subject: hi\n\nalpha1 and v1agra\n";
+  std::ofstream(dir_ / "mail" / "2.eml") << "Subject: ho\n\nnothing\n";
+  const std::string mail = (dir_ / "mail").string();
+  auto r = regexctl("prewarm --rules " + rules + " --cache " + cache + " --calibrate " + mail);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("r.rules: compiled"), std::string::npos) << r.out;
+  // The same sample finds the entry (what the daemon's compile.calibrate does); no sample is another key.
+  r = regexctl("compile --json --rules " + rules + " --cache " + cache + " --calibrate " + mail);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out)["cache"], "hit");
+  r = regexctl("compile --json --rules " + rules + " --cache " + cache);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out)["cache"], "compiled");
+  // Answers are the same with or without it.
+  std::string msg = write("m.txt", "alpha7 V1AGRA\n");
+  auto with = regexctl("scan --rules " + rules + " --class body --calibrate " + mail + " " + msg);
+  auto without = regexctl("scan --rules " + rules + " --class body " + msg);
+  ASSERT_EQ(with.status, 0);
+  EXPECT_EQ(json::parse(with.out)["matches"], json::parse(without.out)["matches"]);
+  EXPECT_EQ(json::parse(with.out)["matches"], (json{"A", "B"}));
+
+  std::string err = (dir_ / "err.txt").string();
+  const std::string missing = (dir_ / "no-such").string();
+  r = regexctl("plan --rules " + rules + " --calibrate " + missing, err);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(read("err.txt"), "regexctl: --calibrate: calibration sample " + missing + ": no such directory\n");
+  fs::create_directory(dir_ / "empty");
+  r = regexctl("compile --rules " + rules + " --calibrate " + (dir_ / "empty").string(), err);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(read("err.txt").find((dir_ / "empty").string() + ": empty"), std::string::npos) << read("err.txt");
+}
+
 TEST_F(CliTest, PrewarmInspectVerifyPrune) {
   std::string cache = (dir_ / "cache").string();
   std::string a = write("a.rules", "A body /alpha/\n");

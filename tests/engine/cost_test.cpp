@@ -72,10 +72,11 @@ TEST(CostCheck, PrefersPcre2OnlyWhenHyperscanIsSlowAndMuchSlower) {
 
 TEST(CostCheck, MeasuresWhatBothEnginesAccept) {
   CostSample s;
-  ASSERT_TRUE(detail::measure_prefilter(make_rule("LA", "foo(?!bar)\\w+baz", kCaseless), 1'000'000, 10'000, &s));
+  const auto& cal = detail::Calibration::builtin();
+  ASSERT_TRUE(detail::measure_prefilter(make_rule("LA", "foo(?!bar)\\w+baz", kCaseless), 1'000'000, 10'000, cal, &s));
   EXPECT_GT(s.hs_ns, 0);
   EXPECT_GT(s.pcre2_ns, 0);
-  ASSERT_TRUE(detail::measure_prefilter(make_rule("U", "(?<=\\s)caf\\x{e9}\\b", kUtf8), 1'000'000, 10'000, &s));
+  ASSERT_TRUE(detail::measure_prefilter(make_rule("U", "(?<=\\s)caf\\x{e9}\\b", kUtf8), 1'000'000, 10'000, cal, &s));
   // Hyperscan refuses it even as a prefilter: no measurement, no decision.
-  EXPECT_FALSE(detail::measure_prefilter(make_rule("EMB", "a$b"), 1'000'000, 10'000, &s));
+  EXPECT_FALSE(detail::measure_prefilter(make_rule("EMB", "a$b"), 1'000'000, 10'000, cal, &s));
 }

@@ -10,6 +10,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "cost.h"
 #include "pcre2_reference.h"
 #include "planner.h"
 #include "probe.h"
@@ -221,7 +222,7 @@ TEST(Planner, TheProbeMeasuresEachRuleAloneInItsTier) {
   };
   detail::ProbeLimits limits;
   limits.children = 2;
-  auto out = detail::probe_patterns(in, limits);
+  auto out = detail::probe_patterns(in, limits, detail::Calibration::builtin());
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].tier, Tier::kNative);
   EXPECT_EQ(out[0].measured, detail::HsMeasure::kDone);

@@ -190,6 +190,39 @@ TEST_F(DaemonTest, PrewarmFillsTheCacheForTheNextStart) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << log();
 }
 
+// compile.calibrate: the daemon compiles with, and looks up, the key of
+// `regexctl prewarm --calibrate DIR`, so an entry prewarmed on an operator's
+// sample is found at start; a bad directory is a config error naming it.
+TEST_F(DaemonTest, CalibrateFindsTheEntryRegexctlPrewarmedWithTheSameSample) {
+  write(dir_ / "mail.rules", "VIAGRA body /v[i1]agra/i\nLOOK body /foo(?!bar)\\w+/\n");
+  fs::create_directories(dir_ / "sample");
+  write(dir_ / "sample" / "1.eml", "Subject: hi\n\nv1agra foobaz and more\n");
+  const std::string cache = (dir_ / "cache").string();
+  std::string cmd = std::string(REGEXCTL_PATH) + " prewarm --rules " + (dir_ / "mail.rules").string() + " --cache " +
+                    cache + " --calibrate " + (dir_ / "sample").string() + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+
+  std::string head = "[server]\nsocket = \"" + sock_ + "\"\n[cache]\nroot = \"" + cache + "\"\n";
+  // Relative to the config file, as the rules files are.
+  write(dir_ / "regexd.toml", head + "[compile]\ncalibrate = \"sample\"\n[rulesets.mail]\nformat = \"native\"\n"
+                                     "files = [\"mail.rules\"]\n");
+  start({"--config", (dir_ / "regexd.toml").string()});
+  auto c = connect();
+  ASSERT_TRUE(c);
+  c.reset();
+  stop(SIGTERM);
+  EXPECT_NE(log().find("rule set mail version 1: 2 rules loaded from the cache"), std::string::npos) << log();
+
+  write(dir_ / "bad.toml", head + "[compile]\ncalibrate = \"no-such-dir\"\n");
+  start({"--config", (dir_ / "bad.toml").string()});
+  int status = stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  EXPECT_NE(log().find("bad.toml:6: compile.calibrate: calibration sample " + (dir_ / "no-such-dir").string() +
+                       ": no such directory"),
+            std::string::npos)
+      << log();
+}
+
 TEST(DaemonVersion, NamesVersionFlavorLibraryAndArchitecture) {
   FILE* p = ::popen((std::string(REGEXD_PATH) + " --version").c_str(), "r");
   ASSERT_NE(p, nullptr);

@@ -93,7 +93,7 @@ struct CompileOptions {
   // its Hyperscan databases are ready.
   bool pcre2_only = false;
   // Measure every prefilter-tier pattern alone (Hyperscan prefilter vs PCRE2
-  // on a fixed 64 KiB calibration text) and let PCRE2 alone answer for those
+  // on the calibration text: the built-in 64 KiB, or `calibration`) and let PCRE2 alone answer for those
   // where Hyperscan is >= 3x slower and under 256 MB/s.  Answers are the same
   // either way; this trades ~0.1-0.4 s of compile per prefilter pattern for
   // scan speed (SpamAssassin: nine FUZZY_* rules, body scans ~40% faster).
@@ -112,6 +112,15 @@ struct CompileOptions {
   // time.  Negative: never split.  Only compile and scan speed depend on it,
   // never an answer, so it is not part of the cache key.
   double split_min_ms = 2000;
+  // The text every measurement above runs on (docs/rules.md, "Planner"):
+  // null or empty = the built-in mail-like text; else an operator's own
+  // sample, e.g. from load_calibration_dir() (regexd/engine/calibration.h).
+  // Shared and immutable: copies of the options share one text, and a
+  // compile only reads it (no copy is kept after compile() returns).  It
+  // decides which engine answers each rule, so compile and scan speed;
+  // never an answer (every engine gives PCRE2's).  Part of the cache key
+  // when it differs from the built-in text (a default key stays the same).
+  std::shared_ptr<const std::string> calibration;
 };
 
 // PCRE2's interpreter (rules with the O flag, or where JIT is unavailable)

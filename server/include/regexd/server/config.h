@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -130,6 +131,13 @@ struct CompileConfig {
   // Nice value of the compile child (0..19): on a busy machine a build
   // takes the CPU time scans leave (Registry::Options::compile_nice).
   int nice = 19;
+  // compile.calibrate: a directory of the operator's own messages the
+  // planner measures on (regexd/engine/calibration.h), relative to the
+  // config file; empty = the built-in text.  Read when the config is loaded
+  // (calibration: its text), so the daemon and its --prewarm compile with,
+  // and look up, the same cache key as `regexctl prewarm --calibrate DIR`.
+  std::filesystem::path calibrate;
+  std::shared_ptr<const std::string> calibration;
 };
 
 struct Config {
