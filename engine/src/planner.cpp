@@ -164,6 +164,9 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
   if (!options.cost_check || options.pcre2_only) return plan;
   const std::size_t bytes = cal.size();
   std::vector<std::optional<Candidate>> cand(n);
+  // Rules that leave Hyperscan whatever happens (see `here` below), with
+  // PCRE2's cost known: PCRE2 answers those RE2 does not take.
+  std::vector<std::uint8_t> leave_hs(n, 0);
   std::vector<std::size_t> hs_rules(nclasses, 0);
   for (const auto& cr : set.rules)
     if (cr.tier == Tier::kNative || cr.tier == Tier::kPrefilter) ++hs_rules[cr.class_index];
@@ -190,6 +193,17 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
                             (cr.tier == Tier::kPrefilter && s.hs_fired ? or_inf(s.cost.pcre2_ns) : 0.0)
                       : kInf;  // Hyperscan refused it alone, or took longer than the deadline to compile it
                                // (that compile time is paid again in the class database on every host)
+    if ((p.measured == HsMeasure::kTooSlow || p.measured == HsMeasure::kFailed) && cr.tier != Tier::kPcre2 &&
+        s.cost.pcre2_ns >= 0) {
+      // It leaves Hyperscan, for RE2 if that is cheaper than PCRE2 alone, else
+      // for PCRE2 (below).  Before, RE2 took every such rule: on a loaded
+      // machine the deadline is missed more often, and rules that PCRE2 JIT
+      // answers at 10 GB/s (SpamAssassin's __COMMENT_GIBBERISH: 5.9 us on the
+      // calibration text, 122 us in RE2; on 500 corpus messages 0.4 ms in PCRE2,
+      // 9.6 ms in RE2) went to RE2 sets.
+      leave_hs[i] = 1;
+      here = s.cost.pcre2_ns;
+    }
     std::string no_re2;
     if (options.re2_tier) {
       if (auto t = re2_translate(cr.rule, &no_re2)) {
@@ -222,6 +236,16 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
     if (per_class[c].empty()) return;
     plan.re2_sets[c] = pack(per_class[c], cal, plan.why, tier);
   });
+  for (std::size_t i = 0; i < n; ++i)
+    if (leave_hs[i] && !is_re2_tier(tier[i])) {
+      tier[i] = Tier::kPcre2;
+      const PlanCost& c = set.rules[i].cost;
+      std::string hs = probes[i].measured == HsMeasure::kTooSlow
+                           ? "took over " + std::to_string(kMeasureDeadline.count()) + " ms to compile it alone"
+                           : "could not take it alone";
+      plan.why[i] = "pcre2: hyperscan " + hs + "; " + us(c.pcre2_ns) + " alone in PCRE2" +
+                    (c.re2_ns >= 0 ? ", " + us(c.re2_ns) + " in RE2" : "");
+    }
   for (std::size_t i = 0; i < n; ++i) {
     set.rules[i].tier = tier[i];
     // The set is built from exactly what was measured (an exact candidate's
