@@ -146,8 +146,11 @@ Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::stri
   // Hyperscan rules scans no database at all.  SpamAssassin's `full` class:
   // __LONGLINE (/^.{998}/m-like) measured 71 us in Hyperscan, 53 us in PCRE2,
   // and the class ran at 0.75-0.85x the PCRE2 loop with it in Hyperscan.
-  if (current == Tier::kNative && s.class_hs_rules <= kFewHsRules && s.cost.hs_ns >= 0 && s.cost.pcre2_ns >= 0 &&
-      s.cost.hs_ns > kNativeOverPcre2 * s.cost.pcre2_ns) {
+  // Only for a rule that does not match the text: PCRE2's cost is the time
+  // to its first match, which for a rule matching early would be no measure
+  // of a buffer it does not match, where PCRE2 scans to the end.
+  if (current == Tier::kNative && s.class_hs_rules <= kFewHsRules && !s.hs_fired && s.cost.hs_ns >= 0 &&
+      s.cost.pcre2_ns >= 0 && s.cost.hs_ns > kNativeOverPcre2 * s.cost.pcre2_ns) {
     *why = "pcre2: " + us(s.cost.pcre2_ns) + " alone, hyperscan " + us(s.cost.hs_ns) + " alone, in a class of " +
            std::to_string(s.class_hs_rules) + " hyperscan rules (nothing shared)";
     return Tier::kPcre2;

@@ -52,7 +52,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
 // clock, so testable.
 struct PlanSample {
   PlanCost cost;
-  bool hs_fired = false;  // the Hyperscan prefilter matched the calibration text
+  bool hs_fired = false;  // the rule alone in Hyperscan (native or prefilter) matched the calibration text
   // Hyperscan-tier rules (native + prefilter) in the rule's class, as probed.
   std::size_t class_hs_rules = SIZE_MAX;
 };

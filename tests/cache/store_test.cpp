@@ -151,10 +151,15 @@ TEST_F(CacheTest, ADatabaseReportingAnotherClassRuleIsAnErrorNotACrash) {
       "B body /beta/\n"
       "S header:Subject /subject\\d/\n",
       "swap.rules");
-  auto compiled = engine::Scanner::compile(rules, {}, nullptr);
+  // Both classes must have a Hyperscan database to swap: tiers from the
+  // pattern text, whatever the planner would measure (it may give a class of
+  // one rule to PCRE2).
+  engine::CompileOptions text_tiers;
+  text_tiers.cost_check = false;
+  auto compiled = engine::Scanner::compile(rules, text_tiers, nullptr);
   ASSERT_TRUE(compiled.ok());
   auto tags = *current_tags();
-  auto key = compute_key(rules, {}, tags);
+  auto key = compute_key(rules, text_tiers, tags);
   auto bytes = encode_entry((*compiled)->compiled(), key, tags, "swap");
   ASSERT_TRUE(bytes.ok());
   auto set = decode_entry(*bytes, key, tags);
@@ -390,11 +395,11 @@ TEST_F(CacheTest, SharedImagesAreMappedValidatedAndRebuilt) {
 // registry thread; now it is a corrupt entry: moved aside, a miss.
 TEST_F(CacheTest, AResealedHostileEntryIsRefusedBeforeAnImageIsBuilt) {
   auto rules = small_rules();
-  // The entry must hold a Hyperscan database to edit: without the RE2 tier,
-  // whatever the planner would measure (under qemu it measures Hyperscan
-  // slow and gives these rules to RE2).
+  // The entry must hold a Hyperscan database to edit: tiers from the pattern
+  // text, whatever the planner would measure (under qemu it measures
+  // Hyperscan slow and gives these rules to RE2; a small class may go to PCRE2).
   engine::CompileOptions hs_only;
-  hs_only.re2_tier = false;
+  hs_only.cost_check = false;
   ASSERT_TRUE(open_store()->get_or_compile(rules, hs_only, "small").ok());
   auto store = open_store(/*shared=*/true);
   CacheKey key = store->key_for(rules, hs_only);

@@ -210,7 +210,10 @@ TEST(Planner, ANativeRuleOfASmallClassGoesToPcre2WhenPcre2IsClearlyCheaper) {
   s.cost.hs_ns = 71'000;
   s.cost.pcre2_ns = -1;  // not measured
   EXPECT_EQ(detail::choose_tier(Tier::kNative, s, 64 * 1024, &why), Tier::kNative);
-  s.cost.pcre2_ns = 53'000;  // a prefilter answers by the cost check's own bar
+  s.cost.pcre2_ns = 53'000;
+  s.hs_fired = true;  // it matches the text: PCRE2's time to a first match says nothing of a full scan
+  EXPECT_EQ(detail::choose_tier(Tier::kNative, s, 64 * 1024, &why), Tier::kNative);
+  s.hs_fired = false;  // a prefilter answers by the cost check's own bar
   EXPECT_EQ(detail::choose_tier(Tier::kPrefilter, s, 64 * 1024, &why), Tier::kPrefilter);
 }
 

@@ -121,11 +121,15 @@ TEST_F(HardeningTest, AHostileCacheEntryWithSharedImagesIsAMissNotACrash) {
   auto store = cache::Store::open(o);
   ASSERT_TRUE(store.ok()) << store.error().message;
   auto rules = engine::parse_native("A body /alpha/\nU body /caf\\w/u\nS header:Subject /s\\d/\n", "r");
-  auto key = (*store)->key_for(rules, {});
+  // Tiers from the pattern text, so that the entry has databases to damage
+  // whatever the planner would measure (it may give a small class to PCRE2).
+  engine::CompileOptions text_tiers;
+  text_tiers.cost_check = false;
+  auto key = (*store)->key_for(rules, text_tiers);
   {
     o.shared_images = false;
     auto plain = cache::Store::open(o);
-    ASSERT_TRUE(plain.ok() && (*plain)->get_or_compile(rules, {}, "r").ok());
+    ASSERT_TRUE(plain.ok() && (*plain)->get_or_compile(rules, text_tiers, "r").ok());
   }
   std::stringstream entry;
   entry << std::ifstream((*store)->entry_path(key), std::ios::binary).rdbuf();
@@ -133,7 +137,7 @@ TEST_F(HardeningTest, AHostileCacheEntryWithSharedImagesIsAMissNotACrash) {
   ASSERT_FALSE(hostile.empty());
   std::ofstream((*store)->entry_path(key), std::ios::binary | std::ios::trunc) << hostile;
 
-  Registry reg(Registry::Options{store->get(), {}});
+  Registry reg(Registry::Options{store->get(), text_tiers});
   auto loaded = reg.load("r", rules);
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   EXPECT_EQ(loaded->version->state, "pcre2");
