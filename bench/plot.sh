@@ -43,7 +43,7 @@ set ylabel "MB/s (higher is better)"
 set logscale xy
 set grid
 set key top right
-plot "$data" index 0 using 1:2 with linespoints lw 2 title "regexd (Hyperscan + PCRE2 tiers)", \
+plot "$data" index 0 using 1:2 with linespoints lw 2 title "regexd (planner: Hyperscan, RE2 sets, PCRE2)", \
      "$data" index 1 using 1:2 with linespoints lw 2 title "RE2::Set", \
      "$data" index 2 using 1:2 with linespoints lw 2 title "PCRE2 JIT, rule by rule"
 EOF
