@@ -386,6 +386,11 @@ void Registry::start_warm_up(std::shared_ptr<const engine::Scanner> scanner) {
   std::lock_guard lock(mu_);
   if (stop_) return;
   std::erase_if(warmers_, [](const Warmer& w) { return w.done->load(); });  // joins threads that have ended
+  // Loads that come faster than warm-ups end (clients pushing rule sets
+  // that hit the cache) must not pile up threads: past this many, a version
+  // is not warmed up and its first scans build what they need, as without
+  // a warm-up (the same answers).
+  if (warmers_.size() >= kMaxWarmUps) return;
   warmers_.push_back({done, std::jthread([scanner = std::move(scanner), done](std::stop_token stop) {
                         scanner->warm_up(stop);
                         done->store(true);

@@ -180,7 +180,9 @@ class Registry {
   std::condition_variable cv_, idle_cv_;
   std::thread thread_;
   // Warm-up threads (under mu_); finished ones are dropped when the next
-  // starts, the rest are stopped and joined with the registry.
+  // starts, the rest are stopped and joined with the registry.  At most
+  // kMaxWarmUps run at once.
+  static constexpr std::size_t kMaxWarmUps = 2;
   struct Warmer {
     std::shared_ptr<std::atomic<bool>> done;
     std::jthread thread;
