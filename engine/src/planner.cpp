@@ -198,8 +198,9 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
                                // (that compile time is paid again in the class database on every host)
     if ((p.measured == HsMeasure::kTooSlow || p.measured == HsMeasure::kFailed) && cr.tier != Tier::kPcre2 &&
         s.cost.pcre2_ns >= 0) {
-      // It leaves Hyperscan, for RE2 if that is cheaper than PCRE2 alone, else
-      // for PCRE2 (below).  Before, RE2 took every such rule: on a loaded
+      // If RE2 can take it, it leaves Hyperscan: for RE2 if that is cheaper
+      // than PCRE2 alone, else for PCRE2 (below).  Before, RE2 took every
+      // such rule whatever PCRE2 cost: on a loaded
       // machine the deadline is missed more often, and rules that PCRE2 JIT
       // answers at 10 GB/s (SpamAssassin's __COMMENT_GIBBERISH: 5.9 us on the
       // calibration text, 122 us in RE2; on 500 corpus messages 0.4 ms in PCRE2,
@@ -239,8 +240,11 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
     if (per_class[c].empty()) return;
     plan.re2_sets[c] = pack(per_class[c], cal, plan.why, tier);
   });
+  // Only rules that were RE2 candidates: the others stay in Hyperscan as
+  // before (on a slow machine, e.g. under emulation, most rules miss the
+  // deadline, and Hyperscan is still their best engine there).
   for (std::size_t i = 0; i < n; ++i)
-    if (leave_hs[i] && !is_re2_tier(tier[i])) {
+    if (leave_hs[i] && !pattern[i].empty() && !is_re2_tier(tier[i])) {
       tier[i] = Tier::kPcre2;
       const PlanCost& c = set.rules[i].cost;
       std::string hs = probes[i].measured == HsMeasure::kTooSlow
