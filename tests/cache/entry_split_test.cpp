@@ -4,6 +4,9 @@
 // entry of the format before is refused as a version mismatch.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include <cstring>
 
 #include "hostile_entry.h"
@@ -68,8 +71,16 @@ Result<std::unique_ptr<engine::CompiledSet>> with_image(const std::string& bytes
   skip.skip_databases = true;
   auto bare = cache::decode_entry(bytes, key(), *cache::current_tags(), skip);
   if (!bare) return bare.error();
-  auto keep = std::make_shared<std::string>(std::move(image));
-  if (auto st = cache::attach_image(**bare, bytes, *keep, keep); !st) return st.error();
+  // The image is used in place, and Hyperscan's bytecode needs the 64-byte
+  // alignment the store's page-aligned mapping gives; a std::string's heap
+  // buffer is only 16-aligned (Vectorscan's AVX-512 scan crashed on it now
+  // and then).
+  std::size_t size = (image.size() + 63) / 64 * 64;
+  std::shared_ptr<char> keep(static_cast<char*>(std::aligned_alloc(64, size ? size : 64)), std::free);
+  if (!keep) return make_error(ErrorCode::kInternal, "out of memory");
+  std::memcpy(keep.get(), image.data(), image.size());
+  if (auto st = cache::attach_image(**bare, bytes, std::string_view(keep.get(), image.size()), keep); !st)
+    return st.error();
   return std::move(*bare);
 }
 
