@@ -72,10 +72,6 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-struct DbBuild {
-  std::vector<std::uint32_t> ids;  // rule indices
-};
-
 // Compiles `ids` into one block-mode database.  A pattern the compile refuses
 // as too large is tried once more as a prefilter with its bounded repeats
 // loosened (a superset, rewrite.h; reported through `moved`); any other
