@@ -47,6 +47,7 @@ arm64_packages=(
   libtomlplusplus-dev:arm64 libtomlplusplus3:arm64
   libhiredis-dev:arm64 libhiredis0.14:arm64 libsodium-dev:arm64 libsodium23:arm64
   libzstd-dev:arm64 libzstd1:arm64
+  libjemalloc-dev:arm64 libjemalloc2:arm64
   libcli11-dev nlohmann-json3-dev libasio-dev
 )
 vs_x86_packages=(libvectorscan-dev:amd64 libvectorscan5:amd64)

@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-# Huge pages for the loaded databases, as contrib/regexd.service does (docs/benchmarks.md, "Cache").
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
+# Huge pages for the loaded databases come with the build's jemalloc
+# (cmake/jemalloc_conf.cpp; docs/benchmarks.md, "Allocator").
 exec build/release/server/regexd "$@"

@@ -1,8 +1,11 @@
+#include <dlfcn.h>
+#include <gnu/libc-version.h>
 #include <hs.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstring>
 
 #include "pcre2_util.h"
 #include "re2_partition.h"
@@ -62,6 +65,21 @@ int on_match(unsigned int id, unsigned long long, unsigned long long, unsigned i
   return 0;
 }
 
+// jemalloc answers mallctl("version"); glibc's malloc has no such symbol.
+// Looked up, not linked: the engine library works with either.
+std::string allocator_name() {
+  using mallctl_fn = int (*)(const char*, void*, std::size_t*, void*, std::size_t);
+  if (auto* fn = reinterpret_cast<mallctl_fn>(::dlsym(RTLD_DEFAULT, "mallctl"))) {
+    const char* version = nullptr;
+    std::size_t len = sizeof version;
+    // "5.3.0-0-g<commit>": the release is enough.
+    if (fn("version", &version, &len, nullptr, 0) == 0 && version)
+      return "jemalloc " + std::string(version, std::strcspn(version, "-"));
+    return "jemalloc";
+  }
+  return std::string("glibc ") + gnu_get_libc_version();
+}
+
 }  // namespace
 
 const EngineInfo& engine_info() {
@@ -79,6 +97,7 @@ const EngineInfo& engine_info() {
     char buf[64] = {};
     pcre2_config(PCRE2_CONFIG_VERSION, buf);
     i.pcre2_version = buf;
+    i.allocator = allocator_name();
     return i;
   }();
   return info;

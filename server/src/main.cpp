@@ -83,12 +83,16 @@ bool load_ruleset(server::Registry& registry, const RuleSetConfig& rs) {
 }
 
 // The compile options of every rule set, for the registry and --prewarm
-// alike: the cache key depends on them, so both must use this.
-engine::CompileOptions compile_options(const Config& cfg) {
+// alike: the cache key depends on them, so both must use this.  The thread
+// count is not in the key: by default a running daemon's builds take half
+// the cores (the rest are the scans'), while --prewarm, which serves no
+// scans, takes them all.
+engine::CompileOptions compile_options(const Config& cfg, bool prewarm = false) {
   engine::CompileOptions o;
   o.cost_check = cfg.compile.cost_check;
   o.calibration = cfg.compile.calibration;  // compile.calibrate, read with the config
-  o.threads = cfg.compile.threads ? cfg.compile.threads : std::max(1u, std::thread::hardware_concurrency() / 2);
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  o.threads = cfg.compile.threads ? cfg.compile.threads : prewarm ? cores : std::max(1u, cores / 2);
   return o;
 }
 
@@ -148,7 +152,8 @@ int prewarm(const PrewarmFn& get_or_compile, const Config& cfg) {
     }
     for (const auto& e : rules->rejected) spdlog::warn("rule set {}: {}", rs.name, e.to_string());
     auto t0 = std::chrono::steady_clock::now();
-    auto got = get_or_compile(*rules, compile_options(cfg), rs.name);
+    const engine::CompileOptions options = compile_options(cfg, /*prewarm=*/true);
+    auto got = get_or_compile(*rules, options, rs.name);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!got || got->rules == 0) {
       spdlog::error("prewarm: rule set {}: {}", rs.name, got ? "no usable rule" : got.error().message);
@@ -156,8 +161,9 @@ int prewarm(const PrewarmFn& get_or_compile, const Config& cfg) {
       continue;
     }
     const bool compiled = got->compiled;
-    spdlog::info("prewarm: rule set {}: {} in {:.0f} ms ({} rules){}", rs.name,
+    spdlog::info("prewarm: rule set {}: {} in {:.0f} ms ({} rules{}){}", rs.name,
                  compiled ? "compiled" : "already in the cache", ms, got->rules,
+                 compiled ? ", " + std::to_string(options.threads) + " threads" : "",
                  compiled && !got->save_error.empty() ? "; not saved: " + got->save_error : "");
     if (compiled && !got->save_error.empty()) ++failed;
   }
@@ -197,7 +203,8 @@ int main(int argc, char** argv) {
   // package test) needs to tell which build and library this is.
   const auto& info = engine::engine_info();
   app.set_version_flag("--version", std::string("regexd ") + REGEXD_VERSION + " " + info.flavor + " " +
-                                        info.runtime_version + " " + info.arch + " pcre2 " + info.pcre2_version);
+                                        info.runtime_version + " " + info.arch + " pcre2 " + info.pcre2_version + " " +
+                                        info.allocator);
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_logger_mt("regexd");

@@ -165,6 +165,11 @@ TEST_F(CliTest, VersionNamesFlavorAndRuntimeVersion) {
   EXPECT_TRUE(j["flavor"] == "hyperscan" || j["flavor"] == "vectorscan");
   EXPECT_FALSE(j["hs_version"].get<std::string>().empty());
   EXPECT_FALSE(j["arch"].get<std::string>().empty());
+  // The allocator the build links (cmake/RegexdAllocator.cmake), as the
+  // running program finds it: fails if the linker dropped jemalloc.
+  const std::string allocator = j["allocator"];
+  const std::string want = REGEXD_EXPECT_ALLOCATOR == std::string("jemalloc") ? "jemalloc " : "glibc ";
+  EXPECT_EQ(allocator.substr(0, want.size()), want) << allocator;
 }
 
 // Drops the timing field so two runs can be compared byte for byte.

@@ -29,7 +29,7 @@ trap 'rm -rf "$tmp"' EXIT
 [[ $(dpkg-deb -f "$deb" Architecture) == arm64 ]] || die "Architecture is not arm64"
 depends=$(dpkg-deb -f "$deb" Depends)
 log "Depends: $depends"
-for p in libvectorscan5 libpcre2-8-0 libxxhash0 libfmt9 libtomlplusplus3 libc6 libstdc++6 libgcc-s1 passwd; do
+for p in libvectorscan5 libpcre2-8-0 libxxhash0 libfmt9 libtomlplusplus3 libc6 libstdc++6 libgcc-s1 libjemalloc2 passwd; do
   grep -Eq "(^|, )${p//+/\\+}( |,|$)" <<<"$depends" || die "Depends lacks $p"
 done
 grep -q 'libspdlog1.10' <<<"$depends" || die "Depends lacks spdlog"

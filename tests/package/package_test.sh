@@ -76,7 +76,7 @@ log "files, conffile, unit, sysusers, tmpfiles, plugin, man pages: in place"
 
 # Dependencies come from the shared libraries (${shlibs:Depends}).
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in 'libhyperscan5|libvectorscan5' libpcre2-8-0 'libstdc\+\+6' libc6; do
+for lib in 'libhyperscan5|libvectorscan5' libpcre2-8-0 'libstdc\+\+6' libc6 libjemalloc2; do
   grep -Eq "(^|, )($lib)( |,|$)" <<<"$depends" || die "Depends lacks $lib: $depends"
 done
 log "Depends: $depends"

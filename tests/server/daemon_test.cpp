@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -150,6 +151,9 @@ TEST_F(DaemonTest, PrewarmFillsTheCacheForTheNextStart) {
   int status = stop(0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log();
   EXPECT_NE(log().find("prewarm: rule set mail: compiled in"), std::string::npos) << log();
+  // No scans to leave cores to: all of them (compile.threads unset).
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  EXPECT_NE(log().find("rules, " + std::to_string(cores) + " threads)"), std::string::npos) << log();
   EXPECT_FALSE(fs::exists(sock_));  // nothing was served
 
   start({"--config", (dir_ / "regexd.toml").string(), "--prewarm"});
