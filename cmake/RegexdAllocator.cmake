@@ -3,7 +3,7 @@
 #
 # jemalloc by default.  Hyperscan's compiler is allocation-bound: perf of
 # `regexctl compile` on SpamAssassin's rules put a fifth of all CPU in glibc's
-# malloc/free, and the same compile runs 25-30% faster on jemalloc (and in
+# malloc/free, and the same compiles took 20-27% less CPU on jemalloc (so do
 # the probe children and the daemon's compile child, which fork from these
 # programs).  docs/benchmarks.md, "Allocator", has the measurements.  Debian
 # ships it (libjemalloc2, also what redis-server runs on).

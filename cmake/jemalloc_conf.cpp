@@ -8,8 +8,8 @@
 // entry touches every page of two fresh 30 MB buffers, and on a virtual
 // machine a 4 KiB page fault costs ~14 us.  It is what the glibc tunable
 // glibc.malloc.hugetlb=1 did for the system allocator (contrib/regexd.service):
-// a warm start of SpamAssassin's rule set measured 147-181 ms without it,
-// 122-159 ms with it, against 104-148 ms for glibc with the tunable
+// a warm start of SpamAssassin's rule set measured 140-181 ms without it;
+// with it, median 140 ms against 141 for glibc with the tunable
 // (docs/benchmarks.md, "Allocator"); peak RSS grows by ~10 MiB.
 extern "C" {
 // NOLINTNEXTLINE: the name and type jemalloc looks up.

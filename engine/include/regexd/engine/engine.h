@@ -57,8 +57,7 @@ struct EngineInfo {
   // The malloc this process runs with, found at run time (so a preload
   // counts too): "jemalloc <version>" when jemalloc's mallctl() is in the
   // process, else "glibc <version>".  The regexd and regexctl programs link
-  // jemalloc (cmake/RegexdAllocator.cmake): Hyperscan's compiler spends a
-  // fifth of its time in malloc/free, and compiles 25-30% faster on it.
+  // jemalloc; cmake/RegexdAllocator.cmake says why.
   std::string allocator;
 };
 const EngineInfo& engine_info();
