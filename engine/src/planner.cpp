@@ -25,12 +25,23 @@ constexpr std::size_t kGroup = 4;
 // are are not worth a trial: a literal-anchored Hyperscan rule costs ~1-5 us.
 constexpr double kFloorNs = 3000;
 
-// Inside one database Hyperscan shares work between rules, so a rule costs
-// less there than alone: on SpamAssassin's 546 body rules that Hyperscan
-// takes, the rules' costs alone over 200 corpus messages summed to 2.2x
-// what the whole database cost on the same messages.  A rule leaves
-// Hyperscan only when RE2 beats its cost alone divided by this.
-constexpr double kHsSharing = 2.0;
+// What a rule costs inside its class's Hyperscan database, as a multiple of
+// what it costs alone.  Summed over all of a class's rules the database is
+// cheaper than its rules alone (SpamAssassin's 546 body rules: 2.2x less),
+// but that is the cheap, literal-anchored rules sharing one literal matcher;
+// the rules the planner weighs (above kFloorNs, mostly without a literal to
+// anchor on) do not share, they add to every byte.  Measured on body, 500
+// corpus messages (2026-11-30, bench harness outside the tree): the 34 rules
+// costing >= 50 us alone on the built-in text took 79 ms in a database of
+// their own, and taking them out of the class's database saved ~120 ms
+// (1.5x alone); in RE2 sets of four they took 42 ms.  Whole-class A/B with
+// the same measurements, one process, CPU ms per pass: factor 0.5 (the old
+// "sharing" assumption) 295-305 ms, 1.4x 256-272, 2x 249-263, 4x 238-248.
+// 2x moves 55-62 body rules to RE2 (of them ~25 FUZZY-style prefilters whose
+// supersets ran 3-4x slower in Hyperscan) and, as those no longer inflate the
+// database, cuts its compile from 14 s to 5.3 s of CPU; 4x moved 96 rules for
+// no clear further gain and twice the RE2 sets (each may keep a DFA cache).
+constexpr double kHsInDatabase = 2.0;
 
 // choose_tier(): a class with at most this many Hyperscan rules shares
 // nothing worth counting, and a native rule moves to PCRE2 when Hyperscan
@@ -192,7 +203,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
     // Where the rule is now, per pass over the text.
     double here = cr.tier == Tier::kPcre2 ? or_inf(s.cost.pcre2_ns)
                   : p.measured == HsMeasure::kDone
-                      ? s.cost.hs_ns / kHsSharing +
+                      ? s.cost.hs_ns * kHsInDatabase +
                             (cr.tier == Tier::kPrefilter && s.hs_fired ? or_inf(s.cost.pcre2_ns) : 0.0)
                       : kInf;  // Hyperscan refused it alone, or took longer than the deadline to compile it
                                // (that compile time is paid again in the class database on every host)

@@ -8,9 +8,9 @@
 // rule alone in Hyperscan, its RE2 translation alone (re2_translate.h), PCRE2
 // alone.  Nothing in a pattern's text predicts these costs well (see
 // docs/benchmarks.md: rules built the same way differ tenfold), so they are
-// measured; a rule's own Hyperscan cost, divided by a measured sharing
-// factor, stands in for its marginal cost inside a database, which is what
-// would really be wanted and is far too costly to measure for every rule.
+// measured; a rule's own Hyperscan cost, times a measured factor (planner.cpp
+// kHsInDatabase), stands in for its marginal cost inside a database, which is
+// what would really be wanted and is far too costly to measure for every rule.
 //
 // RE2 candidates of a class are then packed into RE2::Sets (at most 4 rules):
 // one set scans a buffer in one DFA pass for all its rules, but rules with
