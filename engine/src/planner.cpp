@@ -16,8 +16,13 @@ namespace {
 
 // An RE2::Set never holds more than this many rules: a set's DFA state count
 // can grow with every rule, and a set that gives up (out of memory) sends all
-// its rules to PCRE2 for that buffer.
-constexpr std::size_t kMaxSetRules = 4;
+// its rules to PCRE2 for that buffer.  Every set costs a DFA pass over the
+// buffer (~5 ms per 500 corpus messages however few its rules), so fewer,
+// fuller sets scan faster until their DFAs start to thrash.  Body, 500
+// messages, with kHsInDatabase = 4, two compiles each, CPU ms per pass, no
+// fallbacks: at most 4 rules 243-262, 6 rules 189-223, 8 rules 178-269 (one
+// of its plans thrashed), 12 rules 214-235.
+constexpr std::size_t kMaxSetRules = 6;
 // Rules are offered to a set this many at a time (then one by one when a
 // group does not pay), which keeps the number of trial compiles small.
 constexpr std::size_t kGroup = 4;
@@ -34,14 +39,30 @@ constexpr double kFloorNs = 3000;
 // corpus messages (2026-11-30, bench harness outside the tree): the 34 rules
 // costing >= 50 us alone on the built-in text took 79 ms in a database of
 // their own, and taking them out of the class's database saved ~120 ms
-// (1.5x alone); in RE2 sets of four they took 42 ms.  Whole-class A/B with
-// the same measurements, one process, CPU ms per pass: factor 0.5 (the old
-// "sharing" assumption) 295-305 ms, 1.4x 256-272, 2x 249-263, 4x 238-248.
-// 2x moves 55-62 body rules to RE2 (of them ~25 FUZZY-style prefilters whose
-// supersets ran 3-4x slower in Hyperscan) and, as those no longer inflate the
-// database, cuts its compile from 14 s to 5.3 s of CPU; 4x moved 96 rules for
-// no clear further gain and twice the RE2 sets (each may keep a DFA cache).
-constexpr double kHsInDatabase = 2.0;
+// (1.5x alone); in RE2 sets of four they took 42 ms.  So the factor is at
+// least 1.5; its value was then chosen on whole-class A/Bs in one process
+// (CPU ms per pass; body database size; its Hyperscan compile, CPU):
+//   0.5 (the old "sharing")  295-305 ms
+//   1.4x                     256-272 ms
+//   2x   55-62 rules to RE2  249-314 ms  13.6-14.4 MB  6.6-9.3 s
+//   3x   79-85               298-317 ms   6.7-9.6 MB  3.7-3.8 s
+//   4x   95-102              244-292 ms   4.8-5.5 MB  2.9-3.0 s
+// At 4x body's scan is as fast as at 2x or faster, and the rules that leave
+// (FUZZY-style prefilters and word-obfuscation natives) were what inflated
+// and slowed its database.  The RE2 sets' DFA caches grow more while
+// scanning (500 messages: +22 MB against +9 MB) but the process ends smaller
+// (72.8 MB against 79.3 MB resident) since the database shrank more.
+constexpr double kHsInDatabase = 4.0;
+// ...in a class with at least this many Hyperscan rules, the only kind the
+// factor above was measured on.  In small classes a database is cheap and a
+// set's DFA pass is not (~120 us per pass over the built-in text, whatever
+// the rules).  With 4x everywhere, one compile put six `url` rules that cost
+// 21-32 us alone into a set, and url scanned in 16-17 ms per pass against
+// 10-11 before; `full` measured 14.3 ms in one run against ~4.
+// There a rule keeps the former estimate, half its cost alone (it shares the
+// database's literal matcher).
+constexpr std::size_t kCrowdedClass = 200;
+constexpr double kHsShared = 0.5;
 
 // choose_tier(): a class with at most this many Hyperscan rules shares
 // nothing worth counting, and a native rule moves to PCRE2 when Hyperscan
@@ -203,7 +224,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
     // Where the rule is now, per pass over the text.
     double here = cr.tier == Tier::kPcre2 ? or_inf(s.cost.pcre2_ns)
                   : p.measured == HsMeasure::kDone
-                      ? s.cost.hs_ns * kHsInDatabase +
+                      ? s.cost.hs_ns * (s.class_hs_rules >= kCrowdedClass ? kHsInDatabase : kHsShared) +
                             (cr.tier == Tier::kPrefilter && s.hs_fired ? or_inf(s.cost.pcre2_ns) : 0.0)
                       : kInf;  // Hyperscan refused it alone, or took longer than the deadline to compile it
                                // (that compile time is paid again in the class database on every host)

@@ -12,7 +12,7 @@
 // kHsInDatabase), stands in for its marginal cost inside a database, which is
 // what would really be wanted and is far too costly to measure for every rule.
 //
-// RE2 candidates of a class are then packed into RE2::Sets (at most 4 rules):
+// RE2 candidates of a class are then packed into RE2::Sets (at most 6 rules):
 // one set scans a buffer in one DFA pass for all its rules, but rules with
 // long gaps multiply each other's DFA states.  Packing is greedy and
 // measured, most expensive first: a set starts with a rule that pays alone
