@@ -41,7 +41,8 @@ constexpr double kFloorNs = 3000;
 // their own, and taking them out of the class's database saved ~120 ms
 // (1.5x alone); in RE2 sets of four they took 42 ms.  So the factor is at
 // least 1.5; its value was then chosen on whole-class A/Bs in one process
-// (CPU ms per pass; body database size; its Hyperscan compile, CPU):
+// (CPU ms per pass; body database size; its Hyperscan compile time,
+// summed over its databases):
 //   0.5 (the old "sharing")  295-305 ms
 //   1.4x                     256-272 ms
 //   2x   55-62 rules to RE2  249-314 ms  13.6-14.4 MB  6.6-9.3 s
@@ -63,6 +64,12 @@ constexpr double kHsInDatabase = 4.0;
 // database's literal matcher).
 constexpr std::size_t kCrowdedClass = 200;
 constexpr double kHsShared = 0.5;
+
+// A Hyperscan rule's estimated cost inside its class's database, from its
+// cost alone and the number of Hyperscan rules in the class.
+double hs_in_database(double hs_alone_ns, std::size_t class_hs_rules) {
+  return hs_alone_ns * (class_hs_rules >= kCrowdedClass ? kHsInDatabase : kHsShared);
+}
 
 // choose_tier(): a class with at most this many Hyperscan rules shares
 // nothing worth counting, and a native rule moves to PCRE2 when Hyperscan
@@ -224,7 +231,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
     // Where the rule is now, per pass over the text.
     double here = cr.tier == Tier::kPcre2 ? or_inf(s.cost.pcre2_ns)
                   : p.measured == HsMeasure::kDone
-                      ? s.cost.hs_ns * (s.class_hs_rules >= kCrowdedClass ? kHsInDatabase : kHsShared) +
+                      ? hs_in_database(s.cost.hs_ns, s.class_hs_rules) +
                             (cr.tier == Tier::kPrefilter && s.hs_fired ? or_inf(s.cost.pcre2_ns) : 0.0)
                       : kInf;  // Hyperscan refused it alone, or took longer than the deadline to compile it
                                // (that compile time is paid again in the class database on every host)
