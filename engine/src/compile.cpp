@@ -237,15 +237,21 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   //    Ids are checked again here because a RuleSet may be built by hand.
   std::unordered_set<std::string> seen_ids;
   std::vector<bool> allow_prefilter;  // see detail::ProbeInput
-  for (const Rule& r : rules.rules) {
+  set->rejected.emplace();
+  for (std::size_t i = 0; i < rules.rules.size(); ++i) {
+    const Rule& r = rules.rules[i];
+    auto reject = [&](std::string why) {
+      rep.rejected.push_back({r.source, r.line, r.id, why});
+      set->rejected->push_back({static_cast<std::uint32_t>(i), std::move(why)});
+    };
     if (!seen_ids.insert(r.id).second) {
-      rep.rejected.push_back({r.source, r.line, r.id, "duplicate rule id"});
+      reject("duplicate rule id");
       continue;
     }
     std::string error;
     auto code = detail::pcre2_compile_rule(r, &error);
     if (!code) {
-      rep.rejected.push_back({r.source, r.line, r.id, error});
+      reject(error);
       continue;
     }
     std::uint32_t backref_max = 0;

@@ -18,29 +18,14 @@ namespace regexd::engine {
 
 std::shared_ptr<const MessagePlan> MessagePlan::build(const RuleSet& rules, std::vector<RuleError>* errors) {
   auto plan = std::make_shared<MessagePlan>();
-  detail::Pcre2Matcher matcher(CompileOptions{}.pcre2_match_limit, CompileOptions{}.pcre2_depth_limit);
   for (const Rule& rule : rules.rules) {
     RuleInfo info;
     info.cls = rule.cls;
     info.max_hits = rule.max_hits;
     if (rule.kind == "header") {
-      // SpamAssassin matches an absent header as its [if-unset: VALUE], or
-      // as undef, which a match sees as "".  The answer is fixed per rule,
-      // so it is computed once here with PCRE2, the reference.  A pattern
-      // PCRE2 refuses is not compiled into the Scanner either: it never
-      // hits, negated or not.
-      std::string error;
-      Pcre2CodePtr code = detail::pcre2_compile_rule(rule, &error);
-      if (!code) continue;
-      long n = matcher.count(code.get(), rule.if_unset ? *rule.if_unset : std::string(), 1,
-                             (rule.flags & kUtf8) != 0);
-      info.absent_hit = n > 0;
       info.negate = rule.negate;
-      auto& absent = plan->absent_hits_[rule.cls];  // every header class gets an entry
-      if (rule.negate)
-        plan->negated_.push_back(rule.id);
-      else if (info.absent_hit)
-        absent.push_back(rule.id);
+      if (rule.negate) plan->negated_.push_back(rule.id);
+      plan->header_tests_.push_back(rule);
     }
     plan->rules_.emplace(rule.id, std::move(info));
   }
@@ -52,6 +37,32 @@ std::shared_ptr<const MessagePlan> MessagePlan::build(const RuleSet& rules, std:
     if (!off.empty()) plan->metas_with_unsupported_.emplace_back(meta, std::move(off));
   }
   return plan;
+}
+
+const MessagePlan::Absent& MessagePlan::absent() const {
+  std::call_once(absent_once_, [&] {
+    // SpamAssassin matches an absent header as its [if-unset: VALUE], or as
+    // undef, which a match sees as "".  The answer is fixed per rule, so it
+    // is computed once, with PCRE2, the reference.  A pattern PCRE2 refuses
+    // is not compiled into the Scanner either: it never hits, negated or not.
+    detail::Pcre2Matcher matcher(CompileOptions{}.pcre2_match_limit, CompileOptions{}.pcre2_depth_limit);
+    for (const Rule& rule : header_tests_) {
+      std::string error;
+      Pcre2CodePtr code = detail::pcre2_compile_rule(rule, &error);
+      if (!code) continue;
+      bool match = matcher.count(code.get(), rule.if_unset ? *rule.if_unset : std::string(), 1,
+                                 (rule.flags & kUtf8) != 0) > 0;
+      auto& hits = absent_.hits[rule.cls];  // every header class gets an entry
+      if (rule.negate) {
+        if (match) absent_.negated_match.insert(rule.id);
+      } else if (match) {
+        hits.push_back(rule.id);
+      }
+    }
+    header_tests_.clear();
+    header_tests_.shrink_to_fit();
+  });
+  return absent_;
 }
 
 Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const MessageBuffer> buffers,
@@ -102,14 +113,14 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
     if (present.count(info.cls))
       hit = hits.count(id) == 0;
     else
-      hit = options.whole_message && has_class(info.cls) && !info.absent_hit;
+      hit = options.whole_message && has_class(info.cls) && !absent().negated_match.count(id);
     if (hit)
       hits[id] = 1;
     else
       hits.erase(id);
   }
   if (options.whole_message) {
-    for (const auto& [cls, ids] : absent_hits_) {
+    for (const auto& [cls, ids] : absent().hits) {
       if (present.count(cls) || !has_class(cls)) continue;
       for (const std::string& id : ids) hits[id] = 1;
     }

@@ -15,8 +15,18 @@ const pcre2_real_code_8* LazyPcre2::get(const Rule& rule) const {
     // JIT failure (e.g. no executable memory) is not an error: the
     // interpreter gives the same answers, only slower.
     if (code_ && !(rule.flags & kNoOpt)) pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE);
+    ready_.store(true, std::memory_order_release);
   });
   return code_.get();
+}
+
+const pcre2_real_code_8* LazyPcre2::get_quick(const Rule& rule) const {
+  if (ready_.load(std::memory_order_acquire)) return code_.get();
+  std::call_once(quick_once_, [&] {
+    std::string error;
+    quick_ = detail::pcre2_compile_rule(rule, &error);
+  });
+  return quick_.get();
 }
 
 std::string exceeds_pattern_limits(const Rule& rule, const PatternLimits& limits) {

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstring>
 
+#include "parallel.h"
 #include "pcre2_util.h"
 #include "re2_partition.h"
 #include "regexd/engine/compiled_set.h"
@@ -29,9 +30,13 @@ struct ThreadState {
   std::vector<std::uint8_t> hit;           // per rule: reported by Hyperscan in this scan
   std::vector<std::uint32_t> candidates;   // rules with hit set, to reset cheaply
   std::vector<int> re2_matched;            // one RE2::Set's answer
-  ThreadState(std::uint64_t u, HsScratchPtr s, const CompiledSet& set)
-      : uid(u), scratch(std::move(s)), matcher(set.pcre2_match_limit, set.pcre2_depth_limit),
-        hit(set.rules.size(), 0) {}
+  // Per class: `scratch` has been sized for its databases.  Scratch grows
+  // class by class, as a thread first scans each: sizing it for all of
+  // SpamAssassin's ~65 classes at once took ~3 ms of a daemon's first scan.
+  std::vector<std::uint8_t> scratch_fits;
+  ThreadState(std::uint64_t u, const CompiledSet& set)
+      : uid(u), matcher(set.pcre2_match_limit, set.pcre2_depth_limit), hit(set.rules.size(), 0),
+        scratch_fits(set.classes.size(), 0) {}
 };
 
 // A thread keeps the state of the few scanners it used last.  Old entries
@@ -115,8 +120,7 @@ Result<std::shared_ptr<const Scanner>> Scanner::from_compiled(std::unique_ptr<Co
   return std::shared_ptr<const Scanner>(new Scanner(std::move(set)));
 }
 
-void Scanner::warm_up(std::stop_token stop) const {
-  warming_.fetch_add(1);
+void Scanner::warm(std::stop_token stop) const {
   // The RE2::Sets first: a scan meanwhile runs PCRE2 for whole sets.
   for (const auto& c : set_->classes)
     for (const auto& part : c.re2_sets) {
@@ -125,7 +129,34 @@ void Scanner::warm_up(std::stop_token stop) const {
     }
   for (std::size_t i = 0; i < set_->rules.size() && !stop.stop_requested(); ++i)
     if (set_->rules[i].tier != Tier::kNative) (void)set_->pcre2[i].get(set_->rules[i].rule);
+}
+
+void Scanner::warm_up(std::stop_token stop) const {
+  warming_.fetch_add(1);
+  warm(stop);
   warming_.fetch_sub(1);
+}
+
+std::jthread Scanner::warm_up_async(std::shared_ptr<const Scanner> scanner, std::function<void()> on_start,
+                                    std::function<void()> on_end) {
+  scanner->warming_.fetch_add(1);  // before the thread exists: see the header
+  return std::jthread([scanner = std::move(scanner), on_start = std::move(on_start),
+                       on_end = std::move(on_end)](std::stop_token stop) {
+    if (on_start) on_start();
+    scanner->warm(stop);
+    scanner->warming_.fetch_sub(1);
+    if (on_end) on_end();
+  });
+}
+
+void Scanner::prepare_quick(unsigned threads) const {
+  std::vector<std::uint32_t> ids;
+  for (const auto& c : set_->classes)
+    for (const auto& part : c.re2_sets)
+      for (auto id : part->rules())
+        if (id < set_->rules.size()) ids.push_back(id);
+  detail::parallel_for(ids.size(), std::max(1u, threads),
+                       [&](std::size_t k) { (void)set_->pcre2[ids[k]].get_quick(set_->rules[ids[k]].rule); });
 }
 
 std::vector<std::string> Scanner::classes() const {
@@ -156,19 +187,25 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   for (auto& s : tls_states)
     if (s->uid == uid_) st = s.get();
   if (!st) {
-    hs_scratch_t* scratch = nullptr;
-    for (const auto& c : set.classes) {
-      std::vector<const hs_database_t*> dbs{c.bytes_db.get(), c.utf8_db.get()};
-      for (const auto& part : c.bytes_more) dbs.push_back(part.db.get());
-      for (const auto* db : dbs)
-        if (db && hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
-          hs_free_scratch(scratch);
-          return make_error(ErrorCode::kResourceLimit, "cannot allocate Hyperscan scratch");
-        }
-    }
     if (tls_states.size() >= kThreadCacheSize) tls_states.erase(tls_states.begin());
-    tls_states.push_back(std::make_unique<ThreadState>(uid_, HsScratchPtr(scratch), set));
+    tls_states.push_back(std::make_unique<ThreadState>(uid_, set));
     st = tls_states.back().get();
+  }
+  if (const auto ci = static_cast<std::size_t>(it - set.classes.begin()); !st->scratch_fits[ci]) {
+    std::vector<const hs_database_t*> dbs{cdb.bytes_db.get(), cdb.utf8_db.get()};
+    for (const auto& part : cdb.bytes_more) dbs.push_back(part.db.get());
+    // hs_alloc_scratch grows the scratch it is given so that it fits every
+    // database seen so far.  After a failure the scratch (valid or null) is
+    // dropped and every class starts over.
+    hs_scratch_t* scratch = st->scratch.release();
+    for (const auto* db : dbs)
+      if (db && hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
+        hs_free_scratch(scratch);
+        std::fill(st->scratch_fits.begin(), st->scratch_fits.end(), 0);
+        return make_error(ErrorCode::kResourceLimit, "cannot allocate Hyperscan scratch");
+      }
+    st->scratch.reset(scratch);
+    st->scratch_fits[ci] = 1;
   }
 
   HsContext ctx{st, &set, static_cast<std::uint32_t>(it - set.classes.begin())};
@@ -195,9 +232,12 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   }
 
   ScanResult result;
+  // While a warm-up runs, nothing slow is built here (see warm_up()).
+  const bool warming = warming_.load(std::memory_order_relaxed) > 0;
   auto pcre2_count = [&](std::uint32_t id, unsigned cap) -> long {
     const CompiledRule& cr = set.rules[id];
-    return st->matcher.count(set.pcre2[id].get(cr.rule), data, cap, (cr.rule.flags & kUtf8) != 0);
+    const LazyPcre2& p = set.pcre2[id];
+    return st->matcher.count(warming ? p.get_quick(cr.rule) : p.get(cr.rule), data, cap, (cr.rule.flags & kUtf8) != 0);
   };
   auto decide = [&](std::uint32_t id, bool known_match) {
     const CompiledRule& cr = set.rules[id];
@@ -218,7 +258,7 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     for (auto id : cdb.utf8_rules) decide(id, false);
   for (const auto& part : cdb.re2_sets) {
     const auto& ids = part->rules();
-    if (!part->built() && warming_.load(std::memory_order_relaxed) > 0) {
+    if (!part->built() && warming) {
       // warm_up() builds it; PCRE2 answers meanwhile rather than wait.
       for (auto id : ids) decide(id, false);
       continue;

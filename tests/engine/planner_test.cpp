@@ -7,6 +7,7 @@
 #include <hs.h>
 
 #include <atomic>
+#include <future>
 #include <stop_token>
 #include <thread>
 
@@ -158,6 +159,54 @@ TEST(Re2Tier, WarmUpBuildsEverySetAndScansMeanwhileAnswerAsPcre2) {
   EXPECT_FALSE(lazy->compiled().classes[0].re2_sets[0]->built());
   EXPECT_EQ(hits_of(*lazy->scan("body", "foo  bar"), "E_SPACE"), 1u);
   EXPECT_TRUE(lazy->compiled().classes[0].re2_sets[0]->built());
+}
+
+// A daemon publishes a loaded scanner and warms it up on another thread
+// (warm_up_async).  Its first scans may start before that thread has done
+// anything; they must already take the quick paths: no RE2::Set built by a
+// scan, PCRE2 without JIT, and PCRE2's answers.  The warm-up is held at its
+// start here to make that moment last.
+TEST(Re2Tier, AnAsyncWarmUpCountsFromItsCallAndScansMeanwhileBuildNothingSlow) {
+  std::vector<Rule> rules = {make_rule("E_SPACE", "foo\\s+bar"), make_rule("S_LOOK", "\\bcat(?!dog)\\w+z"),
+                             make_rule("P_BACKREF", "(a)\\1")};
+  auto scanner = hand_built({{rules[0], Tier::kRe2}, {rules[1], Tier::kRe2Prefilter}, {rules[2], Tier::kPcre2}},
+                            {{0}, {1}});
+  std::promise<void> go;
+  std::shared_future<void> started = go.get_future().share();
+  std::atomic<bool> ended{false};
+  {
+    auto warm = Scanner::warm_up_async(scanner, [started] { started.wait(); }, [&] { ended = true; });
+    for (const char* text : {"foo  bar", "catnipz cat", "aa", "nothing"}) {
+      auto r = scanner->scan("body", text);
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->re2_fallbacks, 0u);  // not a fallback: a set not built yet
+    }
+    expect_same_as_pcre2(*scanner, rules);
+    for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_FALSE(p->built());
+    go.set_value();
+    warm.join();  // (destroying it would request a stop first)
+  }
+  EXPECT_TRUE(ended);
+  for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_TRUE(p->built());
+  expect_same_as_pcre2(*scanner, rules);
+}
+
+// LazyPcre2's quick program (no JIT) serves until the JIT program exists,
+// and from then on the JIT program is what get_quick() returns.
+TEST(Re2Tier, TheQuickPcre2ProgramGivesWayToTheJitOneOnceBuilt) {
+  LazyPcre2 p;
+  Rule r = make_rule("R", "foo\\s+bar");
+  const auto* quick = p.get_quick(r);
+  ASSERT_NE(quick, nullptr);
+  EXPECT_EQ(p.get_quick(r), quick);  // compiled once
+  const auto* jit = p.get(r);
+  ASSERT_NE(jit, nullptr);
+  EXPECT_NE(jit, quick);
+  EXPECT_EQ(p.get_quick(r), jit);
+  // A rule's quick program asked for after its JIT one is the JIT one.
+  LazyPcre2 q;
+  const auto* first = q.get(r);
+  EXPECT_EQ(q.get_quick(r), first);
 }
 
 TEST(Re2Tier, ARealCompileReportsAPlanForEveryRuleAndAnswersAsPcre2) {

@@ -22,11 +22,13 @@
 #include <chrono>
 #include <map>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -237,14 +239,33 @@ class Scanner {
   // Builds now what scans otherwise build on first use: every class's
   // RE2::Sets and the PCRE2 programs (JIT) of every rule Hyperscan does not
   // answer alone.  Meant for a thread of its own right after a load (the
-  // daemon does this): while it runs, a scan does not wait for an RE2::Set
-  // that is not built yet but answers that set's rules with PCRE2 (the same
-  // answers).  SpamAssassin's rules: 23 sets and the JIT of the non-native
-  // rules take ~100 ms of CPU; a first message scanned in every class costs
-  // ~40 ms of CPU meanwhile, ~100 ms without it, when the first scan that
-  // needs a part builds it.  Thread-safe; returns early when `stop` is
-  // requested; a second call finds everything built.
+  // daemon does this, through warm_up_async): while it runs, a scan builds
+  // nothing slow itself.  It answers the rules of an RE2::Set that is not
+  // built yet with PCRE2, and any PCRE2 program whose JIT is not ready with
+  // the interpreter, compiled without JIT (the same answers; see LazyPcre2 in
+  // compiled_set.h).  SpamAssassin's rules: the body class's 20 sets take
+  // ~90 ms to build and the JIT of the 333 non-native rules ~80 ms; a first
+  // body scan waiting for them took 70-110 ms, beside a warm-up ~10 ms.
+  // Thread-safe; returns early when `stop` is requested; a second call finds
+  // everything built.
   void warm_up(std::stop_token stop = {}) const;
+  // warm_up() on a thread of its own.  The scanner counts as warming from
+  // this call on, so a scan that starts as soon as it returns (a daemon
+  // publishes the scanner right after) already takes the quick path.
+  // `on_start` runs first on that thread (a daemon lowers its priority
+  // there, so that first scans are not slowed by it), `on_end` when the
+  // warm-up ends.  Destroying the returned thread requests a stop and joins it.
+  static std::jthread warm_up_async(std::shared_ptr<const Scanner> scanner, std::function<void()> on_start = {},
+                                    std::function<void()> on_end = {});
+
+  // Compiles now, without JIT, the PCRE2 programs that scans use while a
+  // warm-up has not built the RE2::Sets yet: those of the rules in RE2::Sets
+  // (LazyPcre2::get_quick), on up to `threads` threads (the caller's
+  // included).  For time to spare before the scanner's first scan: the
+  // cache's prefetch (cache::Store::prefetch) calls it, which takes ~7 ms of
+  // CPU off a daemon's first SpamAssassin scan.  Thread-safe; programs
+  // already built are not built again.
+  void prepare_quick(unsigned threads = 1) const;
 
   // Classes with at least one compiled rule, sorted.
   std::vector<std::string> classes() const;
@@ -257,7 +278,8 @@ class Scanner {
   explicit Scanner(std::unique_ptr<CompiledSet> set);
   std::unique_ptr<CompiledSet> set_;
   std::uint64_t uid_;  // identifies this scanner's thread-local scratch
-  mutable std::atomic<int> warming_{0};  // warm_up() calls running
+  void warm(std::stop_token stop) const;   // warm_up()'s work; the caller counts it in warming_
+  mutable std::atomic<int> warming_{0};  // warm-ups started and not ended
 };
 
 }  // namespace regexd::engine

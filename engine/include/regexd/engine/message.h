@@ -8,18 +8,21 @@
 // part of the compiled databases or the cache entry: metas and header
 // defaults change no compiled byte, so editing a meta never recompiles.
 //
-// Thread safety: a MessagePlan is immutable once built; scan() may be called
-// from any number of threads at once (it uses the Scanner's per-thread
-// state).
+// Thread safety: scan() may be called from any number of threads at once
+// (it uses the Scanner's per-thread state).  A MessagePlan is immutable once
+// built, apart from its header tests' absent-header answers, which the
+// first whole-message scan computes behind a std::once_flag.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -52,10 +55,12 @@ struct MessageScanOptions {
 
 class MessagePlan {
  public:
-  // Builds the plan of `rules` (compiles its metas; matches every
-  // SpamAssassin header test against its absent-header value once, with
-  // PCRE2, the reference).  Metas that cannot be used are reported in
-  // *errors (may be null) and never hit.
+  // Builds the plan of `rules` (compiles its metas).  Every SpamAssassin
+  // header test is matched against its absent-header value once, with
+  // PCRE2, the reference, by the first whole-message scan: that is ~6 ms for
+  // SpamAssassin's 684 header tests, which a daemon's start need not wait
+  // for.  Metas that cannot be used are reported in *errors (may be null)
+  // and never hit.
   static std::shared_ptr<const MessagePlan> build(const RuleSet& rules, std::vector<RuleError>* errors);
 
   // Scans every buffer with the rules of its class and returns, per rule and
@@ -78,13 +83,20 @@ class MessagePlan {
     std::string cls;
     unsigned max_hits = 0;
     bool negate = false;
-    bool absent_hit = false;  // SpamAssassin header test whose pattern matches its absent-header value
   };
   std::unordered_map<std::string, RuleInfo> rules_;
   std::vector<std::string> negated_;  // rule ids with negate
-  // Every class with SpamAssassin header tests -> the (not negated) tests
-  // that hit when the header is absent.
-  std::map<std::string, std::vector<std::string>> absent_hits_;
+  // The header tests' answers when their header is absent.
+  struct Absent {
+    // Class -> the (not negated) tests that hit when the header is absent.
+    std::map<std::string, std::vector<std::string>> hits;
+    // Negated tests whose pattern matches their absent-header value.
+    std::unordered_set<std::string> negated_match;
+  };
+  const Absent& absent() const;  // computes them on first use
+  mutable std::vector<Rule> header_tests_;  // SpamAssassin header tests, until absent() has read them
+  mutable std::once_flag absent_once_;
+  mutable Absent absent_;
   MetaProgram metas_;
   std::vector<std::pair<std::string, std::vector<std::string>>> metas_with_unsupported_;
 };
