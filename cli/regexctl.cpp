@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <thread>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -435,8 +436,12 @@ int main(int argc, char** argv) {
 
   // Talking to a running daemon (docs/protocol.md).
   std::string socket_path = regexd::server::default_socket_path().string();
+  double wait_seconds = 0;
   auto add_socket = [&](CLI::App* cmd) {
     cmd->add_option("--socket", socket_path, "daemon socket path, or host:port")->capture_default_str();
+    cmd->add_option("--wait", wait_seconds,
+                    "wait up to this many seconds for the daemon to accept (one that is starting); 0: fail at once")
+        ->check(CLI::Range(0.0, 3600.0));
   };
   bool stats_json = false, stats_prometheus = false;
   auto* stats_cmd = app.add_subcommand("stats", "print a running daemon's statistics");
@@ -502,6 +507,13 @@ int main(int argc, char** argv) {
 
   if (*stats_cmd || *ping_cmd || *load_cmd || *query_cmd) {
     auto client = regexd::server::Client::connect(socket_path);
+    // A daemon that is starting has no socket yet, or one it does not accept
+    // on: try again every millisecond until --wait runs out.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds);
+    while (!client && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      client = regexd::server::Client::connect(socket_path);
+    }
     if (!client) {
       std::fprintf(stderr, "regexctl: %s: %s\n", socket_path.c_str(), client.error().message.c_str());
       return kExitRuntime;

@@ -19,7 +19,7 @@ using engine::Tier;
 
 constexpr char kMagic[8] = {'R', 'X', 'D', 'C', 'A', 'C', 'H', 'E'};
 constexpr char kImageMagic[8] = {'R', 'X', 'D', 'I', 'M', 'A', 'G', 'E'};
-constexpr std::size_t kPrologue = 16;
+constexpr std::size_t kPrologue = kEntryPrologue;
 constexpr std::size_t kEpilogue = 16;
 constexpr std::size_t kImageAlign = 64;
 
@@ -252,12 +252,18 @@ Result<std::string> encode_entry(const CompiledSet& set, const CacheKey& key, co
                                            more_dbs.empty() ? 0 : fbb.CreateVector(more_rules),
                                            more_dbs.empty() ? 0 : fbb.CreateVector(more_sizes)));
   }
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Rejection>>> rejected;
+  if (set.rejected) {
+    std::vector<flatbuffers::Offset<fb::Rejection>> v;
+    for (const auto& r : *set.rejected) v.push_back(fb::CreateRejection(fbb, r.index, fbb.CreateString(r.message)));
+    rejected = fbb.CreateVector(v);
+  }
   auto hdr = fb::CreateHeader(
       fbb, kKeyScheme, key.hi, key.lo, fbb.CreateString(tags.arch), fbb.CreateString(tags.flavor),
       fbb.CreateString(tags.hs_version), tags.tune, tags.features, fbb.CreateString(tags.pcre2_version),
       fbb.CreateString(std::string("regexd ") + REGEXD_VERSION), static_cast<std::int64_t>(std::time(nullptr)),
       set.pcre2_match_limit, set.pcre2_depth_limit, fbb.CreateVector(rules), fbb.CreateVector(classes),
-      payload.size(), fbb.CreateString(std::string(rule_set_name)));
+      payload.size(), fbb.CreateString(std::string(rule_set_name)), rejected);
   fb::FinishHeaderBuffer(fbb, hdr);
 
   std::string out;
@@ -270,6 +276,23 @@ Result<std::string> encode_entry(const CompiledSet& set, const CacheKey& key, co
   out += payload;
   put_hash(out, XXH3_128bits(out.data(), out.size()));
   return out;
+}
+
+std::size_t entry_head_size(std::string_view prologue) {
+  if (prologue.size() < kPrologue || std::memcmp(prologue.data(), kMagic, 8) != 0 ||
+      get_u32(prologue.data() + 8) != kFormatVersion)
+    return 0;
+  std::uint32_t hlen = get_u32(prologue.data() + 12);
+  return hlen == 0 || hlen > kMaxHeaderSize ? 0 : kPrologue + hlen;
+}
+
+Result<std::string> peek_rule_set_name(std::string_view head) {
+  std::size_t n = entry_head_size(head);
+  if (n == 0 || head.size() < n) return corrupt("not the head of a regexd cache entry of this format");
+  const auto* hdr_bytes = reinterpret_cast<const std::uint8_t*>(head.data() + kPrologue);
+  flatbuffers::Verifier verifier(hdr_bytes, n - kPrologue);
+  if (!fb::VerifyHeaderBuffer(verifier)) return corrupt("header fails FlatBuffers verification");
+  return str(fb::GetHeader(hdr_bytes)->rule_set_name());
 }
 
 Result<EntryInfo> inspect_entry(std::string_view bytes) {
@@ -332,6 +355,13 @@ Result<std::unique_ptr<CompiledSet>> decode_entry(std::string_view bytes, const 
   auto set = std::make_unique<CompiledSet>();
   set->pcre2_match_limit = h->pcre2_match_limit();
   set->pcre2_depth_limit = h->pcre2_depth_limit();
+  // Taken as written: the loader checks them against the rule set it has
+  // (an index out of range, or one naming a rule the entry holds, and it
+  // compiles the missing rules itself instead).
+  if (h->rejected()) {
+    set->rejected.emplace();
+    for (const fb::Rejection* r : *h->rejected()) set->rejected->push_back({r->index(), str(r->message())});
+  }
   set->rules.reserve(h->rules()->size());
   for (const fb::Rule* r : *h->rules()) {
     engine::CompiledRule cr;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "regexd/cache/fs.h"
 
@@ -186,24 +187,35 @@ Result<std::shared_ptr<const engine::Scanner>> Store::load_image(const CacheKey&
   return make_error(ErrorCode::kCorrupt, img.string() + ": shared image could not be built");
 }
 
+Result<Store::Loaded> Store::decode_local(const CacheKey& key, const std::string& bytes) {
+  if (options_.shared_images)
+    if (auto scanner = load_image(key, bytes)) return Loaded{std::move(*scanner), LoadResult::Source::kSharedImage};
+  auto set = decode_entry(bytes, key, tags_);
+  if (!set) return set.error();
+  auto scanner = engine::Scanner::from_compiled(std::move(*set));
+  if (!scanner) return make_error(ErrorCode::kInternal, scanner.error().message);
+  return Loaded{std::move(*scanner), LoadResult::Source::kCache};
+}
+
 Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, LoadResult::Source* source, bool* from_remote) {
   const std::string name = entry_file(key);
   const fs::path path = dir_.path_of(name);
   bool remote_hit = false;
-  if (!dir_.exists(name) && !(remote_hit = fetch_remote(key))) return make_error(ErrorCode::kIo, "no entry");
-  auto bytes = read_file(dir_, name, options_.max_entry_size);
-  if (!bytes) return make_error(ErrorCode::kIo, bytes.error().message);
-
-  Result<std::shared_ptr<const engine::Scanner>> scanner = make_error(ErrorCode::kInternal, "unset");
-  LoadResult::Source src = LoadResult::Source::kCache;
-  if (options_.shared_images) {
-    scanner = load_image(key, *bytes);
-    if (scanner) src = LoadResult::Source::kSharedImage;
+  std::optional<Loaded> loaded;
+  // A prefetch that failed is not trusted with the reason: the normal path
+  // below reads the entry again and reports (or moves aside) as usual.
+  if (auto pre = take_prefetch(key); pre && *pre) {
+    loaded = std::move(**pre);
+    prefetch_hits_.fetch_add(1, std::memory_order_relaxed);
   }
-  if (!scanner) {
-    auto set = decode_entry(*bytes, key, tags_);
-    if (!set) {
-      const Error& e = set.error();
+  if (!loaded) {
+    if (!dir_.exists(name) && !(remote_hit = fetch_remote(key))) return make_error(ErrorCode::kIo, "no entry");
+    auto bytes = read_file(dir_, name, options_.max_entry_size);
+    if (!bytes) return make_error(ErrorCode::kIo, bytes.error().message);
+    auto got = decode_local(key, *bytes);
+    if (!got) {
+      const Error& e = got.error();
+      if (e.code == ErrorCode::kInternal) return e;
       if (e.code == ErrorCode::kMismatch) {
         // Expected after an upgrade or a restore from another machine: say
         // so once per directory, not once per entry.
@@ -221,14 +233,13 @@ Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, L
       }
       return make_error(e.code, e.message);
     }
-    scanner = engine::Scanner::from_compiled(std::move(*set));
-    if (!scanner) return scanner.error();
+    loaded = std::move(*got);
   }
   dir_.touch(name);  // LRU: a hit refreshes the entry's mtime (atime is often noatime)
   note_loaded(key);
-  if (source) *source = src;
+  if (source) *source = loaded->source;
   if (from_remote) *from_remote = remote_hit;
-  return scanner;
+  return std::move(loaded->scanner);
 }
 
 Status Store::put(const CacheKey& key, const engine::Scanner& scanner, std::string_view rule_set_name) {

@@ -333,7 +333,7 @@ int main(int argc, char** argv) {
 
   server::Registry registry({store.get(), compile_options(cfg), cfg.compile.max_queue,
                              std::chrono::duration_cast<std::chrono::milliseconds>(cfg.compile.timeout),
-                             cfg.compile.nice});
+                             cfg.compile.nice, cfg.server.heavy_nice});
   for (const auto& rs : cfg.rulesets) cfg.server.configured_names.push_back(rs.name);
   server::Server srv(cfg.server, registry);
   if (auto st = srv.bind(); !st) {
@@ -352,6 +352,10 @@ int main(int argc, char** argv) {
   std::map<std::string, std::vector<FileStamp>> stamps;
   for (const auto& rs : cfg.rulesets) {
     stamps[rs.name] = stamp(rs);
+    // Its entry from the last run is read while its files are parsed
+    // (cache::Store::prefetch); not on reloads, which come because the
+    // files changed.
+    if (store) store->prefetch(rs.name);
     load_ruleset(registry, rs);
   }
   srv.start();

@@ -4,12 +4,14 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <future>
 #include <algorithm>
 #include <cmath>
 #include <tuple>
 #include <unordered_set>
 
 #include "compile_child.h"
+#include "priority.h"
 
 namespace regexd::server {
 
@@ -50,7 +52,8 @@ std::shared_ptr<RuleSetVersion> make_version(const std::string& name, std::uint3
 }
 
 // What a compile of `rules` would reject, for a cache hit `loaded` (entries
-// hold only the rules that compiled).  Only the rules missing from the entry
+// hold only the rules that compiled).  Entries written since 2026-12-01 keep
+// the compile's list; for older ones, only the rules missing from the entry
 // are compiled again (PCRE2 only): SpamAssassin's set has a dozen of them, and
 // compiling all ~1,500 rules for that was a third of a warm start.  A missing
 // rule whose id the entry has is the later copy of a duplicate, which the
@@ -58,6 +61,33 @@ std::shared_ptr<RuleSetVersion> make_version(const std::string& name, std::uint3
 // is in file order as the compile's.
 std::vector<engine::RuleError> rejected_from_cache(const engine::RuleSet& rules, const engine::Scanner& loaded,
                                                    const engine::CompileOptions& options) {
+  auto by_file_order = [](std::vector<engine::RuleError>& v) {
+    std::stable_sort(v.begin(), v.end(), [](const engine::RuleError& a, const engine::RuleError& b) {
+      return std::tie(a.source, a.line) < std::tie(b.source, b.line);
+    });
+  };
+  // Entries keep the compile's own list (CompiledSet::rejected).  It is
+  // used when it accounts for exactly the rules the entry lacks: as many
+  // positions as rules are missing, distinct and in range (the key covers
+  // the rules in order, so the positions are this rule set's).
+  if (const auto& kept = loaded.compiled().rejected;
+      kept && loaded.rule_count() + kept->size() == rules.rules.size()) {
+    std::vector<engine::RuleError> out = rules.rejected;
+    std::unordered_set<std::uint32_t> seen;
+    bool ok = true;
+    for (const auto& r : *kept) {
+      if (r.index >= rules.rules.size() || !seen.insert(r.index).second) {
+        ok = false;
+        break;
+      }
+      const engine::Rule& rule = rules.rules[r.index];
+      out.push_back({rule.source, rule.line, rule.id, r.message});
+    }
+    if (ok) {
+      by_file_order(out);
+      return out;
+    }
+  }
   std::unordered_set<std::string> have;
   for (const auto& [id, tier] : loaded.tiers()) have.insert(id);
   engine::RuleSet missing;
@@ -75,9 +105,7 @@ std::vector<engine::RuleError> rejected_from_cache(const engine::RuleSet& rules,
   if (!engine::Scanner::compile(missing, probe, &report)) return rules.rejected;
   std::vector<engine::RuleError> out = std::move(report.rejected);
   out.insert(out.end(), duplicates.begin(), duplicates.end());
-  std::stable_sort(out.begin(), out.end(), [](const engine::RuleError& a, const engine::RuleError& b) {
-    return std::tie(a.source, a.line) < std::tie(b.source, b.line);
-  });
+  by_file_order(out);
   return out;
 }
 
@@ -175,14 +203,30 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
   }
   // Metas and header defaults: built once per version, shared by its PCRE2
   // and Hyperscan builds (they are not in the compiled databases).
+  // Built on another thread while the cache is probed (SpamAssassin's set:
+  // ~8 ms, a sixth of a warm start); plan_now() waits for it.
   std::vector<engine::RuleError> meta_errors;
-  std::shared_ptr<const engine::MessagePlan> plan = engine::MessagePlan::build(rules, &meta_errors);
-  auto add_meta_errors = [&] { out.rejected.insert(out.rejected.end(), meta_errors.begin(), meta_errors.end()); };
+  // (launch::deferred too: without a thread to spare it is built on first
+  // use rather than throwing.)
+  auto plan_future = std::async(std::launch::async | std::launch::deferred, [&rules, &meta_errors] {
+    return engine::MessagePlan::build(rules, &meta_errors);
+  });
+  std::shared_ptr<const engine::MessagePlan> plan;
+  auto plan_now = [&] {
+    if (plan_future.valid()) plan = plan_future.get();
+    return plan;
+  };
+  auto add_meta_errors = [&] {
+    plan_now();  // meta_errors is complete
+    out.rejected.insert(out.rejected.end(), meta_errors.begin(), meta_errors.end());
+  };
   // 1. The cache may have the Hyperscan build already.
   if (options_.store) {
     auto t0 = std::chrono::steady_clock::now();
     auto key = options_.store->key_for(rules, options_.compile);
+    const auto prefetched_before = options_.store->prefetch_hits();  // informational: the log line says so
     auto hit = options_.store->get(key);
+    const bool read_ahead = options_.store->prefetch_hits() > prefetched_before;
     if (hit) {
       if (std::string why = pcre2_limits_mismatch(**hit, options_.compile); !why.empty()) {
         spdlog::warn("rule set {}: cache entry {} not used: {}", name, key.hex(), why);
@@ -191,11 +235,11 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
     }
     if (hit && (*hit)->rule_count() > 0) {
       stats->cache_hits++;
-      auto v = make_version(name, 0, std::move(*hit), "hyperscan", "cache", origin, stats, plan);
+      auto v = make_version(name, 0, std::move(*hit), "hyperscan", "cache", origin, stats, plan_now());
       v->build_ms = ms_since(t0);
-      // Rules PCRE2 rejected are not in the entry: name them.
-      if (v->scanner->rule_count() != rules.rules.size())
-        out.rejected = rejected_from_cache(rules, *v->scanner, options_.compile);
+      // Counted as warming before it is published: its first scans must not
+      // build RE2::Sets or JIT programs themselves (Scanner::warm_up).
+      start_warm_up(v->scanner);
       {
         // The number is taken where the version is installed, under one
         // lock: a load that took it before the probe above could otherwise
@@ -205,10 +249,13 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
         v->number = number = ++next_number_[name];
         current_[name] = v;
       }
-      start_warm_up(v->scanner);
+      // Rules PCRE2 rejected are not in the entry: name them.  After the
+      // version is published, so that scans need not wait for it (~5 ms).
+      if (v->scanner->rule_count() != rules.rules.size())
+        out.rejected = rejected_from_cache(rules, *v->scanner, options_.compile);
       stats->loads++;
-      spdlog::info("rule set {} version {}: {} rules loaded from the cache in {:.1f} ms", name, number,
-                   v->scanner->rule_count(), v->build_ms);
+      spdlog::info("rule set {} version {}: {} rules loaded from the cache in {:.1f} ms{}", name, number,
+                   v->scanner->rule_count(), v->build_ms, read_ahead ? " (read ahead while its files were parsed)" : "");
       out.version = std::move(v);
       add_meta_errors();
       return out;
@@ -228,6 +275,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
   auto scanner = engine::Scanner::compile(rules, quick, &report);
   if (!scanner) return scanner.error();
   out.rejected = report.rejected;
+  plan_now();  // before `rules` moves into the job, and outside the lock
   if ((*scanner)->rule_count() == 0)
     return make_error(ErrorCode::kInvalidArgument, "rule set " + name + ": no usable rule (" +
                                                        std::to_string(report.rejected.size()) + " rejected)");
@@ -246,7 +294,7 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
                                                        " pushed rule sets are queued or compiling; retry later");
     }
     number = ++next_number_[name];
-    auto v = make_version(name, number, std::move(*scanner), "pcre2", "pcre2", origin, stats, plan);
+    auto v = make_version(name, number, std::move(*scanner), "pcre2", "pcre2", origin, stats, plan_now());
     current_[name] = v;
     out.version = std::move(v);
     // A queued compile of an older version of this set is no longer wanted.
@@ -391,10 +439,9 @@ void Registry::start_warm_up(std::shared_ptr<const engine::Scanner> scanner) {
   // is not warmed up and its first scans build what they need, as without
   // a warm-up (the same answers).
   if (warmers_.size() >= kMaxWarmUps) return;
-  warmers_.push_back({done, std::jthread([scanner = std::move(scanner), done](std::stop_token stop) {
-                        scanner->warm_up(stop);
-                        done->store(true);
-                      })});
+  warmers_.push_back({done, engine::Scanner::warm_up_async(
+                                 std::move(scanner), [nice = options_.warm_up_nice] { lower_thread_priority(nice); },
+                                 [done] { done->store(true); })});
 }
 
 void Registry::swap_if_current(const std::string& name, std::uint32_t number,

@@ -209,6 +209,104 @@ TEST_F(CacheTest, EveryTruncationIsCaught) {
   }
 }
 
+// Store::prefetch: the entry a rule set used last is read ahead of its
+// get(); only a get() with that very key takes it.
+TEST_F(CacheTest, APrefetchAnswersTheGetOfItsKeyAndNoOther) {
+  auto rules = small_rules();
+  auto other = engine::parse_native("OTHER body /other\\s+rule/\n", "other.rules");
+  CacheKey small_key, other_key;
+  std::vector<std::vector<std::pair<std::string, unsigned>>> want;
+  {
+    auto store = open_store();
+    auto a = store->get_or_compile(rules, {}, "small");
+    ASSERT_TRUE(a.ok());
+    want = answers(*a->scanner);
+    ASSERT_TRUE(store->get_or_compile(other, {}, "other").ok());
+    small_key = store->key_for(rules, {});
+    other_key = store->key_for(other, {});
+  }
+  for (bool shared : {false, true}) {
+    auto store = open_store(shared);  // a new process
+    store->prefetch("small");
+    LoadResult::Source src{};
+    auto got = store->get(small_key, &src);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    EXPECT_EQ(store->prefetch_hits(), 1u);
+    EXPECT_EQ(src, shared ? LoadResult::Source::kSharedImage : LoadResult::Source::kCache);
+    EXPECT_EQ(answers(**got), want);
+    // A prefetch for one name, a get() for another key: dropped, and the
+    // get() loads its own entry as without it.
+    store->prefetch("other");
+    got = store->get(small_key);
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(store->prefetch_hits(), 1u);
+    EXPECT_EQ(answers(**got), want);
+    // A name no entry records, and an empty one: nothing to prefetch.
+    store->prefetch("nobody");
+    store->prefetch("");
+    ASSERT_TRUE(store->get(other_key).ok());
+    EXPECT_EQ(store->prefetch_hits(), 1u);
+    // The next prefetch of a name works again after all that.
+    store->prefetch("other");
+    ASSERT_TRUE(store->get(other_key).ok());
+    EXPECT_EQ(store->prefetch_hits(), 2u);
+  }
+}
+
+// The name a prefetch goes by comes from the entry's head alone, never read
+// past it (the ASan build would see it), and a damaged head is an error or a
+// wrong name at worst (a hint: get() checks everything).
+TEST_F(CacheTest, TheRuleSetNameIsReadFromTheHeadAloneAndNeverPastIt) {
+  auto store = open_store();
+  auto rules = small_rules();
+  ASSERT_TRUE(store->get_or_compile(rules, {}, "small").ok());
+  const std::string bytes = slurp(store->entry_path(store->key_for(rules, {})));
+  std::size_t n = entry_head_size(bytes.substr(0, kEntryPrologue));
+  ASSERT_GT(n, kEntryPrologue);
+  ASSERT_LT(n, bytes.size());
+  auto name = peek_rule_set_name(bytes.substr(0, n));
+  ASSERT_TRUE(name.ok()) << name.error().message;
+  EXPECT_EQ(*name, "small");
+  EXPECT_EQ(entry_head_size(bytes.substr(0, kEntryPrologue - 1)), 0u);
+  for (std::size_t k = 0; k < n; k += 7) EXPECT_FALSE(peek_rule_set_name(bytes.substr(0, k)).ok()) << k;
+  for (std::size_t off = 0; off < n; ++off) {
+    std::string head = bytes.substr(0, n);
+    head[off] = static_cast<char>(~head[off]);
+    std::size_t m = entry_head_size(head);
+    if (m > head.size()) continue;  // a longer head claimed: the store reads no more than the file holds
+    (void)peek_rule_set_name(head);
+  }
+}
+
+// A prefetched entry that fails its checks is not trusted with the verdict:
+// get() reads it again and treats it as any corrupt entry (moved aside,
+// warned about), and a store destroyed with a prefetch pending waits for it.
+TEST_F(CacheTest, APrefetchedCorruptEntryIsReportedByGetAsAnyOther) {
+  auto rules = small_rules();
+  CacheKey key;
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store->get_or_compile(rules, {}, "small").ok());
+    key = store->key_for(rules, {});
+  }
+  fs::path entry = open_store()->entry_path(key);
+  std::string bytes = slurp(entry);
+  bytes[bytes.size() - 17] = static_cast<char>(~bytes[bytes.size() - 17]);  // the payload's last byte
+  spit(entry, bytes);
+  {
+    auto store = open_store();
+    store->prefetch("small");  // the header still names it
+  }  // destroyed with the prefetch pending or done: joined, nothing leaks
+  auto store = open_store();
+  store->prefetch("small");
+  auto got = store->get(key);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(store->prefetch_hits(), 0u);
+  EXPECT_TRUE(fs::exists(entry.string() + ".corrupt"));
+  EXPECT_GT(count_logs(LogLevel::kWarning), 0u);
+}
+
 TEST_F(CacheTest, ACorruptEntryIsAMissMovedAsideAndReplaced) {
   auto store = open_store();
   auto rules = small_rules();

@@ -194,6 +194,50 @@ TEST_F(DaemonTest, PrewarmFillsTheCacheForTheNextStart) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << log();
 }
 
+// A start on a prewarmed entry reads it while the rules are parsed
+// (cache::Store::prefetch), and a client that was waiting for the daemon
+// (`regexctl query --wait`) gets its answer from it.  A changed rule file
+// makes the guess wrong: the entry read ahead is dropped, the new rules
+// answer.
+TEST_F(DaemonTest, AStartReadsItsLastEntryAheadAndAWaitingClientGetsItsAnswer) {
+  write(dir_ / "mail.rules", "VIAGRA body /viagra/i\nLOOK body /foo(?!bar)\\w+/\n");
+  write(dir_ / "msg.txt", "cheap viagra and foobaz");
+  std::string head = "[server]\nsocket = \"" + sock_ + "\"\n[cache]\nroot = \"" + (dir_ / "cache").string() + "\"\n";
+  write(dir_ / "regexd.toml", head + "[rulesets.mail]\nformat = \"native\"\nfiles = [\"mail.rules\"]\n");
+  start({"--config", (dir_ / "regexd.toml").string(), "--prewarm"});
+  ASSERT_EQ(stop(0), 0) << log();
+  auto query = [&] {
+    std::string cmd = std::string(REGEXCTL_PATH) + " query --wait 60 --socket " + sock_ +
+                      " --ruleset mail --class body " + (dir_ / "msg.txt").string() + " 2>&1";
+    return ::popen(cmd.c_str(), "r");
+  };
+  auto read_all = [](FILE* f) {
+    std::string out;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+    EXPECT_EQ(::pclose(f), 0) << out;
+    return out;
+  };
+  FILE* waiting = query();  // before the daemon exists
+  ASSERT_NE(waiting, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  start({"--config", (dir_ / "regexd.toml").string()});
+  std::string out = read_all(waiting);
+  EXPECT_NE(out.find("\"hits\":{\"LOOK\":1,\"VIAGRA\":1}"), std::string::npos) << out;
+  EXPECT_NE(log().find("2 rules loaded from the cache in"), std::string::npos) << log();
+  EXPECT_NE(log().find("(read ahead while its files were parsed)"), std::string::npos) << log();
+  stop(SIGTERM);
+
+  write(dir_ / "mail.rules", "VIAGRA body /viagra/i\nCHEAP body /cheap/\n");
+  std::string log_before = log();
+  waiting = query();
+  ASSERT_NE(waiting, nullptr);
+  start({"--config", (dir_ / "regexd.toml").string()});
+  out = read_all(waiting);
+  EXPECT_NE(out.find("\"hits\":{\"CHEAP\":1,\"VIAGRA\":1}"), std::string::npos) << out;
+  EXPECT_EQ(log().find("read ahead", log_before.size()), std::string::npos) << log();
+}
+
 // compile.calibrate: the daemon compiles with, and looks up, the key of
 // `regexctl prewarm --calibrate DIR`, so an entry prewarmed on an operator's
 // sample is found at start; a bad directory is a config error naming it.

@@ -173,6 +173,32 @@ TEST_F(HardeningTest, ACacheHitNamesTheSameRejectedRulesAsTheCompile) {
   ASSERT_EQ(first->rejected.size(), 3u);
   EXPECT_EQ(lines(second->rejected), lines(first->rejected));
   EXPECT_EQ(second->version->scanner->rule_count(), 3u);
+  // The entry keeps the compile's own list (CompiledSet::rejected), so the
+  // hit names them without compiling.  Shown by an entry whose kept message
+  // was changed: the hit repeats it.  An entry without the list (written
+  // before it was kept) or with one that does not fit the rule set gets the
+  // list by compiling the missing rules, as before.
+  ASSERT_TRUE(second->version->scanner->compiled().rejected.has_value());
+  const auto rules = engine::parse_native(text, "r.rules");
+  const auto options = fast_registry(store.get()).compile;
+  for (int variant = 0; variant < 4; ++variant) {
+    auto sc = engine::Scanner::compile(rules, options, nullptr);
+    ASSERT_TRUE(sc.ok());
+    // Test only: the entry is written from a set changed after its compile.
+    auto& kept = const_cast<engine::CompiledSet&>((*sc)->compiled()).rejected;
+    ASSERT_TRUE(kept && kept->size() == 2u);
+    if (variant == 0) kept->front().message = "kept in the entry";
+    if (variant == 1) kept.reset();
+    if (variant == 2) kept->back().index = 999;
+    if (variant == 3) kept->pop_back();
+    ASSERT_TRUE(store->put(store->key_for(rules, options), **sc, "r").ok());
+    auto hit = reg.load("r", rules);
+    ASSERT_TRUE(hit.ok()) << hit.error().message;
+    EXPECT_EQ(hit->version->source, "cache");
+    auto want = lines(first->rejected);
+    if (variant == 0) want[0] = "r.rules:2: rule BAD1: kept in the entry";
+    EXPECT_EQ(lines(hit->rejected), want) << variant;
+  }
 }
 
 // Item 9: a load that took its version number before a slow step (here the

@@ -68,6 +68,17 @@ struct DecodeOptions {
 Result<std::unique_ptr<engine::CompiledSet>> decode_entry(std::string_view bytes, const CacheKey& expected_key,
                                                           const PlatformTags& tags, const DecodeOptions& options = {});
 
+// The rule-set name recorded in an entry, read from the start of its file
+// alone: entry_head_size() says from its first kEntryPrologue bytes how many
+// bytes the prologue and header take (0: not an entry of this format), and
+// peek_rule_set_name() checks those bytes' structure (magic, version,
+// FlatBuffers) but not the checksum, which covers the whole file.  A hint for
+// Store::prefetch, never a reason to trust the entry: decode_entry() checks
+// everything when it is loaded.
+inline constexpr std::size_t kEntryPrologue = 16;
+std::size_t entry_head_size(std::string_view prologue);
+Result<std::string> peek_rule_set_name(std::string_view head);
+
 // The epilogue checksum of entry bytes (already validated).
 std::string entry_checksum(std::string_view bytes);
 

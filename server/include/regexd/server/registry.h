@@ -127,6 +127,10 @@ class Registry {
     // Nice value of that child (compile.nice in the daemon): on a busy
     // machine the build gets the CPU time scans leave.  0: the daemon's.
     int compile_nice = 0;
+    // Nice value of the thread that warms a newly loaded version up
+    // (Scanner::warm_up): scans meanwhile answer through quick paths and
+    // should get the CPU first.  server.heavy_nice in the daemon.
+    int warm_up_nice = 10;
   };
   explicit Registry(Options options);
   ~Registry();  // drops queued compiles, kills the running one
