@@ -32,19 +32,6 @@ bool valid_platform_name(std::string_view s) {
   });
 }
 
-bool parse_key_hex(std::string_view hex, CacheKey* key) {
-  if (hex.size() != 32) return false;
-  std::uint64_t parts[2] = {0, 0};
-  for (std::size_t i = 0; i < 32; ++i) {
-    char c = hex[i];
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (v < 0) return false;
-    parts[i / 16] = (parts[i / 16] << 4) | static_cast<std::uint64_t>(v);
-  }
-  *key = CacheKey{parts[0], parts[1]};
-  return key->hex() == hex;
-}
-
 // A sealed entry's bytes, opened and checked as a cache file of `platform`.
 Result<std::string> checked_entry(const fs::path& archive, std::string_view platform, const CacheKey& key,
                                   std::string_view sealed, const std::vector<PublicKey>& trusted,
@@ -147,7 +134,9 @@ Result<ArchiveSummary> import_archive(const fs::path& archive, const fs::path& r
   for (std::uint32_t i = 0; i < count; ++i) {
     if (body.size() - at < 32 + 8) return malformed(archive, "truncated at entry " + std::to_string(i));
     CacheKey key;
-    if (!parse_key_hex(body.substr(at, 32), &key)) return malformed(archive, "bad key at entry " + std::to_string(i));
+    auto parsed = CacheKey::from_hex(body.substr(at, 32));
+    if (!parsed) return malformed(archive, "bad key at entry " + std::to_string(i));
+    key = *parsed;
     std::uint64_t len = le::get_u64(body.data() + at + 32);
     at += 40;
     if (len > body.size() - at) return malformed(archive, "entry " + key.hex() + " runs past the end");

@@ -356,8 +356,8 @@ Result<std::unique_ptr<CompiledSet>> decode_entry(std::string_view bytes, const 
   set->pcre2_match_limit = h->pcre2_match_limit();
   set->pcre2_depth_limit = h->pcre2_depth_limit();
   // Taken as written: the loader checks them against the rule set it has
-  // (an index out of range, or one naming a rule the entry holds, and it
-  // compiles the missing rules itself instead).
+  // (as many as the rules the entry lacks, distinct and in range; otherwise
+  // it compiles the missing rules itself instead).
   if (h->rejected()) {
     set->rejected.emplace();
     for (const fb::Rejection* r : *h->rejected()) set->rejected->push_back({r->index(), str(r->message())});

@@ -77,6 +77,18 @@ std::string CacheKey::hex() const {
   return buf;
 }
 
+std::optional<CacheKey> CacheKey::from_hex(std::string_view hex) {
+  if (hex.size() != 32) return std::nullopt;
+  std::uint64_t parts[2] = {0, 0};
+  for (std::size_t i = 0; i < 32; ++i) {
+    char c = hex[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) return std::nullopt;
+    parts[i / 16] = (parts[i / 16] << 4) | static_cast<std::uint64_t>(v);
+  }
+  return CacheKey{parts[0], parts[1]};
+}
+
 CacheKey compute_key(const engine::RuleSet& rules, const engine::CompileOptions& options, const PlatformTags& tags) {
   return compute_key(rules, options, tags, kFormatVersion);
 }

@@ -21,21 +21,6 @@ namespace regexd::cache {
 
 namespace {
 
-constexpr std::string_view kEntryExt = ".rxdb";
-
-std::optional<CacheKey> key_of_entry_file(std::string_view file) {
-  if (file.size() != 32 + kEntryExt.size() || file.substr(32) != kEntryExt) return std::nullopt;
-  CacheKey k;
-  for (std::size_t i = 0; i < 32; ++i) {
-    char c = file[i];
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (v < 0) return std::nullopt;
-    std::uint64_t& half = i < 16 ? k.hi : k.lo;
-    half = (half << 4) | static_cast<std::uint64_t>(v);
-  }
-  return k;
-}
-
 // Fills `out` from `fd` at `offset`; false on a short read or an error.
 bool read_at(int fd, std::string& out, std::size_t offset) {
   std::size_t got = 0;
@@ -83,21 +68,25 @@ struct Store::Prefetch {
 std::optional<CacheKey> Store::newest_entry_for(std::string_view rule_set_name) const {
   struct Candidate {
     std::string file;
+    CacheKey key;
     std::int64_t mtime_ns;
   };
   std::vector<Candidate> entries;
   for (auto& f : dir_.list()) {
-    if (!key_of_entry_file(f)) continue;
+    // Entries only: "<key hex>.rxdb", nothing else of the directory.
+    auto key = CacheKey::from_hex(std::string_view(f).substr(0, 32));
+    if (!key || entry_file(*key) != f) continue;
     auto st = dir_.stat(f);
     if (!st || !S_ISREG(st->st_mode)) continue;
-    entries.push_back({std::move(f), static_cast<std::int64_t>(st->st_mtim.tv_sec) * 1'000'000'000 + st->st_mtim.tv_nsec});
+    entries.push_back(
+        {std::move(f), *key, static_cast<std::int64_t>(st->st_mtim.tv_sec) * 1'000'000'000 + st->st_mtim.tv_nsec});
   }
   std::sort(entries.begin(), entries.end(), [](const Candidate& a, const Candidate& b) {
     return a.mtime_ns != b.mtime_ns ? a.mtime_ns > b.mtime_ns : a.file < b.file;
   });
   if (entries.size() > kPrefetchProbes) entries.resize(kPrefetchProbes);
   for (const auto& e : entries)
-    if (recorded_name(dir_, e.file) == rule_set_name) return key_of_entry_file(e.file);
+    if (recorded_name(dir_, e.file) == rule_set_name) return e.key;
   return std::nullopt;
 }
 

@@ -197,16 +197,19 @@ Result<Store::Loaded> Store::decode_local(const CacheKey& key, const std::string
   return Loaded{std::move(*scanner), LoadResult::Source::kCache};
 }
 
-Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, LoadResult::Source* source, bool* from_remote) {
+Result<std::shared_ptr<const engine::Scanner>> Store::get(const CacheKey& key, LoadResult::Source* source, bool* from_remote,
+                                                         bool* read_ahead) {
   const std::string name = entry_file(key);
   const fs::path path = dir_.path_of(name);
   bool remote_hit = false;
   std::optional<Loaded> loaded;
+  if (read_ahead) *read_ahead = false;
   // A prefetch that failed is not trusted with the reason: the normal path
   // below reads the entry again and reports (or moves aside) as usual.
   if (auto pre = take_prefetch(key); pre && *pre) {
     loaded = std::move(**pre);
     prefetch_hits_.fetch_add(1, std::memory_order_relaxed);
+    if (read_ahead) *read_ahead = true;
   }
   if (!loaded) {
     if (!dir_.exists(name) && !(remote_hit = fetch_remote(key))) return make_error(ErrorCode::kIo, "no entry");

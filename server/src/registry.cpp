@@ -224,9 +224,8 @@ Result<LoadOutcome> Registry::load(const std::string& name, engine::RuleSet rule
   if (options_.store) {
     auto t0 = std::chrono::steady_clock::now();
     auto key = options_.store->key_for(rules, options_.compile);
-    const auto prefetched_before = options_.store->prefetch_hits();  // informational: the log line says so
-    auto hit = options_.store->get(key);
-    const bool read_ahead = options_.store->prefetch_hits() > prefetched_before;
+    bool read_ahead = false;  // the log line says so
+    auto hit = options_.store->get(key, nullptr, nullptr, &read_ahead);
     if (hit) {
       if (std::string why = pcre2_limits_mismatch(**hit, options_.compile); !why.empty()) {
         spdlog::warn("rule set {}: cache entry {} not used: {}", name, key.hex(), why);

@@ -229,16 +229,19 @@ TEST_F(CacheTest, APrefetchAnswersTheGetOfItsKeyAndNoOther) {
     auto store = open_store(shared);  // a new process
     store->prefetch("small");
     LoadResult::Source src{};
-    auto got = store->get(small_key, &src);
+    bool ahead = false;
+    auto got = store->get(small_key, &src, nullptr, &ahead);
     ASSERT_TRUE(got.ok()) << got.error().message;
+    EXPECT_TRUE(ahead);
     EXPECT_EQ(store->prefetch_hits(), 1u);
     EXPECT_EQ(src, shared ? LoadResult::Source::kSharedImage : LoadResult::Source::kCache);
     EXPECT_EQ(answers(**got), want);
     // A prefetch for one name, a get() for another key: dropped, and the
     // get() loads its own entry as without it.
     store->prefetch("other");
-    got = store->get(small_key);
+    got = store->get(small_key, nullptr, nullptr, &ahead);
     ASSERT_TRUE(got.ok());
+    EXPECT_FALSE(ahead);
     EXPECT_EQ(store->prefetch_hits(), 1u);
     EXPECT_EQ(answers(**got), want);
     // A name no entry records, and an empty one: nothing to prefetch.

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "regexd/engine/engine.h"
 #include "regexd/engine/result.h"
@@ -33,6 +35,8 @@ const Result<PlatformTags>& current_tags();
 struct CacheKey {
   std::uint64_t hi = 0, lo = 0;
   std::string hex() const;  // 32 lowercase hex digits
+  // The inverse of hex(): nullopt unless `hex` is exactly 32 lowercase hex digits.
+  static std::optional<CacheKey> from_hex(std::string_view hex);
   bool operator==(const CacheKey&) const = default;
 };
 

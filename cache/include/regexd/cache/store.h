@@ -108,9 +108,10 @@ class Store {
   // Loads the entry for `key` if present and valid.  An error is a miss; its
   // message is the one-line reason (kIo "no entry" when simply absent).
   // With a remote tier, a local miss asks it (*from_remote: the entry came
-  // from there and is now in the local directory).
+  // from there and is now in the local directory).  *read_ahead: a
+  // prefetch (below) had loaded it.
   Result<std::shared_ptr<const engine::Scanner>> get(const CacheKey& key, LoadResult::Source* source = nullptr,
-                                                     bool* from_remote = nullptr);
+                                                     bool* from_remote = nullptr, bool* read_ahead = nullptr);
 
   // Starts reading and checking, on a thread of its own, the entry that the
   // next get() for rule set `rule_set_name` most likely asks for: the most
