@@ -4,6 +4,7 @@
 #include <hs.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,12 @@ bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_
     n -= static_cast<std::size_t>(r);
   }
   return true;
+}
+
+// Closes every descriptor but 0-2 and `fd`.
+void keep_only_stdio_and(int fd) {
+  if (fd > 3) ::close_range(3, static_cast<unsigned>(fd) - 1, 0);
+  ::close_range(static_cast<unsigned>(fd) + 1, ~0u, 0);
 }
 
 // Child: answers inputs[from..] in order, two records each: the
@@ -165,6 +172,7 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
   while (out.size() < inputs.size()) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) break;
+    const pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) {
       ::close(fds[0]);
@@ -172,7 +180,16 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
       break;
     }
     if (pid == 0) {
-      ::close(fds[0]);
+      // The child dies with the thread that forked it, and keeps none of the
+      // caller's descriptors but stdio and its pipe.  A daemon's compile
+      // child killed at shutdown would otherwise leave its probe child
+      // running on, holding the daemon's listening socket and the write end
+      // of the compile child's pipe, so that the daemon waited for that pipe
+      // to close until compile.timeout (seen in CI under ASan, where the
+      // orphan was stuck in the allocator: 490 s).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);  // the parent died before prctl
+      keep_only_stdio_and(fds[1]);
       child_main(inputs, out.size(), fds[1], limits, cal);
     }
     ::close(fds[1]);

@@ -183,6 +183,12 @@ Result<ChildBuild> compile_in_child(const engine::RuleSet& rules, const engine::
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);  // the parent died before prctl
+    // Nothing of the daemon's but stdio (child_log) and the pipe: not its
+    // listening socket, client connections or other children's pipes, which
+    // the compile's own children (the probe) would inherit too.  The child
+    // opens its own cache directory and remote connection.
+    if (write_end.fd > 3) ::close_range(3, static_cast<unsigned>(write_end.fd) - 1, 0);
+    ::close_range(static_cast<unsigned>(write_end.fd) + 1, ~0u, 0);
     // Before the compiler starts its threads, which inherit it.
     lower_thread_priority(nice);
     child_main(write_end.fd, rules, options, name, store);

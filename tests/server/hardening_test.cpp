@@ -690,6 +690,65 @@ TEST_F(HardeningTest, ACompileChildThatDiedIsTriedOnceMore) {
   EXPECT_EQ(v->scanner->scan("body", "w7abcx12yq7")->hits.size(), 1u);
 }
 
+// The first child of any thread of process `pid`, or 0.
+pid_t first_child_of(pid_t pid) {
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(t.path() / "children");
+    pid_t c = 0;
+    if (in >> c && c > 0) return c;
+  }
+  return 0;
+}
+
+// True while `pid` runs (not gone, not a zombie).
+bool running(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+// A compile child killed while its probe runs (here by the registry's
+// destructor, as at a daemon's shutdown) takes its probe child with it: the
+// probe child dies with its parent (PR_SET_PDEATHSIG) and holds none of the
+// compile child's descriptors.  Before, it ran on to the end of its
+// Hyperscan compile (tens of seconds for these patterns) holding the write
+// end of the compile child's pipe, and the destructor waited for it: a CI
+// run under ASan hung 490 s in PushedRuleSetsAreCappedInNumber.
+TEST_F(HardeningTest, AKilledCompileChildTakesItsProbeChildWithIt) {
+  Registry::Options o;
+  o.compile_timeout = std::chrono::seconds(300);
+  auto reg = std::make_unique<Registry>(o);
+  // Hyperscan takes over a minute to compile it as a prefilter, which the
+  // probe child does to measure it (its parent would kill it after 250 ms
+  // of CPU).
+  const std::string text =
+      "S body /(?:qz[^>]{1,30000}xj[^>]{1,30000}wv|pq[^<]{1,30000}jx[^<]{1,30000}vw|kk[^\"]{1,30000}mm[^\"]{1,30000}"
+      "oo)(?!d)/i\n";
+  ASSERT_TRUE(reg->load("slow", engine::parse_native(text, "slow"), "load_rules").ok());
+  pid_t child = 0, probe = 0;
+  for (int i = 0; i < 6000 && !probe; ++i) {
+    if (!child) child = first_child();
+    if (child) probe = first_child_of(child);
+    if (!probe) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(probe, 0) << "no probe child appeared";
+  // Kills the compile child and waits for its pipe to close.  A bound, not
+  // a speed target: the orphaned probe child kept it open for as long as its
+  // compile ran.
+  const auto t0 = std::chrono::steady_clock::now();
+  reg.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    gone = !running(probe);
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << "probe child " << probe << " outlived its compile child";
+}
+
 // Item 5: heavy requests.  A LOAD_RULES of many rules (parse + PCRE2 build:
 // a second or more) sent on a raw connection; returns its bytes.
 std::string heavy_load_frame(const std::string& name, int rules) {
