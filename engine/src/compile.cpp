@@ -90,7 +90,9 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, cons
     flags.clear();
     for (auto id : ids) {
       const CompiledRule& cr = set.rules[id];
-      exprs.push_back(loosened[id] ? *loosened[id] : hs_expression_for(cr.rule));
+      exprs.push_back(loosened[id]                  ? *loosened[id]
+                      : !cr.hs_expression.empty()   ? cr.hs_expression
+                                                    : hs_expression_for(cr.rule));
       unsigned f = hs_flags_for(cr.rule, cr.tier);
       if (no_som[id]) f = (f & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
       flags.push_back(f);
@@ -119,7 +121,7 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, cons
         // PCRE2's instead of replacing it.
         const Rule& rule = set.rules[id].rule;
         std::string why;
-        if (auto loose = detail::loosen_bounded_repeats(rule, exprs[static_cast<std::size_t>(which)])) {
+        if (auto loose = detail::loosen_for_prefilter(rule, exprs[static_cast<std::size_t>(which)])) {
           detail::CostSample sample;
           if (detail::measure_prefilter(rule, set.pcre2_match_limit, set.pcre2_depth_limit, *may_rewrite, &sample,
                                         &*loose) &&
@@ -127,10 +129,11 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, cons
             loosened[id] = std::move(loose);
             set.rules[id].tier = Tier::kPrefilter;
             moved.emplace_back(id, "hyperscan compile: " + msg +
-                                       "; prefilter with bounded repeats loosened to {m,} (PCRE2 confirms)");
+                                       "; prefilter with bounded repeats loosened to {m,} and negative "
+                                       "look-arounds dropped (PCRE2 confirms)");
             continue;
           }
-          if (!why.empty()) msg += "; with bounded repeats loosened, " + why;
+          if (!why.empty()) msg += "; loosened, " + why;
         }
       }
       demote.emplace_back(id, "hyperscan compile: " + msg);
@@ -218,6 +221,44 @@ std::size_t db_size(const HsDatabasePtr& db) {
   return 0;
 }
 
+// Rules Hyperscan took too long to compile alone (ProbeLimits::measure, CPU
+// time) get one more chance as a prefilter of their loosened form
+// (rewrite.h: bounded repeats opened, negative look-arounds dropped; a
+// superset).  Their bounded repeats of wide classes are what is slow to
+// compile (SpamAssassin's `__FONT_INVIS`: `[^>]{1,80}` twice, a look-ahead,
+// several seconds alone); loosened, Hyperscan anchors on their literals and
+// PCRE2 confirms the few buffers that have them, where before PCRE2 alone
+// or an RE2 set scanned every buffer.  The loosened form is probed and
+// measured under the same bounds, and the planner weighs it like any
+// prefilter (one that fires on the calibration text pays PCRE2 too).
+void second_probe(CompiledSet& set, const std::vector<detail::ProbeInput>& inputs, const detail::ProbeLimits& limits,
+                  const detail::Calibration& cal, std::vector<detail::ProbeResult>& probes) {
+  std::vector<std::size_t> which;
+  std::vector<detail::ProbeInput> again;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    if (probes[i].measured != detail::HsMeasure::kTooSlow || probes[i].tier == Tier::kPcre2) continue;
+    auto loose = detail::loosen_for_prefilter(set.rules[i].rule, inputs[i].expression);
+    if (!loose) continue;
+    detail::ProbeInput in = inputs[i];
+    in.expression = std::move(*loose);
+    in.prefilter_only = true;
+    which.push_back(i);
+    again.push_back(std::move(in));
+  }
+  if (again.empty()) return;
+  auto results = detail::probe_patterns(again, limits, cal);
+  for (std::size_t k = 0; k < which.size(); ++k) {
+    detail::ProbeResult& r = results[k];
+    if (r.tier != Tier::kPrefilter || r.measured != detail::HsMeasure::kDone) continue;
+    const std::size_t i = which[k];
+    r.reason = (probes[i].reason.empty() ? std::string() : probes[i].reason + "; ") +
+               "slow to compile as written: prefilter with bounded repeats loosened and negative look-arounds "
+               "dropped (PCRE2 confirms)";
+    probes[i] = std::move(r);
+    set.rules[i].hs_expression = std::move(again[k].expression);
+  }
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, const CompileOptions& options,
@@ -278,6 +319,7 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   auto probes = options.pcre2_only
                     ? std::vector<detail::ProbeResult>(inputs.size(), {Tier::kPcre2, "pcre2-only build"})
                     : detail::probe_patterns(inputs, limits, cal);
+  if (measure) second_probe(*set, inputs, limits, cal, probes);
   for (std::size_t i = 0; i < set->rules.size(); ++i) set->rules[i].tier = probes[i].tier;
 
   // 3. Group by class, then plan (planner.h): measured costs may move rules

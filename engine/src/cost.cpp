@@ -1,6 +1,7 @@
 #include "cost.h"
 
 #include <hs.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -89,10 +90,14 @@ std::string make_calibration_text() {
 
 template <typename F>
 double best_ns(const Calibration& cal, F&& f) {
+  // CPU time of this thread, not wall time: a compile runs beside scans and
+  // other compiles, and a measurement that the scheduler interrupts would
+  // count the other work too.  On a loaded 2-core machine wall-clock
+  // measurements moved RE2 and PCRE2 decisions from run to run.
   auto timed = [&f] {
-    auto t0 = std::chrono::steady_clock::now();
+    const double t0 = thread_cpu_ns();
     f();
-    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    return thread_cpu_ns() - t0;
   };
   // The first pass warms caches and lazy JIT/scratch/DFA state.  On a text
   // at least twice the built-in one (an operator's sample) one more pass is
@@ -106,6 +111,16 @@ double best_ns(const Calibration& cal, F&& f) {
   for (int i = 0; i < (long_text ? 1 : kRuns); ++i) best = std::min(best, timed());
   return best;
 }
+
+}  // namespace
+
+double thread_cpu_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+namespace {
 
 int ignore_match(unsigned, unsigned long long, unsigned long long, unsigned, void*) { return 0; }
 int note_match(unsigned, unsigned long long, unsigned long long, unsigned, void* fired) {
@@ -165,14 +180,14 @@ bool measure_hs_expression(const std::string& expression, unsigned hs_flags, con
                            const std::function<void()>& compiled) {
   hs_database_t* raw_db = nullptr;
   hs_compile_error_t* err = nullptr;
-  auto t0 = std::chrono::steady_clock::now();
+  const double t0 = thread_cpu_ns();
   const hs_error_t rc = hs_compile(expression.c_str(), hs_flags, HS_MODE_BLOCK, nullptr, &raw_db, &err);
   if (compiled) compiled();
   if (rc != HS_SUCCESS) {
     hs_free_compile_error(err);
     return false;
   }
-  out->compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  out->compile_ms = (thread_cpu_ns() - t0) / 1e6;
   HsDatabasePtr db(raw_db);
   hs_scratch_t* raw_scratch = nullptr;
   if (hs_alloc_scratch(db.get(), &raw_scratch) != HS_SUCCESS) return false;

@@ -65,6 +65,11 @@ class Calibration {
 // replaced by '?' (same length).
 std::string utf8_safe(std::string_view s);
 
+// CPU time of the calling thread (ns).  Every cost and compile time the
+// planner measures is CPU time, so that other work on the machine does not
+// change a plan (the probe bounds its children the same way, probe.h).
+double thread_cpu_ns();
+
 struct CostSample {
   double hs_ns = 0;     // best of a few scans of the calibration text
   double pcre2_ns = 0;  // likewise, PCRE2 (JIT) looking for the first match
@@ -82,7 +87,7 @@ bool measure_prefilter(const Rule& rule, std::uint32_t pcre2_match_limit, std::u
 struct HsSample {
   double ns = -1;
   bool fired = false;
-  double compile_ms = 0;  // hs_compile of the expression alone
+  double compile_ms = 0;  // hs_compile of the expression alone (CPU time)
 };
 // `compiled`, when given, is called once the compile is over (done or
 // refused), before the scans: the probe's child tells its parent with it, so

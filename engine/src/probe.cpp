@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -53,17 +56,52 @@ bool write_all(int fd, const void* buf, std::size_t n) {
   return true;
 }
 
-// Reads exactly n bytes, waiting at most until `deadline`.  Returns false on
-// timeout, EOF or error.
-bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_point deadline) {
+// Closes every descriptor but 0-2 and `fd`.
+void keep_only_stdio_and(int fd) {
+  if (fd > 3) ::close_range(3, static_cast<unsigned>(fd) - 1, 0);
+  ::close_range(static_cast<unsigned>(fd) + 1, ~0u, 0);
+}
+
+// A child's CPU time, which bounds the measurements (below).
+struct ChildClock {
+  clockid_t clock{};
+  bool ok = false;
+  ChildClock() = default;  // none: budgets are wall time
+  explicit ChildClock(pid_t pid) { ok = ::clock_getcpuclockid(pid, &clock) == 0; }
+  double ns() const {
+    timespec ts{};
+    if (!ok || ::clock_gettime(clock, &ts) != 0) return -1;
+    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+  }
+};
+
+// Reads exactly n bytes while the child has spent less than `budget` of CPU
+// time since `cpu_start` (its ns() then), and at most until `wall_cap`.
+// "Hyperscan takes too long to compile this alone" is a property of the
+// pattern only if it is counted in CPU time: on a loaded machine (a compile
+// beside a daemon's scans, a CI build) a wall-clock bound called patterns
+// slow that compile in 150 ms of CPU, and the plan changed with the load.
+// The wall cap still ends a child the scheduler starves.  Without a CPU
+// clock (cpu_start < 0) the budget is wall time.
+bool read_all_cpu(int fd, void* buf, std::size_t n, const ChildClock& clock, double cpu_start,
+                  std::chrono::milliseconds budget, std::chrono::steady_clock::time_point wall_cap) {
   char* p = static_cast<char*>(buf);
+  const auto wall_start = std::chrono::steady_clock::now();
   while (n > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() < 0) return false;
+    const auto now = std::chrono::steady_clock::now();
+    const double cpu = cpu_start >= 0 ? clock.ns() : -1;
+    const double used_ms = cpu >= 0 ? (cpu - cpu_start) / 1e6
+                                    : std::chrono::duration<double, std::milli>(now - wall_start).count();
+    const double left_ms = static_cast<double>(budget.count()) - used_ms;
+    if (left_ms <= 0 || now >= wall_cap) return false;
+    // The child cannot spend CPU faster than the clock runs: wait at most
+    // what is left of its budget, then look again.
+    const double cap_ms = std::chrono::duration<double, std::milli>(wall_cap - now).count();
     pollfd pfd{fd, POLLIN, 0};
-    int pr = ::poll(&pfd, 1, static_cast<int>(left.count()) + 1);
+    int pr = ::poll(&pfd, 1, static_cast<int>(std::min(left_ms, cap_ms)) + 1);
     if (pr < 0 && errno == EINTR) continue;
-    if (pr <= 0) return false;
+    if (pr < 0) return false;
+    if (pr == 0) continue;
     ssize_t r = ::read(fd, p, n);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
@@ -73,11 +111,15 @@ bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_
   return true;
 }
 
-// Closes every descriptor but 0-2 and `fd`.
-void keep_only_stdio_and(int fd) {
-  if (fd > 3) ::close_range(3, static_cast<unsigned>(fd) - 1, 0);
-  ::close_range(static_cast<unsigned>(fd) + 1, ~0u, 0);
+// Reads exactly n bytes, waiting at most until `deadline`.  Returns false on
+// timeout, EOF or error.
+bool read_all(int fd, void* buf, std::size_t n, std::chrono::steady_clock::time_point deadline) {
+  const auto budget = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return read_all_cpu(fd, buf, n, ChildClock(), -1, budget, deadline);
 }
+
+// How much longer than its CPU budget a measurement may take in wall time.
+constexpr int kWallOverCpu = 4;
 
 // Child: answers inputs[from..] in order, two records each: the
 // classification (u8 tier, u32 reason length, reason bytes), then, only for
@@ -130,6 +172,11 @@ void measure_one(const ProbeInput& in, const Calibration& cal, std::chrono::mill
 
 ProbeResult probe_one(const ProbeInput& in) {
   bool empty = false;
+  if (in.prefilter_only) {
+    std::string pre_err = info_error(in, in.flags | HS_FLAG_PREFILTER, &empty);
+    if (pre_err.empty() && !empty) return {Tier::kPrefilter, "superset rewrite: prefilter only"};
+    return {Tier::kPcre2, pre_err.empty() ? "can match the empty string" : "hyperscan: " + pre_err};
+  }
   std::string native_err = info_error(in, in.flags, &empty);
   if (native_err.empty()) {
     if (!empty) return {Tier::kNative, {}};
@@ -193,6 +240,7 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
       child_main(inputs, out.size(), fds[1], limits, cal);
     }
     ::close(fds[1]);
+    const ChildClock child_clock(pid);
     bool child_ok = true, measured_overrun = false;
     while (out.size() < inputs.size()) {
       auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -218,13 +266,19 @@ std::vector<ProbeResult> probe_serial(const std::vector<ProbeInput>& inputs, con
       // The compile alone within limits.measure (the child's byte when it
       // is over; none for the pcre2 tier, which compiles nothing), then the
       // scans within measure_wait.
+      // Both bounded in the child's CPU time (read_all_cpu).
       std::uint8_t compiled = 0;
+      const double compile_start = child_clock.ns();
       const bool compile_ok =
           out.back().tier == Tier::kPcre2 ||
-          read_all(fds[0], &compiled, 1, std::chrono::steady_clock::now() + limits.measure);
-      auto mdeadline = std::chrono::steady_clock::now() + measure_wait;
-      if (!compile_ok || !read_all(fds[0], &m, 1, mdeadline) || !read_all(fds[0], &ns, 8, mdeadline) ||
-          !read_all(fds[0], &fired, 1, mdeadline) || !read_all(fds[0], &compile_ms, 8, mdeadline) || m > 3) {
+          read_all_cpu(fds[0], &compiled, 1, child_clock, compile_start, limits.measure,
+                       std::chrono::steady_clock::now() + kWallOverCpu * limits.measure);
+      const double scan_start = child_clock.ns();
+      const auto cap = std::chrono::steady_clock::now() + kWallOverCpu * measure_wait;
+      auto field = [&](void* p, std::size_t bytes) {
+        return read_all_cpu(fds[0], p, bytes, child_clock, scan_start, measure_wait, cap);
+      };
+      if (!compile_ok || !field(&m, 1) || !field(&ns, 8) || !field(&fired, 1) || !field(&compile_ms, 8) || m > 3) {
         out.back().measured = HsMeasure::kTooSlow;
         // At least this long; the split estimate (split.h) takes the bound.
         out.back().hs_compile_ms = static_cast<double>(limits.measure.count());

@@ -33,6 +33,9 @@ struct ProbeInput {
   // Also measure the pattern alone in Hyperscan (the planner's input, see
   // planner.h): compile it in the tier found and scan the calibration text.
   bool measure = false;
+  // The expression is a superset rewrite (rewrite.h): never native, only a
+  // prefilter.
+  bool prefilter_only = false;
 };
 
 // The Hyperscan half of the planner's measurement.
@@ -61,7 +64,9 @@ struct ProbeLimits {
   // when the compile is over; the parent waits this long for that, then this
   // long times the calibration's scale() for the scans of the text, so a
   // longer calibration text neither turns scans into "too slow" nor makes
-  // the parent wait longer for a compile.
+  // the parent wait longer for a compile.  Both are the child's CPU time
+  // (so the load on the machine does not change a plan), within at most
+  // four times as much wall time.
   std::chrono::milliseconds measure{250};
   unsigned children = 1;  // probe children run at once
 };

@@ -89,7 +89,63 @@ std::optional<std::string> compact_escaped_bytes(const Rule& rule) {
   return out;
 }
 
-std::optional<std::string> loosen_bounded_repeats(const Rule& rule, std::string_view p) {
+namespace {
+
+// The index just past the class that opens at p[i] ('['), or npos when the
+// pattern ends first.  "]" first (after "^") is literal; so is anything
+// escaped, and "[:name:]" is skipped whole.
+std::size_t class_end(std::string_view p, std::size_t i) {
+  std::size_t k = i + 1;
+  if (k < p.size() && p[k] == '^') ++k;
+  if (k < p.size() && p[k] == ']') ++k;
+  while (k < p.size() && p[k] != ']') {
+    if (p[k] == '\\') {
+      k += 2;
+    } else if (p[k] == '[' && k + 1 < p.size() && p[k + 1] == ':') {
+      std::size_t close = p.find(":]", k + 2);
+      k = close == std::string_view::npos ? k + 1 : close + 2;
+    } else {
+      ++k;
+    }
+  }
+  return k >= p.size() ? std::string_view::npos : k + 1;
+}
+
+// The index just past the group that opens at p[i] ('('), or npos when the
+// pattern ends first.  Skips escapes, \Q...\E, classes and nested groups.
+std::size_t group_end(std::string_view p, std::size_t i) {
+  int depth = 0;
+  for (std::size_t j = i; j < p.size();) {
+    const char c = p[j];
+    if (c == '\\') {
+      if (j + 1 < p.size() && p[j + 1] == 'Q') {
+        std::size_t end = p.find("\\E", j + 2);
+        if (end == std::string_view::npos) return std::string_view::npos;
+        j = end + 2;
+      } else {
+        j += 2;
+      }
+      continue;
+    }
+    if (c == '[') {
+      j = class_end(p, j);
+      if (j == std::string_view::npos) return j;
+      continue;
+    }
+    if (c == '(') ++depth;
+    if (c == ')' && --depth == 0) return j + 1;
+    ++j;
+  }
+  return std::string_view::npos;
+}
+
+bool is_quantifier_start(std::string_view p, std::size_t i) {
+  return i < p.size() && (p[i] == '*' || p[i] == '+' || p[i] == '?' || p[i] == '{');
+}
+
+}  // namespace
+
+std::optional<std::string> loosen_for_prefilter(const Rule& rule, std::string_view p) {
   if ((rule.flags & kExtended) || has_inline_extended(p)) return std::nullopt;
   std::string out;
   out.reserve(p.size());
@@ -121,28 +177,26 @@ std::optional<std::string> loosen_bounded_repeats(const Rule& rule, std::string_
       i += take;
       continue;
     }
-    if (c == '[') {  // a class: copied whole; "]" first (after "^") is literal
-      std::size_t j = i + 1;
-      if (j < p.size() && p[j] == '^') ++j;
-      if (j < p.size() && p[j] == ']') ++j;
-      while (j < p.size() && p[j] != ']') {
-        if (p[j] == '\\') {
-          j += 2;
-        } else if (p[j] == '[' && j + 1 < p.size() && p[j + 1] == ':') {
-          std::size_t close = p.find(":]", j + 2);
-          j = close == std::string_view::npos ? j + 1 : close + 2;
-        } else {
-          ++j;
-        }
-      }
-      if (j >= p.size()) return std::nullopt;
-      out.append(p.substr(i, j + 1 - i));
-      i = j + 1;
+    if (c == '[') {  // a class: copied whole
+      std::size_t end = class_end(p, i);
+      if (end == std::string_view::npos) return std::nullopt;
+      out.append(p.substr(i, end - i));
+      i = end;
       continue;
     }
     if (c == '(' && i + 1 < p.size() && (p[i + 1] == '?' || p[i + 1] == '*')) {
       std::string_view head = p.substr(i, 4);
-      if (p[i + 1] == '*' || head.starts_with("(?!") || head.starts_with("(?<!") || head.starts_with("(?>") ||
+      if (head.starts_with("(?!") || head.starts_with("(?<!")) {
+        // A negative look-around is dropped whole (see rewrite.h).  Not
+        // when a quantifier follows it: the quantifier would then bind to
+        // the item before.
+        std::size_t end = group_end(p, i);
+        if (end == std::string_view::npos || is_quantifier_start(p, end)) return std::nullopt;
+        i = end;
+        changed = true;
+        continue;
+      }
+      if (p[i + 1] == '*' || head.starts_with("(?>") ||
           head.starts_with("(?(") || head.starts_with("(?P=") || head.starts_with("(?&") || head.starts_with("(?R") ||
           (head.size() > 2 && is_digit(head[2])))
         return std::nullopt;

@@ -28,15 +28,21 @@ namespace regexd::engine::detail {
 std::optional<std::string> compact_escaped_bytes(const Rule& rule);
 
 // Hyperscan refuses some large patterns outright ("Pattern is too large"),
-// even as prefilters, because of their bounded repeats.  This turns every
-// bounded repeat "{n}" and "{m,n}" into "{m,}" (lazy "?" kept).  Superset:
-// each repeat then accepts every count it accepted before, so every way the
-// original matches is a way the result matches, provided nothing in the
-// pattern can turn "more accepted" into "less matched": a negative
-// look-around, an atomic group, a possessive quantifier, a conditional, a
-// backtracking verb or a back-reference; any of those, or extended syntax
-// (x, where '#' and spaces change meaning), returns nullopt.  Returns
-// nullopt too when nothing was bounded.  Usable only as a prefilter.
-std::optional<std::string> loosen_bounded_repeats(const Rule& rule, std::string_view expression);
+// even as prefilters, and takes seconds to compile others, because of their
+// bounded repeats.  This turns every bounded repeat "{n}" and "{m,n}" into
+// "{m,}" (lazy "?" kept) and drops every negative look-around ("(?!...)",
+// "(?<!...)") whole.  Superset: each repeat then accepts every count it
+// accepted before, and a negative look-around only ever rejects a way of
+// matching (it consumes nothing and captures nothing a later part could
+// use), so every way the original matches is a way the result matches;
+// PCRE2 explores every way (it backtracks), so "some way matches" is its
+// answer.  That holds provided nothing in the pattern can turn "more
+// accepted" into "less matched" by committing to one way: an atomic group,
+// a possessive quantifier, a conditional, a backtracking verb or a
+// back-reference; any of those, or extended syntax (x, where '#' and spaces
+// change meaning), returns nullopt.  A negative look-around followed by a
+// quantifier also returns nullopt.  Returns nullopt too when nothing
+// changed.  Usable only as a prefilter.
+std::optional<std::string> loosen_for_prefilter(const Rule& rule, std::string_view expression);
 
 }  // namespace regexd::engine::detail

@@ -285,6 +285,30 @@ TEST(Planner, ARuleHyperscanCannotTakeAloneGoesToPcre2UnlessRe2IsCheaper) {
   EXPECT_GT(set.rules[0].cost.re2_ns, set.rules[0].cost.pcre2_ns);
 }
 
+// A rule Hyperscan takes too long to compile alone (ProbeLimits::measure of
+// CPU time; this one ~2 s as a prefilter on an x86-64 core) gets a second
+// probe of its loosened form (rewrite.h), which compiles in about a
+// millisecond, and becomes a prefilter of that form that PCRE2 confirms.
+// RE2 is off so that only this route competes with PCRE2 alone.
+TEST(Planner, ARuleTooSlowToCompileAsWrittenBecomesALoosenedPrefilter) {
+  RuleSet rs;
+  rs.rules.push_back(make_rule("SLOW", "qz[^>]{1,10000}xj[^>]{1,10000}wv(?!d)"));
+  CompileOptions options;
+  options.re2_tier = false;
+  CompileReport report;
+  auto s = Scanner::compile(rs, options, &report);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_EQ(report.plan.size(), 1u);
+  EXPECT_EQ(report.plan[0].tier, Tier::kPrefilter) << report.plan[0].why;
+  EXPECT_NE(report.plan[0].why.find("loosened"), std::string::npos) << report.plan[0].why;
+  regexd::testing::Pcre2Reference ref(rs.rules[0]);
+  for (std::string in : {"qzAxjBwv", "qzAxjBwvd", "qzxjwv", "qz>xjBwv", "qzAxjBwvd qzAxjBwvx", "-qz xj\nwv-"}) {
+    auto r = (*s)->scan("body", in);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(hits_of(*r, "SLOW") > 0, *ref.matches(in)) << in;
+  }
+}
+
 TEST(Planner, TheProbeMeasuresEachRuleAloneInItsTier) {
   std::vector<detail::ProbeInput> in = {
       {"foo\\d+bar", HS_FLAG_SINGLEMATCH, true, true},

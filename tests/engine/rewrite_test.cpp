@@ -40,8 +40,8 @@ TEST(CompactEscapedBytes, HighBytesBecomeRawOthersStay) {
   EXPECT_EQ(detail::compact_escaped_bytes(rule("\\Q\\xc3\\E")), std::nullopt);  // literal text
 }
 
-TEST(LoosenBoundedRepeats, BoundsBecomeOpen) {
-  auto loose = [](const std::string& p) { return detail::loosen_bounded_repeats(rule(p), p); };
+TEST(LoosenForPrefilter, BoundsBecomeOpen) {
+  auto loose = [](const std::string& p) { return detail::loosen_for_prefilter(rule(p), p); };
   EXPECT_EQ(loose("a{2,3}b{4}c{5,}"), "a{2,}b{4,}c{5,}");
   EXPECT_EQ(loose("\\d{1,3}?x"), "\\d{1,}?x");  // lazy kept
   EXPECT_EQ(loose("(?:ab|c){1,3}"), "(?:ab|c){1,}");
@@ -50,15 +50,22 @@ TEST(LoosenBoundedRepeats, BoundsBecomeOpen) {
   EXPECT_EQ(loose("\\x{41}{2,3}"), "\\x{41}{2,}");
   EXPECT_EQ(loose("(?=a{1,2})b{1,2}"), "(?=a{1,})b{1,}");  // a positive look-ahead only widens
   EXPECT_EQ(loose("a{2,}"), std::nullopt);                  // nothing bounded
+  // Negative look-arounds are dropped whole, nested groups, classes and
+  // escapes inside them included.
+  EXPECT_EQ(loose("(?!a{1,2})b"), "b");
+  EXPECT_EQ(loose("x(?<!a{1,2})b{1,2}"), "xb{1,}");
+  EXPECT_EQ(loose("<(?!style)[a-z]+\\s[^>]{1,80}>"), "<[a-z]+\\s[^>]{1,}>");
+  EXPECT_EQ(loose("a(?!(?:b|[)(])\\)|c)d"), "ad");
+  EXPECT_EQ(loose("a(?!b)"), "a");
+  EXPECT_EQ(loose("a(?!b)*c"), std::nullopt);  // the quantifier would move to "a"
+  EXPECT_EQ(loose("a(?!b"), std::nullopt);     // unclosed
   // Constructs where accepting more can match less.
-  EXPECT_EQ(loose("(?!a{1,2})b"), std::nullopt);
-  EXPECT_EQ(loose("(?<!a{1,2})b{1,2}"), std::nullopt);
   EXPECT_EQ(loose("(?>a{1,2})b"), std::nullopt);
   EXPECT_EQ(loose("a{1,2}+b"), std::nullopt);
   EXPECT_EQ(loose("a++b{1,2}"), std::nullopt);
   EXPECT_EQ(loose("(a)\\1{1,2}"), std::nullopt);
   EXPECT_EQ(loose("(?(1)a|b){1,2}"), std::nullopt);
-  EXPECT_EQ(detail::loosen_bounded_repeats(rule("a{1,2} b", "x"), "a{1,2} b"), std::nullopt);
+  EXPECT_EQ(detail::loosen_for_prefilter(rule("a{1,2} b", "x"), "a{1,2} b"), std::nullopt);
 }
 
 // Subjects over a small alphabet, so the patterns below match some and not
@@ -91,12 +98,13 @@ TEST(CompactEscapedBytes, IsAnEquivalenceForPcre2) {
   }
 }
 
-TEST(LoosenBoundedRepeats, IsASupersetForPcre2) {
+TEST(LoosenForPrefilter, IsASupersetForPcre2) {
   // Anchored, so that a looser repeat can be told apart from a later start.
   for (const char* p : {"^a{2,3}b", "(?:a|b ){1,2}c{0,1}$", "^\\s?(?:ab{1,2}|c){2}", "^(?=a{1,2}b)a+b{1,1}",
-                        "^(?:[ab]{1,2}?\\.){2,3}"}) {
+                        "^(?:[ab]{1,2}?\\.){2,3}", "^(?!aa)[ab]{1,3}$", "^(?:a(?<!ba)|b)+c", "(?:^|\\s)(?!b)\\w+$",
+                        "^a(?!(?:b|c))"}) {
     Rule original = rule(p, "m");
-    auto loose = detail::loosen_bounded_repeats(original, p);
+    auto loose = detail::loosen_for_prefilter(original, p);
     ASSERT_TRUE(loose) << p;
     Rule rewritten = original;
     rewritten.pattern = *loose;

@@ -74,6 +74,10 @@ struct CompiledRule {
   // re-translating (translation checks each candidate by compiling it in RE2,
   // most of a warm start's first scan).  Empty: translated on first use.
   std::string re2_pattern{};
+  // Hyperscan tiers: the expression the class database was compiled from
+  // when it is not hs_expression_for(rule), i.e. a prefilter's superset
+  // rewrite (rewrite.h).  Only the compile reads it; not in cache entries.
+  std::string hs_expression{};
 };
 
 // One RE2::Set of a class: the RE2 translations (re2_translate.h) of
