@@ -72,6 +72,10 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Why a rule is a prefilter of its loosen_for_prefilter() form (rewrite.h).
+constexpr std::string_view kLoosenedPrefilter =
+    "prefilter with bounded repeats loosened to {m,} and negative look-arounds dropped (PCRE2 confirms)";
+
 // Compiles `ids` into one block-mode database.  A pattern the compile refuses
 // as too large is tried once more as a prefilter with its bounded repeats
 // loosened (a superset, rewrite.h; reported through `moved`); any other
@@ -129,8 +133,7 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, cons
             loosened[id] = std::move(loose);
             set.rules[id].tier = Tier::kPrefilter;
             moved.emplace_back(id, "hyperscan compile: " + msg +
-                                       "; prefilter with bounded repeats loosened to {m,} and negative "
-                                       "look-arounds dropped (PCRE2 confirms)");
+                                       "; " + std::string(kLoosenedPrefilter));
             continue;
           }
           if (!why.empty()) msg += "; loosened, " + why;
@@ -252,8 +255,7 @@ void second_probe(CompiledSet& set, const std::vector<detail::ProbeInput>& input
     if (r.tier != Tier::kPrefilter || r.measured != detail::HsMeasure::kDone) continue;
     const std::size_t i = which[k];
     r.reason = (probes[i].reason.empty() ? std::string() : probes[i].reason + "; ") +
-               "slow to compile as written: prefilter with bounded repeats loosened and negative look-arounds "
-               "dropped (PCRE2 confirms)";
+               "slow to compile as written: " + std::string(kLoosenedPrefilter);
     probes[i] = std::move(r);
     set.rules[i].hs_expression = std::move(again[k].expression);
   }

@@ -114,11 +114,13 @@ double best_ns(const Calibration& cal, F&& f) {
 
 }  // namespace
 
-double thread_cpu_ns() {
+double clock_ns(clockid_t clock) {
   timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  if (::clock_gettime(clock, &ts) != 0) return -1;
   return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
+
+double thread_cpu_ns() { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
 
 namespace {
 

@@ -18,6 +18,7 @@
 // the result is stored with the compiled set, so a cache hit never measures.
 #pragma once
 
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <string>
@@ -69,6 +70,9 @@ std::string utf8_safe(std::string_view s);
 // planner measures is CPU time, so that other work on the machine does not
 // change a plan (the probe bounds its children the same way, probe.h).
 double thread_cpu_ns();
+// The time of `clock` (ns), or -1 when it cannot be read (a child's CPU
+// clock, probe.cpp).
+double clock_ns(clockid_t clock);
 
 struct CostSample {
   double hs_ns = 0;     // best of a few scans of the calibration text

@@ -6,9 +6,8 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <unistd.h>
-
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -68,11 +67,7 @@ struct ChildClock {
   bool ok = false;
   ChildClock() = default;  // none: budgets are wall time
   explicit ChildClock(pid_t pid) { ok = ::clock_getcpuclockid(pid, &clock) == 0; }
-  double ns() const {
-    timespec ts{};
-    if (!ok || ::clock_gettime(clock, &ts) != 0) return -1;
-    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-  }
+  double ns() const { return ok ? clock_ns(clock) : -1; }
 };
 
 // Reads exactly n bytes while the child has spent less than `budget` of CPU
