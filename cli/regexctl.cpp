@@ -492,13 +492,15 @@ int main(int argc, char** argv) {
   if (*version_cmd) {
     if (version_json) {
       std::cout << json{{"regexd", REGEXD_VERSION}, {"flavor", info.flavor}, {"hs_version", info.runtime_version},
-                        {"arch", info.arch}, {"pcre2", info.pcre2_version}, {"allocator", info.allocator}}
+                        {"arch", info.arch}, {"pcre2", info.pcre2_version}, {"allocator", info.allocator},
+                        {"scan_code", info.scan_code}, {"scan_code_note", info.scan_code_note}}
                        .dump()
                 << "\n";
     } else {
-      std::printf("regexd %s\nengine: %s %s\narch: %s\npcre2: %s\nallocator: %s\n", REGEXD_VERSION,
-                  info.flavor.c_str(), info.runtime_version.c_str(), info.arch.c_str(), info.pcre2_version.c_str(),
-                  info.allocator.c_str());
+      std::printf("regexd %s\nengine: %s %s\narch: %s\npcre2: %s\nallocator: %s\nscan code: %s%s%s\n",
+                  REGEXD_VERSION, info.flavor.c_str(), info.runtime_version.c_str(), info.arch.c_str(),
+                  info.pcre2_version.c_str(), info.allocator.c_str(), info.scan_code.c_str(),
+                  info.scan_code_note.empty() ? "" : " -- ", info.scan_code_note.c_str());
     }
     return 0;
   }

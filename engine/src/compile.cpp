@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "cost.h"
+#include "hs_runtime.h"
 #include "parallel.h"
 #include "planner.h"
 #include "pcre2_util.h"
@@ -20,6 +21,7 @@
 #include "rewrite.h"
 #include "split.h"
 #include "regexd/engine/compiled_set.h"
+#include "regexd/engine/serialize.h"
 
 namespace regexd::engine {
 
@@ -266,6 +268,9 @@ void second_probe(CompiledSet& set, const std::vector<detail::ProbeInput>& input
 Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, const CompileOptions& options,
                                                         CompileReport* report) {
   auto t_start = std::chrono::steady_clock::now();
+  // Chosen before the probe forks its children, which then inherit it
+  // (hs_runtime.h).
+  (void)detail::hs_runtime();
   CompileReport local;
   CompileReport& rep = report ? *report : local;
   rep = CompileReport{};
@@ -362,13 +367,19 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
     return jobs[a].estimate_ms != jobs[b].estimate_ms ? jobs[a].estimate_ms > jobs[b].estimate_ms
                                                       : jobs[a].ids.size() > jobs[b].ids.size();
   });
-  // nullptr: Hyperscan compiles for this CPU.
+  // Unset: this CPU, as far as the scan code this process runs goes
+  // (current_platform(), hs_runtime.h); not nullptr, which is all of the CPU.
   hs_platform_info_t platform{};
   if (options.platform) {
     platform.tune = options.platform->tune;
     platform.cpu_features = options.platform->cpu_features;
+  } else if (auto here = current_platform()) {
+    platform.tune = here->tune;
+    platform.cpu_features = here->cpu_features;
+  } else {
+    return here.error();
   }
-  const hs_platform_info_t* target = options.platform ? &platform : nullptr;
+  const hs_platform_info_t* target = &platform;
   // Superset rewrites need the cost check's measurement to pay off.
   detail::parallel_for(order.size(), nthreads, [&](std::size_t k) {
     compile_job(*set, jobs[order[k]], options.cost_check ? &cal : nullptr, target);

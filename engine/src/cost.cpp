@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "hs_runtime.h"
+#include "regexd/engine/serialize.h"
 #include "pcre2_util.h"
 #include "re2_partition.h"
 #include "utf8.h"
@@ -182,8 +184,16 @@ bool measure_hs_expression(const std::string& expression, unsigned hs_flags, con
                            const std::function<void()>& compiled) {
   hs_database_t* raw_db = nullptr;
   hs_compile_error_t* err = nullptr;
+  // For the platform the chosen scan code runs (hs_runtime.h), as the
+  // rule set's databases are.
+  hs_platform_info_t platform{};
+  if (auto p = current_platform()) {
+    platform.tune = p->tune;
+    platform.cpu_features = p->cpu_features;
+  }
+  const HsScanFn scan = hs_runtime().scan;
   const double t0 = thread_cpu_ns();
-  const hs_error_t rc = hs_compile(expression.c_str(), hs_flags, HS_MODE_BLOCK, nullptr, &raw_db, &err);
+  const hs_error_t rc = hs_compile(expression.c_str(), hs_flags, HS_MODE_BLOCK, &platform, &raw_db, &err);
   if (compiled) compiled();
   if (rc != HS_SUCCESS) {
     hs_free_compile_error(err);
@@ -197,11 +207,11 @@ bool measure_hs_expression(const std::string& expression, unsigned hs_flags, con
   const std::string_view text = cal.text_for(hs_flags);
   bool ok = true;
   out->ns = best_ns(cal, [&] {
-    ok &= hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
+    ok &= scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
                   nullptr) == HS_SUCCESS;
   });
   out->fired = false;
-  hs_scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), note_match, &out->fired);
+  scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), note_match, &out->fired);
   return ok;
 }
 

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstring>
 
+#include "hs_runtime.h"
 #include "parallel.h"
 #include "pcre2_util.h"
 #include "re2_partition.h"
@@ -103,6 +104,8 @@ const EngineInfo& engine_info() {
     pcre2_config(PCRE2_CONFIG_VERSION, buf);
     i.pcre2_version = buf;
     i.allocator = allocator_name();
+    i.scan_code = detail::hs_runtime().code;
+    i.scan_code_note = detail::hs_runtime().note;
     return i;
   }();
   return info;
@@ -210,9 +213,10 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
 
   HsContext ctx{st, &set, static_cast<std::uint32_t>(it - set.classes.begin())};
   st->candidates.clear();
+  const detail::HsScanFn hs_scan_code = detail::hs_runtime().scan;
   auto run_hs = [&](const HsDatabasePtr& db) -> bool {
     if (!db) return true;
-    hs_error_t rc = hs_scan(db.get(), data.data(), static_cast<unsigned>(data.size()), 0, st->scratch.get(),
+    hs_error_t rc = hs_scan_code(db.get(), data.data(), static_cast<unsigned>(data.size()), 0, st->scratch.get(),
                             on_match, &ctx);
     return rc == HS_SUCCESS;
   };

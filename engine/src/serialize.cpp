@@ -6,6 +6,8 @@
 #include <cstring>
 #include <memory>
 
+#include "hs_runtime.h"
+
 namespace regexd::engine {
 namespace {
 
@@ -50,7 +52,8 @@ Result<PlatformInfo> current_platform() {
   hs_platform_info_t p{};
   hs_error_t rc = hs_populate_platform(&p);
   if (rc != HS_SUCCESS) return make_error(ErrorCode::kInternal, "hs_populate_platform: " + hs_error_text(rc));
-  return PlatformInfo{p.tune, p.cpu_features};
+  // Only what the scan code this process runs can execute (hs_runtime.h).
+  return PlatformInfo{p.tune, p.cpu_features & detail::hs_runtime().features};
 }
 
 Result<std::string> serialize_database(const hs_database* db) {

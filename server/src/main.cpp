@@ -212,6 +212,10 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level == "warning" ? "warn" : log_level));
   spdlog::flush_on(spdlog::level::debug);
+  // The library's own scan code gave answers other than PCRE2's: regexd runs
+  // a narrower copy (engine/src/hs_runtime.h), slower but right.
+  if (!info.scan_code_note.empty())
+    spdlog::warn("{} {}: {}", info.flavor, info.runtime_version, info.scan_code_note);
 
   Config cfg;
   if (config_path.empty()) {

@@ -153,7 +153,8 @@ std::string render(const ServerSample& x) {
   p.family("regexd_build_info", "gauge", "Always 1; the labels name the build, its regex engine, PCRE2 and malloc.");
   p.sample("regexd_build_info",
            {{"version", REGEXD_VERSION}, {"engine", info.flavor}, {"engine_version", info.runtime_version},
-            {"arch", info.arch}, {"pcre2", info.pcre2_version}, {"allocator", info.allocator}},
+            {"arch", info.arch}, {"pcre2", info.pcre2_version}, {"allocator", info.allocator},
+            {"scan_code", info.scan_code}},
            std::uint64_t{1});
   p.family("regexd_start_time_seconds", "gauge", "When the server started, in seconds since the Unix epoch.");
   p.sample("regexd_start_time_seconds", {}, x.start_time_unix);

@@ -170,6 +170,12 @@ TEST_F(CliTest, VersionNamesFlavorAndRuntimeVersion) {
   const std::string allocator = j["allocator"];
   const std::string want = REGEXD_EXPECT_ALLOCATOR == std::string("jemalloc") ? "jemalloc " : "glibc ";
   EXPECT_EQ(allocator.substr(0, want.size()), want) << allocator;
+  // The scan code in use (engine/src/hs_runtime.h): the library's own choice,
+  // or a narrower copy with the reason.
+  const std::string code = j["scan_code"];
+  const std::string note = j["scan_code_note"];
+  EXPECT_TRUE(code == "hs_scan" ? note.empty() : note.find("scanning with its " + code + " code") != std::string::npos)
+      << code << ": " << note;
 }
 
 // Drops the timing field so two runs can be compared byte for byte.

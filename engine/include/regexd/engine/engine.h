@@ -61,6 +61,13 @@ struct EngineInfo {
   // process, else "glibc <version>".  The regexd and regexctl programs link
   // jemalloc; cmake/RegexdAllocator.cmake says why.
   std::string allocator;
+  // The library's scan code this process calls: "hs_scan" (its own choice
+  // for this CPU) or, when that code gave answers other than PCRE2's on
+  // regexd's check at start, the narrower copy that did not (e.g. "corei7"
+  // for Vectorscan 5.4.9's avx512 code; docs/rules.md, "Scan code").
+  std::string scan_code;
+  // Empty, or one line on what the library's own choice got wrong.
+  std::string scan_code_note;
 };
 const EngineInfo& engine_info();
 
