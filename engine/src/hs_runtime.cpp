@@ -12,9 +12,9 @@
 // architecture) has none of them, and they read as null.
 #if defined(__x86_64__)
 extern "C" {
-#define REGEXD_HS_VARIANT(prefix)                                                                      \
-  hs_error_t prefix##_hs_scan(const hs_database_t *, const char *, unsigned, unsigned, hs_scratch_t *, \
-                              match_event_handler, void *) __attribute__((weak));
+#define REGEXD_HS_VARIANT(prefix)                                                                   \
+  hs_error_t prefix##_hs_scan(const hs_database_t*, const char*, unsigned, unsigned, hs_scratch_t*, \
+                              match_event_handler, void*) __attribute__((weak));
 REGEXD_HS_VARIANT(avx512vbmi)
 REGEXD_HS_VARIANT(avx512)
 REGEXD_HS_VARIANT(avx2)
@@ -49,8 +49,8 @@ constexpr BatteryCase kBattery[] = {
 };
 constexpr unsigned kMaxPad = 130;
 
-int note_match(unsigned, unsigned long long, unsigned long long, unsigned, void *ctx) {
-  *static_cast<bool *>(ctx) = true;
+int note_match(unsigned, unsigned long long, unsigned long long, unsigned, void* ctx) {
+  *static_cast<bool*>(ctx) = true;
   return 0;
 }
 
@@ -76,7 +76,7 @@ std::vector<HsScanCandidate> library_candidates() {
 #else
   const std::uint64_t vbmi = avx512;
 #endif
-  auto add = [&](const char *name, HsScanFn fn, bool cpu_has, std::uint64_t features) {
+  auto add = [&](const char* name, HsScanFn fn, bool cpu_has, std::uint64_t features) {
     if (fn && cpu_has) out.push_back({name, fn, features});
   };
   const bool has512 =
@@ -113,8 +113,8 @@ CompiledBattery compile_battery() {
   CompiledBattery out;
   Pcre2Matcher matcher(100000, 1000);
   const hs_platform_info_t generic{};
-  hs_scratch_t *scratch = nullptr;
-  for (const auto &bc : kBattery) {
+  hs_scratch_t* scratch = nullptr;
+  for (const auto& bc : kBattery) {
     Rule rule;
     rule.id = "battery";
     rule.pattern = std::string(bc.pattern);
@@ -138,8 +138,8 @@ CompiledBattery compile_battery() {
       }
     // With and without SINGLEMATCH: regexd compiles both kinds (compile.cpp).
     for (unsigned extra : {0u, unsigned{HS_FLAG_SINGLEMATCH}}) {
-      hs_database_t *raw = nullptr;
-      hs_compile_error_t *err = nullptr;
+      hs_database_t* raw = nullptr;
+      hs_compile_error_t* err = nullptr;
       if (hs_compile(rule.pattern.c_str(), (bc.dotall ? HS_FLAG_DOTALL : 0) | extra, HS_MODE_BLOCK, &generic, &raw,
                      &err) != HS_SUCCESS) {
         out.error = "battery /" + rule.pattern + "/ does not compile: " + (err && err->message ? err->message : "?");
@@ -161,12 +161,12 @@ CompiledBattery compile_battery() {
 
 }  // namespace
 
-std::string hs_battery_failure(const HsScanCandidate &c) {
+std::string hs_battery_failure(const HsScanCandidate& c) {
   static const CompiledBattery battery = compile_battery();
   if (!battery.error.empty()) return battery.error;
-  for (const auto &cc : battery.cases)
+  for (const auto& cc : battery.cases)
     for (std::size_t i = 0; i < cc.buffers.size(); ++i) {
-      const auto &[buf, want] = cc.buffers[i];
+      const auto& [buf, want] = cc.buffers[i];
       bool got = false;
       if (c.scan(cc.db.get(), buf.data(), static_cast<unsigned>(buf.size()), 0, battery.scratch.get(), note_match,
                  &got) != HS_SUCCESS)
@@ -178,12 +178,12 @@ std::string hs_battery_failure(const HsScanCandidate &c) {
   return {};
 }
 
-HsRuntime choose_hs_runtime(const std::vector<HsScanCandidate> &candidates,
-                            const std::function<std::string(const HsScanCandidate &)> &first_failure) {
+HsRuntime choose_hs_runtime(const std::vector<HsScanCandidate>& candidates,
+                            const std::function<std::string(const HsScanCandidate&)>& first_failure) {
   HsRuntime out;
   if (candidates.empty()) return out;
   std::string failures;
-  for (const auto &c : candidates) {
+  for (const auto& c : candidates) {
     std::string why = first_failure(c);
     if (why.empty()) {
       out.scan = c.scan;
@@ -201,17 +201,17 @@ HsRuntime choose_hs_runtime(const std::vector<HsScanCandidate> &candidates,
   return out;
 }
 
-const HsRuntime &hs_runtime() {
+const HsRuntime& hs_runtime() {
   static const HsRuntime runtime = [] {
-#if defined(__x86_64__)
-    return choose_hs_runtime(library_candidates(), hs_battery_failure);
-#else
-    // One copy of the scan code: nothing to choose (hs_runtime.h).
+    // Vectorscan on x86_64 only (hs_runtime.h): Hyperscan's copies agree,
+    // and aarch64 has one copy.
+    if (auto candidates = library_candidates();
+        std::string_view(REGEXD_HS_FLAVOR_NAME) == "vectorscan" && candidates.size() > 1)
+      return choose_hs_runtime(candidates, hs_battery_failure);
     HsRuntime r;
     r.scan = hs_scan;
     r.code = "hs_scan";
     return r;
-#endif
   }();
   return runtime;
 }

@@ -11,20 +11,24 @@
 // 11 patterns, its avx2 code on 2, its corei7 code on none; Hyperscan 5.4.0's
 // five copies all agree, and agree with Vectorscan's core2 code.
 //
-// So the first use checks the library's own choice against PCRE2 (regexd's
-// reference) on a small battery built from those failures, and on x86_64
-// steps down to narrower code until one agrees.  Databases are then compiled
-// for the features the chosen code runs (current_platform()), since a
-// database compiled for AVX2 may use engines only the avx2 code has.  A
-// library that passes keeps its own dispatch: a fixed Vectorscan costs
-// nothing.  On aarch64 Vectorscan has one copy, nothing to step to, and the
-// check is not run (it would compile databases on a board that is meant to
-// compile nothing: docs/arm64.md).
+// So with Vectorscan on x86_64 the first use checks the library's own choice
+// against PCRE2 (regexd's reference) on a small battery built from those
+// failures, and steps down to narrower code until one agrees.  Databases are
+// then compiled for the features the chosen code runs (current_platform()),
+// since a database compiled for AVX2 may use engines only the avx2 code has.
+// A Vectorscan that passes keeps its own dispatch.  Not checked, the
+// library's own choice taken as it is: Hyperscan (its five copies agree on
+// the whole sweep, and the check would cost every start ~15-20 ms, mostly
+// the Hyperscan compiler's first-use set-up, on a warm start of ~45 ms), and
+// aarch64 (Vectorscan has one copy there, nothing to step to, and the check
+// would compile databases on a board that is meant to compile nothing:
+// docs/arm64.md; the sweep under qemu agrees with Hyperscan's answers).
 //
 // Thread safety: hs_runtime() is safe to call concurrently; the first call
-// runs the check (a few milliseconds: five small compiles, ~4,000 scans).
-// Call it before fork()ing children that scan or compile (the compiler
-// does), so that they inherit the answer instead of re-running it.
+// runs the check where there is one (~20-40 ms: ten small compiles, ~2,000
+// scans per copy tried).  Call it before fork()ing children that scan or
+// compile (the compiler does), so that they inherit the answer instead of
+// re-running it.
 #pragma once
 
 #include <hs.h>
@@ -36,8 +40,8 @@
 
 namespace regexd::engine::detail {
 
-using HsScanFn = hs_error_t (*)(const hs_database_t *, const char *, unsigned, unsigned, hs_scratch_t *,
-                                match_event_handler, void *);
+using HsScanFn = hs_error_t (*)(const hs_database_t*, const char*, unsigned, unsigned, hs_scratch_t*,
+                                match_event_handler, void*);
 
 struct HsRuntime {
   HsScanFn scan = nullptr;
@@ -50,7 +54,7 @@ struct HsRuntime {
   std::string note;
 };
 
-const HsRuntime &hs_runtime();
+const HsRuntime& hs_runtime();
 
 // The selection itself, apart from the library, for tests.  `candidates` are
 // tried in order (the library's own dispatch first); `first_failure` returns
@@ -62,10 +66,10 @@ struct HsScanCandidate {
   HsScanFn scan;
   std::uint64_t features;
 };
-HsRuntime choose_hs_runtime(const std::vector<HsScanCandidate> &candidates,
-                            const std::function<std::string(const HsScanCandidate &)> &first_failure);
+HsRuntime choose_hs_runtime(const std::vector<HsScanCandidate>& candidates,
+                            const std::function<std::string(const HsScanCandidate&)>& first_failure);
 
 // What `c` gets wrong on the battery (empty: nothing), checked against PCRE2.
-std::string hs_battery_failure(const HsScanCandidate &c);
+std::string hs_battery_failure(const HsScanCandidate& c);
 
 }  // namespace regexd::engine::detail

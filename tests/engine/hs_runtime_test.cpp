@@ -20,12 +20,12 @@ namespace {
 using namespace regexd::engine;
 using regexd::engine::detail::HsScanCandidate;
 
-hs_error_t fake_scan_a(const hs_database_t *, const char *, unsigned, unsigned, hs_scratch_t *, match_event_handler,
-                       void *) {
+hs_error_t fake_scan_a(const hs_database_t*, const char*, unsigned, unsigned, hs_scratch_t*, match_event_handler,
+                       void*) {
   return HS_SUCCESS;
 }
-hs_error_t fake_scan_b(const hs_database_t *, const char *, unsigned, unsigned, hs_scratch_t *, match_event_handler,
-                       void *) {
+hs_error_t fake_scan_b(const hs_database_t*, const char*, unsigned, unsigned, hs_scratch_t*, match_event_handler,
+                       void*) {
   return HS_SUCCESS;
 }
 
@@ -33,7 +33,7 @@ TEST(HsRuntimeChoice, StepsDownToTheFirstCodeThatAgreesWithPcre2) {
   std::vector<HsScanCandidate> c{
       {"hs_scan", fake_scan_a, ~0ull}, {"avx512", fake_scan_a, 6}, {"corei7", fake_scan_b, 0}};
   auto r = detail::choose_hs_runtime(
-      c, [](const HsScanCandidate &x) { return x.name == "corei7" ? std::string() : "missed /e/"; });
+      c, [](const HsScanCandidate& x) { return x.name == "corei7" ? std::string() : "missed /e/"; });
   EXPECT_EQ(r.code, "corei7");
   EXPECT_EQ(r.scan, &fake_scan_b);
   EXPECT_EQ(r.features, 0u);
@@ -43,7 +43,7 @@ TEST(HsRuntimeChoice, StepsDownToTheFirstCodeThatAgreesWithPcre2) {
 TEST(HsRuntimeChoice, TheLibrarysOwnChoiceIsKeptWhenItAgrees) {
   std::vector<HsScanCandidate> c{{"hs_scan", fake_scan_a, ~0ull}, {"corei7", fake_scan_b, 0}};
   int checked = 0;
-  auto r = detail::choose_hs_runtime(c, [&](const HsScanCandidate &) {
+  auto r = detail::choose_hs_runtime(c, [&](const HsScanCandidate&) {
     ++checked;
     return std::string();
   });
@@ -55,14 +55,14 @@ TEST(HsRuntimeChoice, TheLibrarysOwnChoiceIsKeptWhenItAgrees) {
 
 TEST(HsRuntimeChoice, WhenNoCodeAgreesTheLibrarysOwnIsKeptAndTheNoteSaysSo) {
   std::vector<HsScanCandidate> c{{"hs_scan", fake_scan_a, ~0ull}, {"core2", fake_scan_b, 0}};
-  auto r = detail::choose_hs_runtime(c, [](const HsScanCandidate &) { return std::string("missed /e/"); });
+  auto r = detail::choose_hs_runtime(c, [](const HsScanCandidate&) { return std::string("missed /e/"); });
   EXPECT_EQ(r.code, "hs_scan");
   EXPECT_EQ(r.scan, &fake_scan_a);
   EXPECT_NE(r.note.find("no code of this library agrees with PCRE2"), std::string::npos) << r.note;
 }
 
 TEST(HsRuntime, TheChosenCodeAgreesWithPcre2AndTheDatabasesFitIt) {
-  const auto &rt = detail::hs_runtime();
+  const auto& rt = detail::hs_runtime();
   ASSERT_NE(rt.scan, nullptr);
   EXPECT_EQ(detail::hs_battery_failure({rt.code, rt.scan, rt.features}), "");
   auto platform = current_platform();
@@ -89,11 +89,11 @@ Rule make_rule(std::string id, std::string pattern, std::uint32_t flags) {
 // 1,213 patterns it compiles, 87,307 buffers), with tails that brought each
 // miss out in 'a'-padded buffers (delta-debugged from the corpus ones).
 struct SaCase {
-  const char *pattern;
+  const char* pattern;
   std::uint32_t flags;
   std::vector<std::string> tails;
 };
-const std::vector<SaCase> &sa_cases() {
+const std::vector<SaCase>& sa_cases() {
   static const std::vector<SaCase> cases = {
       {R"(\@(?:\D{2,}|(?:\d{1,3}\.){3}\d{1,3})>)", 0, {"@aa>", "@1.2.3.4>"}},
       {R"(\(.*\))", kDotall, {"()", "(\n)"}},
@@ -121,19 +121,19 @@ TEST(HsRuntime, ShortBuffersGetPcre2sAnswersWhereVectorscansWideCodeMissed) {
   CompileReport report;
   auto scanner = Scanner::compile(set, options, &report);
   ASSERT_TRUE(scanner.ok()) << scanner.error().message;
-  for (const auto &p : report.plan) ASSERT_TRUE(is_hs_tier(p.tier)) << p.id << " is not answered by Hyperscan";
+  for (const auto& p : report.plan) ASSERT_TRUE(is_hs_tier(p.tier)) << p.id << " is not answered by Hyperscan";
 
   std::size_t compared = 0;
   for (std::size_t i = 0; i < sa_cases().size(); ++i) {
     regexd::testing::Pcre2Reference ref(set.rules[i]);
     ASSERT_TRUE(ref.valid());
-    for (const auto &tail : sa_cases()[i].tails)
+    for (const auto& tail : sa_cases()[i].tails)
       for (std::size_t n = 0; n <= 140; ++n) {
         const std::string buf = std::string(n, 'a') + tail;
         auto got = (*scanner)->scan("header:To", buf);
         ASSERT_TRUE(got.ok());
         bool hit = false;
-        for (const auto &h : got->hits) hit |= h.first == set.rules[i].id;
+        for (const auto& h : got->hits) hit |= h.first == set.rules[i].id;
         const auto want = ref.matches(buf);
         ASSERT_TRUE(want.has_value());
         ASSERT_EQ(hit, *want) << "/" << set.rules[i].pattern << "/ on " << buf.size() << " bytes ending \"" << tail
