@@ -90,18 +90,19 @@ std::vector<HsScanCandidate> library_candidates() {
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 // The battery compiled once, for the generic platform (every copy of the
 // scan code runs it; the defects above show on generic databases too), with
 // PCRE2's answer for every buffer.
+struct BatteryBuffer {
+  std::string text;
+  std::string_view tail;  // what follows the padding, for messages
+  bool pcre2_matches;
+};
 struct CompiledCase {
   std::string pattern;
-  HsDatabasePtr db;
-  std::vector<std::pair<std::string, bool>> buffers;  // buffer, PCRE2 matches
-  std::vector<std::string_view> tails;                // of buffers[i], for messages
+  // Without and with SINGLEMATCH: regexd compiles both kinds (compile.cpp).
+  HsDatabasePtr dbs[2];
+  std::vector<BatteryBuffer> buffers;
 };
 struct CompiledBattery {
   std::vector<CompiledCase> cases;
@@ -125,35 +126,29 @@ CompiledBattery compile_battery() {
       out.error = "battery /" + rule.pattern + "/: " + error;
       break;
     }
-    std::vector<std::pair<std::string, bool>> buffers;
-    std::vector<std::string_view> tails;
+    CompiledCase cc{rule.pattern, {}, {}};
     for (unsigned n = 0; n <= kMaxPad; ++n)
       for (std::string_view tail : bc.tails) {
         std::string buf(bc.prefix);
         buf.append(n, 'a');
         buf.append(tail);
         const bool want = matcher.count(code.get(), buf, 1, false) > 0;
-        buffers.emplace_back(std::move(buf), want);
-        tails.push_back(tail);
+        cc.buffers.push_back({std::move(buf), tail, want});
       }
-    // With and without SINGLEMATCH: regexd compiles both kinds (compile.cpp).
-    for (unsigned extra : {0u, unsigned{HS_FLAG_SINGLEMATCH}}) {
+    for (int single = 0; single < 2 && out.error.empty(); ++single) {
       hs_database_t* raw = nullptr;
       hs_compile_error_t* err = nullptr;
-      if (hs_compile(rule.pattern.c_str(), (bc.dotall ? HS_FLAG_DOTALL : 0) | extra, HS_MODE_BLOCK, &generic, &raw,
-                     &err) != HS_SUCCESS) {
+      const unsigned flags = (bc.dotall ? HS_FLAG_DOTALL : 0) | (single ? HS_FLAG_SINGLEMATCH : 0);
+      if (hs_compile(rule.pattern.c_str(), flags, HS_MODE_BLOCK, &generic, &raw, &err) != HS_SUCCESS) {
         out.error = "battery /" + rule.pattern + "/ does not compile: " + (err && err->message ? err->message : "?");
         hs_free_compile_error(err);
         break;
       }
-      CompiledCase cc{rule.pattern, HsDatabasePtr(raw), buffers, tails};
-      if (hs_alloc_scratch(raw, &scratch) != HS_SUCCESS) {
-        out.error = "cannot allocate scratch";
-        break;
-      }
-      out.cases.push_back(std::move(cc));
+      cc.dbs[single].reset(raw);
+      if (hs_alloc_scratch(raw, &scratch) != HS_SUCCESS) out.error = "cannot allocate scratch";
     }
     if (!out.error.empty()) break;
+    out.cases.push_back(std::move(cc));
   }
   out.scratch.reset(scratch);
   return out;
@@ -165,53 +160,41 @@ std::string hs_battery_failure(const HsScanCandidate& c) {
   static const CompiledBattery battery = compile_battery();
   if (!battery.error.empty()) return battery.error;
   for (const auto& cc : battery.cases)
-    for (std::size_t i = 0; i < cc.buffers.size(); ++i) {
-      const auto& [buf, want] = cc.buffers[i];
-      bool got = false;
-      if (c.scan(cc.db.get(), buf.data(), static_cast<unsigned>(buf.size()), 0, battery.scratch.get(), note_match,
-                 &got) != HS_SUCCESS)
-        return "hs_scan failed on /" + cc.pattern + "/";
-      if (got != want)
-        return std::string(got ? "matched" : "missed") + " /" + cc.pattern + "/ in a " + std::to_string(buf.size()) +
-               "-byte buffer ending \"" + printable(cc.tails[i]) + "\" (PCRE2: " + (want ? "match" : "no match") + ")";
-    }
+    for (const auto& db : cc.dbs)
+      for (const auto& b : cc.buffers) {
+        bool got = false;
+        if (c.scan(db.get(), b.text.data(), static_cast<unsigned>(b.text.size()), 0, battery.scratch.get(), note_match,
+                   &got) != HS_SUCCESS)
+          return "hs_scan failed on /" + cc.pattern + "/";
+        if (got != b.pcre2_matches)
+          return std::string(got ? "matched" : "missed") + " /" + cc.pattern + "/ in a " +
+                 std::to_string(b.text.size()) + "-byte buffer ending \"" + printable(b.tail) +
+                 "\" (PCRE2: " + (b.pcre2_matches ? "match" : "no match") + ")";
+      }
   return {};
 }
 
 HsRuntime choose_hs_runtime(const std::vector<HsScanCandidate>& candidates,
                             const std::function<std::string(const HsScanCandidate&)>& first_failure) {
-  HsRuntime out;
-  if (candidates.empty()) return out;
+  auto take = [](const HsScanCandidate& c, std::string note) { return HsRuntime{c.scan, c.name, c.features, note}; };
+  if (candidates.empty()) return HsRuntime{};
   std::string failures;
   for (const auto& c : candidates) {
     std::string why = first_failure(c);
-    if (why.empty()) {
-      out.scan = c.scan;
-      out.code = c.name;
-      out.features = c.features;
-      if (!failures.empty()) out.note = failures + "; scanning with its " + c.name + " code";
-      return out;
-    }
+    if (why.empty()) return take(c, failures.empty() ? "" : failures + "; scanning with its " + c.name + " code");
     failures += (failures.empty() ? "" : "; ") + c.name + " " + why;
   }
-  out.scan = candidates.front().scan;
-  out.code = candidates.front().name;
-  out.features = candidates.front().features;
-  out.note = failures + "; no code of this library agrees with PCRE2, answers may be wrong";
-  return out;
+  return take(candidates.front(), failures + "; no code of this library agrees with PCRE2, answers may be wrong");
 }
 
 const HsRuntime& hs_runtime() {
   static const HsRuntime runtime = [] {
     // Vectorscan on x86_64 only (hs_runtime.h): Hyperscan's copies agree,
     // and aarch64 has one copy.
-    if (auto candidates = library_candidates();
-        std::string_view(REGEXD_HS_FLAVOR_NAME) == "vectorscan" && candidates.size() > 1)
-      return choose_hs_runtime(candidates, hs_battery_failure);
-    HsRuntime r;
-    r.scan = hs_scan;
-    r.code = "hs_scan";
-    return r;
+    if (std::string_view(REGEXD_HS_FLAVOR_NAME) == "vectorscan")
+      if (auto candidates = library_candidates(); candidates.size() > 1)
+        return choose_hs_runtime(candidates, hs_battery_failure);
+    return HsRuntime{hs_scan, "hs_scan", ~std::uint64_t{0}, ""};
   }();
   return runtime;
 }
