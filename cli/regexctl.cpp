@@ -397,6 +397,9 @@ int main(int argc, char** argv) {
   add_rules_options(scan_cmd, scan_args, "--rules-class");
   scan_cmd->add_option("--class", scan_class, "class of rules to run over each file")->required();
   scan_cmd->add_option("--max-hits", max_hits, "cap on each rule's hit count")->check(CLI::PositiveNumber);
+  bool engine_times = false;
+  scan_cmd->add_flag("--engine-times", engine_times,
+                     "add engine_us: the time each engine (hyperscan, re2, pcre2) spent on the file");
   scan_cmd->add_option("files", scan_files, "files to scan")->required();
   add_calibrate(scan_cmd);
   auto* scan_cache = add_cache(scan_cmd);
@@ -746,6 +749,7 @@ int main(int argc, char** argv) {
   // Each file is one buffer of --class; metas are evaluated over its hits.
   regexd::engine::MessageScanOptions sopts;
   sopts.max_hits = max_hits;
+  sopts.measure_engines = engine_times;
   for (const auto& f : scan_files) {
     std::string data, err;
     if (!read_file(f, &data, &err)) {
@@ -773,6 +777,10 @@ int main(int argc, char** argv) {
       for (const auto& id : res->limited) lim.push_back(text(id));
       line["limited"] = lim;
     }
+    if (engine_times)
+      line["engine_us"] = {{"hyperscan", static_cast<double>(res->time.hyperscan) / 1e3},
+                           {"re2", static_cast<double>(res->time.re2) / 1e3},
+                           {"pcre2", static_cast<double>(res->time.pcre2) / 1e3}};
     std::cout << line.dump() << "\n";
   }
   return rc;

@@ -71,8 +71,10 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
   std::set<std::string> limited;
   std::set<std::string_view> present;
   unsigned re2_fallbacks = 0;
+  EngineTimes times;
   ScanOptions per_buffer;
   per_buffer.max_hits = options.max_hits;
+  per_buffer.measure_engines = options.measure_engines;
   const bool timed = !options.buffer_ns.empty() && options.buffer_ns.size() == buffers.size();
   auto t = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   for (std::size_t i = 0; i < buffers.size(); ++i) {
@@ -87,6 +89,9 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
     for (auto& [id, n] : r->hits) hits[id] += n;
     limited.insert(r->limited.begin(), r->limited.end());
     re2_fallbacks += r->re2_fallbacks;
+    times.hyperscan += r->time.hyperscan;
+    times.re2 += r->time.re2;
+    times.pcre2 += r->time.pcre2;
     present.insert(b.cls);
   }
   // Summed over buffers, a rule still counts at most its cap per message
@@ -136,6 +141,7 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
   std::sort(result.hits.begin(), result.hits.end());
   result.limited.assign(limited.begin(), limited.end());
   result.re2_fallbacks = re2_fallbacks;
+  result.time = times;
   return result;
 }
 

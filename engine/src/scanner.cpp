@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstring>
 
@@ -211,6 +212,16 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     st->scratch_fits[ci] = 1;
   }
 
+  // ScanOptions::measure_engines: a clock read only when asked for.
+  const bool measure = options.measure_engines;
+  auto now_ns = [measure]() -> std::uint64_t {
+    if (!measure) return 0;
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count());
+  };
+  EngineTimes times;
+  const std::uint64_t hs_start = now_ns();
   HsContext ctx{st, &set, static_cast<std::uint32_t>(it - set.classes.begin())};
   st->candidates.clear();
   const detail::HsScanFn hs_scan_code = detail::hs_runtime().scan;
@@ -235,13 +246,18 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     return make_error(ErrorCode::kInternal, "hyperscan scan failed for class '" + std::string(cls) + "'");
   }
 
+  times.hyperscan = now_ns() - hs_start;
+
   ScanResult result;
   // While a warm-up runs, nothing slow is built here (see warm_up()).
   const bool warming = warming_.load(std::memory_order_relaxed) > 0;
   auto pcre2_count = [&](std::uint32_t id, unsigned cap) -> long {
     const CompiledRule& cr = set.rules[id];
     const LazyPcre2& p = set.pcre2[id];
-    return st->matcher.count(warming ? p.get_quick(cr.rule) : p.get(cr.rule), data, cap, (cr.rule.flags & kUtf8) != 0);
+    const std::uint64_t t0 = now_ns();
+    long n = st->matcher.count(warming ? p.get_quick(cr.rule) : p.get(cr.rule), data, cap, (cr.rule.flags & kUtf8) != 0);
+    times.pcre2 += now_ns() - t0;
+    return n;
   };
   auto decide = [&](std::uint32_t id, bool known_match) {
     const CompiledRule& cr = set.rules[id];
@@ -268,7 +284,10 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
       continue;
     }
     const Re2Program* prog = part->get(set);
-    if (prog && detail::re2_match(*prog, data, &st->re2_matched)) {
+    const std::uint64_t t0 = now_ns();
+    const bool re2_answered = prog && detail::re2_match(*prog, data, &st->re2_matched);
+    times.re2 += now_ns() - t0;
+    if (re2_answered) {
       for (int k : st->re2_matched)
         if (k >= 0 && static_cast<std::size_t>(k) < ids.size()) decide(ids[k], set.rules[ids[k]].tier == Tier::kRe2);
       continue;
@@ -281,6 +300,7 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   for (auto id : cdb.pcre2_rules) decide(id, false);
   std::sort(result.hits.begin(), result.hits.end());
   std::sort(result.limited.begin(), result.limited.end());
+  result.time = times;
   return result;
 }
 

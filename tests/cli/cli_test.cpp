@@ -88,6 +88,25 @@ TEST_F(CliTest, HitsAreCounted) {
   EXPECT_EQ(json::parse(r.out)["hits"]["WORD"], 3);
 }
 
+TEST_F(CliTest, EngineTimesAreReportedOnlyWhenAskedFor) {
+  std::string rules = write("r.rules", "WORD body /free/i\n");
+  std::string msg = write("m.txt", std::string(1 << 20, 'x') + " free");
+  auto plain = regexctl("scan --rules " + rules + " --class body " + msg);
+  ASSERT_EQ(plain.status, 0) << plain.out;
+  EXPECT_FALSE(json::parse(plain.out).contains("engine_us"));
+  auto timed = regexctl("scan --engine-times --rules " + rules + " --class body " + msg);
+  ASSERT_EQ(timed.status, 0) << timed.out;
+  auto j = json::parse(timed.out);
+  ASSERT_TRUE(j.contains("engine_us")) << timed.out;
+  for (const char* e : {"hyperscan", "re2", "pcre2"}) EXPECT_GE(j["engine_us"][e].get<double>(), 0.0) << e;
+  // WORD is counted by PCRE2 (hits up to the cap) once some engine saw it;
+  // whichever engine the planner chose, scanning a MiB took some time.
+  EXPECT_GT(j["engine_us"]["hyperscan"].get<double>() + j["engine_us"]["re2"].get<double>() +
+                j["engine_us"]["pcre2"].get<double>(),
+            0.0);
+  EXPECT_EQ(j["hits"]["WORD"], 1);
+}
+
 TEST_F(CliTest, CompileReportCountsTiersAndListsRejectedRulesWithFileAndLine) {
   std::string rules = write("r.rules", "A body /abc/\nB body /foo(?!bar)\\w+baz/\n# c\nC body /(unclosed/\nD body /x/q\n");
   std::string err = (dir_ / "err.txt").string();

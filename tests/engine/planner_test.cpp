@@ -97,6 +97,24 @@ TEST(Re2Tier, SetsAnswerAsPcre2Does) {
   EXPECT_EQ(r->re2_fallbacks, 0u);
 }
 
+TEST(EngineTimes, EachEngineIsChargedForItsOwnWorkAndOnlyWhenAsked) {
+  std::vector<Rule> rules = {make_rule("E_SPACE", "foo\\s+bar"), make_rule("BACKREF", "(a)\\1")};
+  auto scanner = hand_built({{rules[0], Tier::kRe2}, {rules[1], Tier::kPcre2}}, {{0}});
+  std::string big;
+  while (big.size() < (1u << 20)) big += "foo x, not quite a match; ";
+  auto plain = scanner->scan("body", big);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->time.hyperscan + plain->time.re2 + plain->time.pcre2, 0u);  // off by default
+  ScanOptions measure;
+  measure.measure_engines = true;
+  auto timed = scanner->scan("body", big, measure);
+  ASSERT_TRUE(timed.ok());
+  EXPECT_EQ(timed->hits, plain->hits);
+  // A pass over a MiB takes microseconds in either engine, whatever the clock.
+  EXPECT_GT(timed->time.re2, 1000u);
+  EXPECT_GT(timed->time.pcre2, 1000u);
+}
+
 TEST(Re2Tier, ASetThatCannotBeBuiltLeavesItsRulesToPcre2) {
   // A back-reference has no exact RE2 form: a set that claims one (a damaged
   // or hostile cache entry) cannot be built, and PCRE2 answers its rules.

@@ -200,6 +200,23 @@ TEST(ScanHits, CountsNonOverlappingMatchesUpToTheCap) {
   EXPECT_EQ(hits_of(*res, "CAPPED"), 2u);  // the rule's own cap wins
 }
 
+TEST(ScanTimes, ANativeRuleThatDoesNotMatchCostsHyperscanTimeOnly) {
+  RuleSet set;
+  set.rules = {make_rule("NATIVE", "foo\\d+bar")};
+  CompileOptions text_only;
+  text_only.cost_check = false;
+  auto scanner = compile_or_die(set, nullptr, text_only);
+  ASSERT_EQ(scanner->tiers().at(0).second, Tier::kNative);
+  ScanOptions measure;
+  measure.measure_engines = true;
+  auto res = scanner->scan("body", std::string(1u << 20, 'f'), measure);
+  ASSERT_TRUE(res.ok());
+  EXPECT_TRUE(res->hits.empty());
+  EXPECT_GT(res->time.hyperscan, 0u);
+  EXPECT_EQ(res->time.re2, 0u);
+  EXPECT_EQ(res->time.pcre2, 0u);  // no Hyperscan hit: nothing to confirm or count
+}
+
 TEST(ScanClasses, EachClassHasItsOwnDatabaseAndUnknownClassIsAnError) {
   RuleSet set;
   set.rules = {make_rule("SUBJ", "win", "i", "header:Subject"), make_rule("BODY", "win", "i", "body")};

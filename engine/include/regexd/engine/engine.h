@@ -200,6 +200,21 @@ struct CompileReport {
 struct ScanOptions {
   // Default cap on hit counts (rules with their own max_hits use theirs).
   unsigned max_hits = 100;
+  // Fill ScanResult::time: where this scan spent its time, per engine.
+  // Costs six clock reads per RE2 set and per PCRE2 run, so it is off by
+  // default; the benchmarks turn it on for one untimed pass.
+  bool measure_engines = false;
+};
+
+// Wall time one scan spent in each engine (ScanOptions::measure_engines),
+// in nanoseconds.  `pcre2` covers every PCRE2 run: rules PCRE2 answers alone,
+// confirmations of prefilter hits, hit counting, and fallbacks, and the
+// JIT compile of a rule's program where this scan is its first use; building
+// an RE2 set on its first use is in none of them.
+struct EngineTimes {
+  std::uint64_t hyperscan = 0;
+  std::uint64_t re2 = 0;
+  std::uint64_t pcre2 = 0;
 };
 
 struct ScanResult {
@@ -210,6 +225,8 @@ struct ScanResult {
   // RE2::Sets that ran out of DFA memory on this buffer; their rules were
   // answered by PCRE2 instead (same answers, slower).
   unsigned re2_fallbacks = 0;
+  // Zero unless ScanOptions::measure_engines.
+  EngineTimes time;
 };
 
 struct CompiledSet;  // see regexd/engine/compiled_set.h

@@ -51,6 +51,9 @@ struct MessageScanOptions {
   // nanoseconds is written there (the daemon's per-class metrics).  Empty:
   // nothing is timed.
   std::span<std::uint64_t> buffer_ns;
+  // ScanOptions::measure_engines for every buffer; the result's `time` is
+  // their sum (meta evaluation is not counted in it).
+  bool measure_engines = false;
 };
 
 class MessagePlan {
