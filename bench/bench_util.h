@@ -3,8 +3,11 @@
 #pragma once
 
 #include <benchmark/benchmark.h>
+#include <dlfcn.h>
+#include <malloc.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -123,5 +126,26 @@ class RecordingReporter : public benchmark::ConsoleReporter {
  private:
   std::map<std::string, std::vector<double>> seconds_;
 };
+
+// Megabytes the program holds allocated on the heap: jemalloc's
+// stats.allocated when the binary runs on jemalloc (looked up, not linked),
+// else glibc's mallinfo2().  Unlike the resident size it falls when memory is
+// freed, so a benchmark that builds its own matcher measures that matcher's
+// growth afresh even after an earlier one was freed.
+inline double heap_mb() {
+  using mallctl_fn = int (*)(const char*, void*, std::size_t*, void*, std::size_t);
+  static auto* mallctl = reinterpret_cast<mallctl_fn>(::dlsym(RTLD_DEFAULT, "mallctl"));
+  if (mallctl) {
+    std::uint64_t epoch = 1;
+    std::size_t len = sizeof epoch;
+    mallctl("epoch", &epoch, &len, &epoch, len);  // refresh the statistics
+    std::size_t allocated = 0;
+    len = sizeof allocated;
+    if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) == 0)
+      return static_cast<double>(allocated) / (1024.0 * 1024.0);
+  }
+  const struct mallinfo2 mi = ::mallinfo2();
+  return static_cast<double>(mi.uordblks + mi.hblkhd) / (1024.0 * 1024.0);
+}
 
 }  // namespace regexd::bench

@@ -16,6 +16,9 @@ for b in scan cache compile; do
   "$bin/regexd_${b}_bench" --benchmark_repetitions="$reps" --benchmark_out="$out/$b.json" \
     --benchmark_out_format=json | tee "$out/$b.txt"
 done
+# Single passes of seconds each (docs/benchmarks.md, "Where body's time goes"): one repetition.
+echo "run: regexd_re2_sets_bench" >&2
+"$bin/regexd_re2_sets_bench" --benchmark_out="$out/re2_sets.json" --benchmark_out_format=json | tee "$out/re2_sets.txt"
 echo "run: regexd_pss_bench" >&2
 "$bin/regexd_pss_bench" | tee "$out/pss.txt"
 echo "run: bench/rspamd_hs_helper.sh" >&2

@@ -20,6 +20,12 @@
 // Benchmarks:
 //   scan/<set>/<class|all>/<engine>   per class and for all classes
 //   bysize/<engine>/<N>               N rules (same subset for all engines)
+// Counters besides the hits: for re2_set, `heap_growth_mb`, how much heap the
+// program allocated from just before the answer check to the end of the
+// timed loop: the sets' DFA caches (regexd's scanner is built once and
+// shared by its benchmarks, so such a figure would only show the run that
+// first used it; the daemon's memory is regexd_pss_bench's); for regexd, `hs_ms`, `re2_ms`, `pcre2_ms`: one untimed
+// pass with ScanOptions::measure_engines, per pass over the messages.
 // Sets: "sa" (SpamAssassin body/rawbody/full/uri rules, per-kind classes;
 // header rules need header extraction, which the peers lack, so they are out)
 // and "sample" (rules/sample.rules).  REGEXD_BENCH_SMOKE=1 runs only the
@@ -56,11 +62,16 @@ struct Answer {
   }
 };
 
+const std::vector<std::string>& messages();  // the corpus sample, below
+
 class Matcher {
  public:
   virtual ~Matcher() = default;
   // Answers one message; false (and error()) if the engine itself failed.
   virtual bool match(std::string_view msg, Answer& out) const = 0;
+  // Sets engine-specific counters; called after the timed loop with the
+  // heap the program grew by since just before the answer check.
+  virtual void add_counters(benchmark::State&, double /*heap_growth_mb*/) const {}
   const std::string& error() const { return error_; }
 
  protected:
@@ -171,6 +182,11 @@ class Re2SetMatcher final : public Matcher {
     }
     return true;
   }
+  // The sets are built anew for every run, so the growth is their DFA
+  // caches filling up on these messages.
+  void add_counters(benchmark::State& state, double heap_growth_mb) const override {
+    state.counters["heap_growth_mb"] = heap_growth_mb;
+  }
 
  private:
   struct ClassSet {
@@ -190,6 +206,22 @@ class RegexdMatcher final : public Matcher {
       : scanner_(std::move(s)), classes_(std::move(classes)) {
     for (std::uint32_t i = 0; i < all.size(); ++i) index_.emplace(all[i].id, i);
     opts_.max_hits = 1;
+  }
+  // One more pass with per-engine timing (untimed by the benchmark).
+  void add_counters(benchmark::State& state, double) const override {
+    engine::ScanOptions o = opts_;
+    o.measure_engines = true;
+    engine::EngineTimes t;
+    for (const auto& msg : messages())
+      for (const auto& cls : classes_)
+        if (auto r = scanner_->scan(cls, msg, o)) {
+          t.hyperscan += r->time.hyperscan;
+          t.re2 += r->time.re2;
+          t.pcre2 += r->time.pcre2;
+        }
+    state.counters["hs_ms"] = static_cast<double>(t.hyperscan) / 1e6;
+    state.counters["re2_ms"] = static_cast<double>(t.re2) / 1e6;
+    state.counters["pcre2_ms"] = static_cast<double>(t.pcre2) / 1e6;
   }
   bool match(std::string_view msg, Answer& out) const override {
     for (const auto& cls : classes_) {
@@ -348,6 +380,7 @@ bool g_failed = false;
 
 // The timed part shared by every scan benchmark.
 void run_scan(benchmark::State& state, const Workload& w, const RuleList& list, const Matcher& m) {
+  const double heap_before = bench::heap_mb();
   std::size_t per_pass = 0, undecided = 0;
   if (auto err = check(w, list, m, &per_pass, &undecided); !err.empty()) {
     g_failed = true;
@@ -374,6 +407,7 @@ void run_scan(benchmark::State& state, const Workload& w, const RuleList& list, 
   state.counters["rules"] = static_cast<double>(list.size());
   state.counters["hits_per_pass"] = static_cast<double>(per_pass);
   state.counters["undecided_pairs"] = static_cast<double>(undecided);
+  m.add_counters(state, bench::heap_mb() - heap_before);
 }
 
 enum class Engine { kRegexd, kPcre2, kRe2 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke run of every benchmark binary (ctest "bench_smoke"), so the suite never
-# rots: bundled sample rules, a few corpus messages (REGEXD_BENCH_SMOKE=1), a
-# short --benchmark_min_time.  Fails if a binary fails (including an answer
+# rots: bundled sample rules (SpamAssassin's body for regexd_re2_sets_bench),
+# a few corpus messages (REGEXD_BENCH_SMOKE=1), a short --benchmark_min_time.  Fails if a binary fails (including an answer
 # check against PCRE2), if a benchmark reports an error, or if bench/compare
 # finds one more than REGEXD_BENCH_SMOKE_THRESHOLD percent (default 1000, i.e.
 # 11x) slower than bench/baseline-smoke/: generous on purpose, these are
@@ -25,7 +25,7 @@ else
 fi
 export REGEXD_BENCH_SMOKE=1
 
-for b in compile scan cache; do
+for b in compile scan cache re2_sets; do
   exe=$bin/regexd_${b}_bench
   [[ -x $exe ]] || { echo "bench smoke: $exe not built" >&2; exit 1; }
   if ! "$exe" --benchmark_min_time=0.01 --benchmark_out="$out/$b.json" --benchmark_out_format=json \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what regexd needs to build, test and run, from Debian 12 packages.
 # Idempotent: installs only what is missing, so a second run costs seconds.
-# Usage: scripts/setup-deps.sh [--test | --package]   (--test adds test-only packages,
-#        --package the Debian packaging tools; --test includes them)
+# Usage: scripts/setup-deps.sh [--test | --package | --bench]   (--test adds test-only packages,
+#        --package the Debian packaging tools; --test includes them; --bench is --test plus
+#        what bench/run.sh alone needs)
 set -euo pipefail
 
 packages=(
@@ -29,7 +30,7 @@ package_tools=(debhelper dpkg-dev fakeroot help2man lintian)
 if [[ "${1:-}" == "--package" ]]; then
   packages+=("${package_tools[@]}")
 fi
-if [[ "${1:-}" == "--test" ]]; then
+if [[ "${1:-}" == "--test" || "${1:-}" == "--bench" ]]; then
   packages+=("${package_tools[@]}")
   packages+=(
     googletest libgtest-dev libgmock-dev libbenchmark-dev
@@ -39,6 +40,9 @@ if [[ "${1:-}" == "--test" ]]; then
     clang libclang-rt-14-dev   # libFuzzer + sanitizers (scripts/fuzz-frames.sh, scripts/fuzz-entries.sh)
     redis-server        # the remote cache tier's tests start a private one (tests/cache/remote_store_test.cpp)
   )
+fi
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(gnuplot-nox)   # bench/plot.sh: the throughput plot of docs/benchmarks.md
 fi
 
 missing=()
