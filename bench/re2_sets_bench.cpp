@@ -19,6 +19,12 @@
 //                               database of its own (sum; `refused` counts
 //                               those Hyperscan does not compile)
 //   hs/class_databases          body's own Hyperscan databases, alone
+//   floor/rawbody               every rawbody rule alone in the cheaper of
+//                               Hyperscan (a database of its own, its tier's
+//                               expression) and PCRE2 (JIT, up to the first
+//                               match), summed (`cheaper_sum_ms`; prefilters
+//                               without their confirmations, so a lower
+//                               bound); timed: the class's own databases
 //   re2_peer/one_set/mem:M      one RE2::Set of every body rule with an exact
 //                               RE2 translation (scan bench's peer, with
 //                               regexd's translations) and M MiB;
@@ -39,7 +45,8 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "re2_translate.h"  // engine/src: the planner's translations
+#include "pcre2_reference.h"  // tests/support: PCRE2 compiled as regexd compiles it
+#include "re2_translate.h"    // engine/src: the planner's translations
 #include "regexd/engine/compiled_set.h"
 #include "regexd/engine/engine.h"
 
@@ -218,6 +225,93 @@ struct HsDb {
   }
 };
 
+// The timed loop: every message through a class's byte-mode Hyperscan
+// databases (what the scanner runs first for that class).
+void time_class_databases(benchmark::State& state, const engine::ClassDatabases& c) {
+  std::vector<const hs_database_t*> dbs;
+  if (c.bytes_db) dbs.push_back(c.bytes_db.get());
+  for (const auto& part : c.bytes_more) dbs.push_back(part.db.get());
+  hs_scratch_t* scratch = nullptr;
+  for (const auto* db : dbs)
+    if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
+      state.SkipWithError("hs_alloc_scratch failed");
+      return;
+    }
+  std::unique_ptr<hs_scratch_t, decltype(&hs_free_scratch)> owned(scratch, hs_free_scratch);
+  for (auto _ : state)
+    for (const auto* db : dbs)
+      if (!hs_pass(db, scratch)) state.SkipWithError("hs_scan failed");
+}
+
+// Best of three passes of `pass` over the messages, in ms.
+template <typename F>
+double best_ms(F pass) {
+  double best = 1e300;
+  for (int k = 0; k < 3; ++k) {
+    auto t0 = std::chrono::steady_clock::now();
+    pass();
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// Each rule of `cls` alone: Hyperscan (its own database, in its tier, or
+// native for rules of the other tiers; -1 if it does not compile) and PCRE2
+// (JIT, first match per message).
+void floor_of_class(benchmark::State& state, const std::string& cls) {
+  auto sa = bench::spamassassin_rules(false);
+  auto rules = bench::filter_rules(sa, [&](const engine::Rule& r) { return r.cls == cls; });
+  engine::CompileReport report;
+  auto s = engine::Scanner::compile(rules, {}, &report);
+  if (rules.rules.empty() || !s) {
+    state.SkipWithError(("no " + cls + " rules compiled").c_str());
+    return;
+  }
+  const engine::CompiledSet& cs = (*s)->compiled();
+  double hs_sum = 0, pcre2_sum = 0, cheaper_sum = 0;
+  std::size_t n = 0, hs_refused = 0;
+  for (const auto& cr : cs.rules) {
+    if (cr.rule.cls != cls) continue;
+    ++n;
+    double hs_ms = -1;
+    const auto tier = cr.tier == engine::Tier::kPrefilter ? engine::Tier::kPrefilter : engine::Tier::kNative;
+    const std::string expr = cr.hs_expression.empty() ? engine::hs_expression_for(cr.rule) : cr.hs_expression;
+    HsDb d;
+    hs_compile_error_t* err = nullptr;
+    if (hs_compile(expr.c_str(), engine::hs_flags_for(cr.rule, tier), HS_MODE_BLOCK, nullptr, &d.db, &err) ==
+            HS_SUCCESS &&
+        hs_alloc_scratch(d.db, &d.scratch) == HS_SUCCESS) {
+      hs_ms = best_ms([&] { hs_pass(d.db, d.scratch); });
+      hs_sum += hs_ms;
+    } else {
+      hs_free_compile_error(err);
+      ++hs_refused;
+    }
+    pcre2_code* code = testing::compile_reference(cr.rule);
+    if (!code) {
+      state.SkipWithError((cr.rule.id + ": PCRE2 refuses it").c_str());
+      return;
+    }
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
+    const double pcre2_ms = best_ms([&] {
+      for (const auto& msg : messages())
+        pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(msg.data()), msg.size(), 0, 0, md, nullptr);
+    });
+    pcre2_match_data_free(md);
+    pcre2_code_free(code);
+    pcre2_sum += pcre2_ms;
+    cheaper_sum += hs_ms >= 0 ? std::min(hs_ms, pcre2_ms) : pcre2_ms;
+  }
+  for (const auto& c : cs.classes)
+    if (c.cls == cls) time_class_databases(state, c);
+  state.counters["rules"] = static_cast<double>(n);
+  state.counters["hs_refused"] = static_cast<double>(hs_refused);
+  state.counters["hs_alone_sum_ms"] = hs_sum;
+  state.counters["pcre2_alone_sum_ms"] = pcre2_sum;
+  state.counters["cheaper_sum_ms"] = cheaper_sum;
+}
+
 void register_all() {
   constexpr long long kMiB = 1 << 20;
   benchmark::RegisterBenchmark("re2/planned/message_major", [](benchmark::State& state) {
@@ -263,24 +357,15 @@ void register_all() {
   benchmark::RegisterBenchmark("hs/class_databases", [](benchmark::State& state) {
     if (!ready(state)) return;
     const engine::ClassDatabases& c = *workload().body;
-    std::vector<const hs_database_t*> dbs;
-    if (c.bytes_db) dbs.push_back(c.bytes_db.get());
-    for (const auto& part : c.bytes_more) dbs.push_back(part.db.get());
-    hs_scratch_t* scratch = nullptr;
-    for (const auto* db : dbs)
-      if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
-        state.SkipWithError("hs_alloc_scratch failed");
-        return;
-      }
-    std::unique_ptr<hs_scratch_t, decltype(&hs_free_scratch)> owned(scratch, hs_free_scratch);
-    for (auto _ : state)
-      for (const auto* db : dbs)
-        if (!hs_pass(db, scratch)) state.SkipWithError("hs_scan failed");
+    time_class_databases(state, c);
     std::size_t rules = c.bytes_rules.size();
     for (const auto& part : c.bytes_more) rules += part.rules.size();
     state.counters["rules"] = static_cast<double>(rules);
-    state.counters["databases"] = static_cast<double>(dbs.size());
+    state.counters["databases"] = static_cast<double>(1 + c.bytes_more.size());
   });
+  benchmark::RegisterBenchmark("floor/rawbody", [](benchmark::State& state) {
+    floor_of_class(state, "rawbody");
+  })->Unit(benchmark::kMillisecond);
   for (long long mem : {64, 256, 1024}) {
     std::string name = "re2_peer/one_set/mem:" + std::to_string(mem);
     benchmark::RegisterBenchmark(name.c_str(), [mem](benchmark::State& state) {
