@@ -46,6 +46,7 @@
 
 #include "bench_util.h"
 #include "pcre2_reference.h"  // tests/support: PCRE2 compiled as regexd compiles it
+#include "re2_partition.h"    // engine/src: the patterns the scanner runs
 #include "re2_translate.h"    // engine/src: the planner's translations
 #include "regexd/engine/compiled_set.h"
 #include "regexd/engine/engine.h"
@@ -60,6 +61,12 @@ const std::vector<std::string>& messages() {
   return m;
 }
 
+// SpamAssassin's rules without headers, read once for every benchmark.
+const engine::RuleSet& sa_rules() {
+  static const engine::RuleSet rules = bench::spamassassin_rules(false);
+  return rules;
+}
+
 struct Workload {
   std::shared_ptr<const engine::Scanner> scanner;
   const engine::ClassDatabases* body = nullptr;
@@ -72,8 +79,7 @@ struct Workload {
 
 Workload make_workload() {
   Workload w;
-  auto sa = bench::spamassassin_rules(false);
-  auto body = bench::filter_rules(sa, [](const engine::Rule& r) { return r.cls == "body"; });
+  auto body = bench::filter_rules(sa_rules(), [](const engine::Rule& r) { return r.cls == "body"; });
   if (body.rules.empty()) {
     w.error = "no SpamAssassin body rules (install spamassassin)";
     return w;
@@ -100,18 +106,14 @@ Workload make_workload() {
     std::vector<std::string> pats;
     for (auto id : part->rules()) {
       const engine::CompiledRule& cr = cs.rules[id];
-      std::string pat = cr.re2_pattern, why;
-      if (pat.empty()) {
-        auto t =
-            cr.tier == engine::Tier::kRe2 ? detail::re2_exact(cr.rule, &why) : detail::re2_translate(cr.rule, &why);
-        if (!t) {
-          w.error = cr.rule.id + ": no RE2 translation: " + why;
-          return w;
-        }
-        pat = t->pattern;
+      std::string why;
+      auto pat = detail::re2_pattern_of(cr, &why);
+      if (!pat) {
+        w.error = cr.rule.id + ": no RE2 translation: " + why;
+        return w;
       }
-      pats.push_back(pat);
-      w.re2_rules.push_back(pat);
+      pats.push_back(*pat);
+      w.re2_rules.push_back(*pat);
       // In Hyperscan: natively where RE2 answers exactly, else as a prefilter.
       const auto tier = cr.tier == engine::Tier::kRe2 ? engine::Tier::kNative : engine::Tier::kPrefilter;
       w.re2_rules_in_hs.emplace_back(engine::hs_expression_for(cr.rule), engine::hs_flags_for(cr.rule, tier));
@@ -259,8 +261,7 @@ double best_ms(F pass) {
 // native for rules of the other tiers; -1 if it does not compile) and PCRE2
 // (JIT, first match per message).
 void floor_of_class(benchmark::State& state, const std::string& cls) {
-  auto sa = bench::spamassassin_rules(false);
-  auto rules = bench::filter_rules(sa, [&](const engine::Rule& r) { return r.cls == cls; });
+  auto rules = bench::filter_rules(sa_rules(), [&](const engine::Rule& r) { return r.cls == cls; });
   engine::CompileReport report;
   auto s = engine::Scanner::compile(rules, {}, &report);
   if (rules.rules.empty() || !s) {

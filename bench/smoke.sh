@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Smoke run of every benchmark binary (ctest "bench_smoke"), so the suite never
 # rots: bundled sample rules (SpamAssassin's body for regexd_re2_sets_bench),
-# a few corpus messages (REGEXD_BENCH_SMOKE=1), a short --benchmark_min_time.  Fails if a binary fails (including an answer
-# check against PCRE2), if a benchmark reports an error, or if bench/compare
+# a few corpus messages (REGEXD_BENCH_SMOKE=1), a short --benchmark_min_time.
+# Fails if a binary fails (including an answer check against PCRE2), if a
+# benchmark reports an error, or if bench/compare
 # finds one more than REGEXD_BENCH_SMOKE_THRESHOLD percent (default 1000, i.e.
 # 11x) slower than bench/baseline-smoke/: generous on purpose, these are
 # sub-millisecond timings on shared machines; the real gate is bench/compare

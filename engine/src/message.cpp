@@ -89,9 +89,7 @@ Result<ScanResult> MessagePlan::scan(const Scanner& scanner, std::span<const Mes
     for (auto& [id, n] : r->hits) hits[id] += n;
     limited.insert(r->limited.begin(), r->limited.end());
     re2_fallbacks += r->re2_fallbacks;
-    times.hyperscan += r->time.hyperscan;
-    times.re2 += r->time.re2;
-    times.pcre2 += r->time.pcre2;
+    times += r->time;
     present.insert(b.cls);
   }
   // Summed over buffers, a rule still counts at most its cap per message

@@ -41,6 +41,13 @@ std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const std::vect
   return p;
 }
 
+std::optional<std::string> re2_pattern_of(const CompiledRule& cr, std::string* why) {
+  if (!cr.re2_pattern.empty()) return cr.re2_pattern;
+  auto t = cr.tier == Tier::kRe2 ? re2_exact(cr.rule, why) : re2_translate(cr.rule, why);
+  if (!t) return std::nullopt;
+  return std::move(t->pattern);
+}
+
 std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const CompiledSet& set,
                                                                 const std::vector<std::uint32_t>& rules,
                                                                 std::string* why) {
@@ -51,18 +58,13 @@ std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const CompiledS
       *why = "RE2 set lists rule index " + std::to_string(id) + ", which does not exist";
       return nullptr;
     }
-    const CompiledRule& cr = set.rules[id];
-    if (!cr.re2_pattern.empty()) {
-      patterns.push_back(cr.re2_pattern);
-      continue;
-    }
     std::string reason;
-    auto t = cr.tier == Tier::kRe2 ? re2_exact(cr.rule, &reason) : re2_translate(cr.rule, &reason);
-    if (!t) {
-      *why = "rule " + cr.rule.id + " has no RE2 translation: " + reason;
+    auto pattern = re2_pattern_of(set.rules[id], &reason);
+    if (!pattern) {
+      *why = "rule " + set.rules[id].rule.id + " has no RE2 translation: " + reason;
       return nullptr;
     }
-    patterns.push_back(std::move(t->pattern));
+    patterns.push_back(std::move(*pattern));
   }
   return build_re2_program(patterns, why);
 }

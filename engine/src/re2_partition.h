@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,11 @@ namespace regexd::engine::detail {
 // match fail with "out of memory": the scanner then answers the set's rules
 // with PCRE2 (ScanResult::re2_fallbacks).
 inline constexpr long long kRe2SetMaxMem = 8 << 20;
+
+// The RE2 pattern a rule of an RE2 tier runs as: the one the planner stored
+// (measured), else its translation, exact for kRe2 rules, exact-or-superset
+// for kRe2Prefilter.  nullopt and *why (one line) when it has none.
+std::optional<std::string> re2_pattern_of(const CompiledRule& rule, std::string* why);
 
 // Builds the RE2::Set of `rules` (indices into set.rules) from their
 // translations: exact for kRe2 rules, exact-or-superset for kRe2Prefilter.

@@ -201,8 +201,8 @@ struct ScanOptions {
   // Default cap on hit counts (rules with their own max_hits use theirs).
   unsigned max_hits = 100;
   // Fill ScanResult::time: where this scan spent its time, per engine.
-  // Costs six clock reads per RE2 set and per PCRE2 run, so it is off by
-  // default; the benchmarks turn it on for one untimed pass.
+  // Costs two clock reads per Hyperscan pass, per RE2 set and per PCRE2 run,
+  // so it is off by default; the benchmarks turn it on for one untimed pass.
   bool measure_engines = false;
 };
 
@@ -215,6 +215,14 @@ struct EngineTimes {
   std::uint64_t hyperscan = 0;
   std::uint64_t re2 = 0;
   std::uint64_t pcre2 = 0;
+
+  // Sums of several scans (a message's buffers, a pass over many messages).
+  EngineTimes& operator+=(const EngineTimes& o) {
+    hyperscan += o.hyperscan;
+    re2 += o.re2;
+    pcre2 += o.pcre2;
+    return *this;
+  }
 };
 
 struct ScanResult {
