@@ -196,10 +196,18 @@ std::optional<std::string> loosen_for_prefilter(const Rule& rule, std::string_vi
         changed = true;
         continue;
       }
-      if (p[i + 1] == '*' || head.starts_with("(?>") ||
-          head.starts_with("(?(") || head.starts_with("(?P=") || head.starts_with("(?&") || head.starts_with("(?R") ||
-          (head.size() > 2 && is_digit(head[2])))
+      // Verbs, conditionals, back-references by name and subroutine calls
+      // ("(?1)", "(?+1)", "(?-1)", "(?&n)", "(?P>n)", "(?R)").
+      if (p[i + 1] == '*' || head.starts_with("(?(") || head.starts_with("(?P=") || head.starts_with("(?P>") ||
+          head.starts_with("(?&") || head.starts_with("(?R") || head.starts_with("(?+") ||
+          (head.size() > 2 && is_digit(head[2])) || (head.size() > 3 && head[2] == '-' && is_digit(head[3])))
         return std::nullopt;
+      if (head.starts_with("(?>")) {  // atomic: an ordinary group (see rewrite.h)
+        out.append("(?:");
+        i += 3;
+        changed = true;
+        continue;
+      }
       if (head.starts_with("(?#")) {  // comment: copied as is
         std::size_t close = p.find(')', i);
         if (close == std::string_view::npos) return std::nullopt;
@@ -208,8 +216,12 @@ std::optional<std::string> loosen_for_prefilter(const Rule& rule, std::string_vi
         continue;
       }
     }
-    if ((c == '*' || c == '+' || c == '?' || c == '}') && i + 1 < p.size() && p[i + 1] == '+')
-      return std::nullopt;  // possessive
+    if ((c == '*' || c == '+' || c == '?') && i + 1 < p.size() && p[i + 1] == '+') {
+      out.push_back(c);  // possessive: greedy (see rewrite.h)
+      i += 2;
+      changed = true;
+      continue;
+    }
     if (c == '{') {
       std::size_t j = i + 1, m_end, n_end;
       while (j < p.size() && is_digit(p[j])) ++j;
@@ -226,12 +238,12 @@ std::optional<std::string> loosen_for_prefilter(const Rule& rule, std::string_vi
       }
       quantifier = quantifier && j < p.size() && p[j] == '}';
       if (quantifier) {
-        if (j + 1 < p.size() && p[j + 1] == '+') return std::nullopt;  // possessive
+        const bool possessive = j + 1 < p.size() && p[j + 1] == '+';  // made greedy (see rewrite.h)
         bool bounded = has_max || n_end == m_end;  // "{m,n}" or "{n}"
         out.append(p.substr(i, m_end - i));
         out += bounded ? std::string_view(",}") : p.substr(m_end, j + 1 - m_end);
-        changed = changed || bounded;
-        i = j + 1;
+        changed = changed || bounded || possessive;
+        i = j + 1 + (possessive ? 1 : 0);
         continue;
       }
     }

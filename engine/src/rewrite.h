@@ -37,12 +37,19 @@ std::optional<std::string> compact_escaped_bytes(const Rule& rule);
 // use), so every way the original matches is a way the result matches;
 // PCRE2 explores every way (it backtracks), so "some way matches" is its
 // answer.  That holds provided nothing in the pattern can turn "more
-// accepted" into "less matched" by committing to one way: an atomic group,
-// a possessive quantifier, a conditional, a backtracking verb or a
-// back-reference; any of those, or extended syntax (x, where '#' and spaces
-// change meaning), returns nullopt.  A negative look-around followed by a
-// quantifier also returns nullopt.  Returns nullopt too when nothing
-// changed.  Usable only as a prefilter.
+// accepted" into "less matched" by committing to one way ("(?>a{1,2})a"
+// matches "aaa", "(?>a{1,})a" does not).  So atomic groups become ordinary
+// groups ("(?>X)" -> "(?:X)") and possessive quantifiers greedy ones
+// ("X*+" -> "X*", "X{m,n}+" -> "X{m,}"): an atomic group matches only the
+// first way its content matches, which is one of the ways the ordinary
+// group matches, so this too only adds ways; it would remove some inside a
+// negative look-around, but those are dropped whole.  (The regex
+// SpamAssassin's `__FILL_THIS_FORM_PARTIAL_RAW` opens with "(?>\s{0,50})".)
+// A conditional, a backtracking verb, a back-reference or a subroutine
+// call, or extended syntax (x, where '#' and spaces change meaning),
+// returns nullopt.  A negative look-around followed by a quantifier also
+// returns nullopt.  Returns nullopt too when nothing changed.  Usable only
+// as a prefilter.
 std::optional<std::string> loosen_for_prefilter(const Rule& rule, std::string_view expression);
 
 }  // namespace regexd::engine::detail

@@ -59,12 +59,24 @@ TEST(LoosenForPrefilter, BoundsBecomeOpen) {
   EXPECT_EQ(loose("a(?!b)"), "a");
   EXPECT_EQ(loose("a(?!b)*c"), std::nullopt);  // the quantifier would move to "a"
   EXPECT_EQ(loose("a(?!b"), std::nullopt);     // unclosed
-  // Constructs where accepting more can match less.
-  EXPECT_EQ(loose("(?>a{1,2})b"), std::nullopt);
-  EXPECT_EQ(loose("a{1,2}+b"), std::nullopt);
-  EXPECT_EQ(loose("a++b{1,2}"), std::nullopt);
+  // Atomic groups and possessive quantifiers stop committing first: a
+  // repeat loosened inside one could otherwise match less.
+  EXPECT_EQ(loose("(?>a{1,2})b"), "(?:a{1,})b");
+  EXPECT_EQ(loose("a{1,2}+b"), "a{1,}b");
+  EXPECT_EQ(loose("a++b{1,2}"), "a+b{1,}");
+  EXPECT_EQ(loose("a*+b?+c"), "a*b?c");          // only possessives: still a change
+  EXPECT_EQ(loose("[+?*]+x"), std::nullopt);     // "+" inside a class, then a greedy "+"
+  EXPECT_EQ(loose("\\++x"), std::nullopt);          // an escaped "+", repeated
+  EXPECT_EQ(loose("\\+++x"), "\\++x");            // the same, possessive
+  EXPECT_EQ(loose("(?!(?>a+)b)c{1,2}"), "c{1,}");  // inside a dropped look-around
+  // Constructs with no superset argument.
   EXPECT_EQ(loose("(a)\\1{1,2}"), std::nullopt);
   EXPECT_EQ(loose("(?(1)a|b){1,2}"), std::nullopt);
+  EXPECT_EQ(loose("(a){1,2}(?1)"), std::nullopt);
+  EXPECT_EQ(loose("(a){1,2}(?+1)(b)"), std::nullopt);
+  EXPECT_EQ(loose("(a){1,2}(?-1)"), std::nullopt);
+  EXPECT_EQ(loose("(?<n>a){1,2}(?P>n)"), std::nullopt);
+  EXPECT_EQ(loose("(?-i:a){1,2}"), "(?-i:a){1,}");  // an option group, not a call
   EXPECT_EQ(detail::loosen_for_prefilter(rule("a{1,2} b", "x"), "a{1,2} b"), std::nullopt);
 }
 
@@ -74,7 +86,7 @@ std::vector<std::string> subjects() {
   std::mt19937 rng(7);
   const std::string alphabet = "aab c\xc3\x9d\xbd.\n";
   // Long runs that random draws rarely produce.
-  std::vector<std::string> out = {"aaaab", "abbbabbb", " abbbc", "aaa.aaa.", "aaab", "b b b ccc"};
+  std::vector<std::string> out = {"aaaab", "abbbabbb", " abbbc", "aaa.aaa.", "aaab", "b b b ccc", "    b", "\n   .b"};
   for (int i = 0; i < 3000; ++i) {
     std::string s(std::uniform_int_distribution<int>(0, 12)(rng), ' ');
     for (char& c : s) c = alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
@@ -102,7 +114,10 @@ TEST(LoosenForPrefilter, IsASupersetForPcre2) {
   // Anchored, so that a looser repeat can be told apart from a later start.
   for (const char* p : {"^a{2,3}b", "(?:a|b ){1,2}c{0,1}$", "^\\s?(?:ab{1,2}|c){2}", "^(?=a{1,2}b)a+b{1,1}",
                         "^(?:[ab]{1,2}?\\.){2,3}", "^(?!aa)[ab]{1,3}$", "^(?:a(?<!ba)|b)+c", "(?:^|\\s)(?!b)\\w+$",
-                        "^a(?!(?:b|c))"}) {
+                        "^a(?!(?:b|c))",
+                        // Atomic and possessive: each original here fails
+                        // on some subject its loosened form matches.
+                        "^(?>a{1,2})a", "^a{1,2}+a", "^(?>\\s{0,2})\\W?b", "^(?:a|b)*+b{1,2}c", "^a?+ab{0,1}"}) {
     Rule original = rule(p, "m");
     auto loose = detail::loosen_for_prefilter(original, p);
     ASSERT_TRUE(loose) << p;
