@@ -221,7 +221,8 @@ Result<std::string> encode_entry(const CompiledSet& set, const CacheKey& key, co
                                    r.flags, r.max_hits, static_cast<std::uint8_t>(cr.tier), cr.class_index,
                                    fbb.CreateString(r.source), r.line, cr.cost.hs_ns, cr.cost.re2_ns,
                                    cr.cost.pcre2_ns,
-                                   cr.re2_pattern.empty() ? 0 : fbb.CreateString(cr.re2_pattern)));
+                                   cr.re2_pattern.empty() ? 0 : fbb.CreateString(cr.re2_pattern), cr.confirm_min,
+                                   cr.confirm_max));
   }
   std::vector<flatbuffers::Offset<fb::ClassEntry>> classes;
   for (const auto& c : set.classes) {
@@ -376,6 +377,12 @@ Result<std::unique_ptr<CompiledSet>> decode_entry(std::string_view bytes, const 
     cr.class_index = r->class_index();
     cr.cost = {r->cost_hs_ns(), r->cost_re2_ns(), r->cost_pcre2_ns()};
     if (engine::is_re2_tier(cr.tier)) cr.re2_pattern = str(r->re2_pattern());
+    // A window only for a prefilter, and only a consistent one: anything
+    // else confirms on the whole buffer, which is always exact.
+    if (cr.tier == Tier::kPrefilter && r->confirm_max() >= r->confirm_min()) {
+      cr.confirm_min = r->confirm_min();
+      cr.confirm_max = r->confirm_max();
+    }
     set->rules.push_back(std::move(cr));
   }
   auto to_vec = [](const flatbuffers::Vector<std::uint32_t>* v) {

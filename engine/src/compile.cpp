@@ -12,6 +12,7 @@
 #include <tuple>
 #include <unordered_set>
 
+#include "confirm_window.h"
 #include "cost.h"
 #include "hs_runtime.h"
 #include "parallel.h"
@@ -111,6 +112,8 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, cons
                                                     : hs_expression_for(cr.rule));
       unsigned f = hs_flags_for(cr.rule, cr.tier);
       if (no_som[id]) f = (f & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
+      // A windowed confirmation needs every end the prefilter reports.
+      if (cr.confirm_max) f &= ~HS_FLAG_SINGLEMATCH;
       flags.push_back(f);
     }
     std::vector<const char*> ptrs;
@@ -144,6 +147,7 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, cons
               detail::rewrite_pays(sample, may_rewrite->size(), &why)) {
             loosened[id] = std::move(loose);
             set.rules[id].tier = Tier::kPrefilter;
+            set.rules[id].confirm_min = set.rules[id].confirm_max = 0;  // measured on the text it replaced
             moved.emplace_back(id, "hyperscan compile: " + msg +
                                        "; " + std::string(kLoosenedPrefilter));
             continue;
@@ -221,7 +225,10 @@ void finish_class(CompiledSet& set, ClassDatabases& cdb, const std::vector<std::
       cdb.bytes_more.push_back({std::move(j->db), std::move(j->ids)});
     }
   }
-  for (auto& [id, why] : demote) set.rules[id].tier = Tier::kPcre2;
+  for (auto& [id, why] : demote) {
+    set.rules[id].tier = Tier::kPcre2;
+    set.rules[id].confirm_min = set.rules[id].confirm_max = 0;
+  }
   // A loosened rule that was later refused anyway is reported once, demoted.
   for (auto& m : moved)
     if (set.rules[m.first].tier == Tier::kPrefilter) demote.push_back(std::move(m));
@@ -363,6 +370,18 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   for (std::size_t c = 0; c < set->classes.size(); ++c)
     for (auto& ids : plan.re2_sets[c]) set->classes[c].re2_sets.push_back(std::make_unique<Re2Partition>(std::move(ids)));
   rep.classify_ms = ms_since(t_classify);
+
+  // 3b. Prefilters whose matches have bounded widths: PCRE2 confirms only
+  //     near the ends Hyperscan reports (confirm_window.h).
+  detail::parallel_for(set->rules.size(), nthreads, [&](std::size_t i) {
+    CompiledRule& cr = set->rules[i];
+    if (cr.tier != Tier::kPrefilter) return;
+    const std::string expr = cr.hs_expression.empty() ? hs_expression_for(cr.rule) : cr.hs_expression;
+    if (auto w = detail::confirm_width(cr.rule, expr, hs_flags_for(cr.rule, Tier::kPrefilter) & ~HS_FLAG_SINGLEMATCH)) {
+      cr.confirm_min = w->min;
+      cr.confirm_max = w->max;
+    }
+  });
 
   // 4. Compile the classes' Hyperscan databases in parallel, a large class
   //    as several databases (split.h), balanced on what the probe measured.

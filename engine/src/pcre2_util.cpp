@@ -8,10 +8,10 @@ namespace regexd::engine {
 
 void Pcre2CodeDeleter::operator()(pcre2_real_code_8* c) const { pcre2_code_free(c); }
 
-const pcre2_real_code_8* LazyPcre2::get(const Rule& rule) const {
+const pcre2_real_code_8* LazyPcre2::get(const Rule& rule, std::uint32_t extra_options) const {
   std::call_once(once_, [&] {
     std::string error;
-    code_ = detail::pcre2_compile_rule(rule, &error);
+    code_ = detail::pcre2_compile_rule(rule, &error, extra_options);
     // JIT failure (e.g. no executable memory) is not an error: the
     // interpreter gives the same answers, only slower.
     if (code_ && !(rule.flags & kNoOpt)) pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE);
@@ -20,11 +20,11 @@ const pcre2_real_code_8* LazyPcre2::get(const Rule& rule) const {
   return code_.get();
 }
 
-const pcre2_real_code_8* LazyPcre2::get_quick(const Rule& rule) const {
+const pcre2_real_code_8* LazyPcre2::get_quick(const Rule& rule, std::uint32_t extra_options) const {
   if (ready_.load(std::memory_order_acquire)) return code_.get();
   std::call_once(quick_once_, [&] {
     std::string error;
-    quick_ = detail::pcre2_compile_rule(rule, &error);
+    quick_ = detail::pcre2_compile_rule(rule, &error, extra_options);
   });
   return quick_.get();
 }
@@ -55,7 +55,7 @@ std::uint32_t pcre2_options_for(std::uint32_t flags) {
   return o;
 }
 
-Pcre2CodePtr pcre2_compile_rule(const Rule& rule, std::string* error) {
+Pcre2CodePtr pcre2_compile_rule(const Rule& rule, std::string* error, std::uint32_t extra_options) {
   std::unique_ptr<pcre2_compile_context, decltype(&pcre2_compile_context_free)> ctx(
       pcre2_compile_context_create(nullptr), &pcre2_compile_context_free);
   if (!ctx) {
@@ -66,7 +66,7 @@ Pcre2CodePtr pcre2_compile_rule(const Rule& rule, std::string* error) {
   int code = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rule.pattern.data()), rule.pattern.size(),
-                                 pcre2_options_for(rule.flags), &code, &offset, ctx.get());
+                                 pcre2_options_for(rule.flags) | extra_options, &code, &offset, ctx.get());
   if (!re) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(code, buf, sizeof buf);
@@ -87,6 +87,16 @@ Pcre2Matcher::Pcre2Matcher(std::uint32_t match_limit, std::uint32_t depth_limit)
     pcre2_set_heap_limit(mctx_.get(), kPcre2HeapLimitKiB);
     if (jit_stack_) pcre2_jit_stack_assign(mctx_.get(), nullptr, jit_stack_.get());
   }
+}
+
+long Pcre2Matcher::first_in(const pcre2_code* code, std::string_view data, std::size_t start, std::size_t limit) {
+  if (!code || !md_ || !mctx_ || start > data.size()) return -1;
+  pcre2_set_offset_limit(mctx_.get(), limit);
+  const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(data.data()), data.size(), start, 0, md_.get(),
+                             mctx_.get());
+  pcre2_set_offset_limit(mctx_.get(), PCRE2_UNSET);  // count() and other rules search the whole buffer
+  if (rc == PCRE2_ERROR_NOMATCH) return 0;
+  return rc < 0 ? -1 : 1;
 }
 
 long Pcre2Matcher::count(const pcre2_code* code, std::string_view data, unsigned cap, bool utf) {

@@ -22,9 +22,15 @@ namespace regexd::engine::detail {
 std::uint32_t pcre2_options_for(std::uint32_t flags);
 
 // Compiles a rule with PCRE2 (newline fixed to LF so '.' and '$' behave as in
-// Hyperscan).  On failure returns null and sets *error to PCRE2's message with
-// the offset.
-Pcre2CodePtr pcre2_compile_rule(const Rule& rule, std::string* error);
+// Hyperscan), with `extra_options` besides the rule's own.  On failure
+// returns null and sets *error to PCRE2's message with the offset.
+Pcre2CodePtr pcre2_compile_rule(const Rule& rule, std::string* error, std::uint32_t extra_options = 0);
+
+// The extra options of a rule's scan-time program (LazyPcre2): a windowed
+// confirmation (confirm_window.h) needs PCRE2_USE_OFFSET_LIMIT.
+inline std::uint32_t pcre2_extra_options(const CompiledRule& rule) {
+  return rule.confirm_max ? PCRE2_USE_OFFSET_LIMIT : 0;
+}
 
 struct MatchDataDeleter { void operator()(pcre2_match_data* m) const { pcre2_match_data_free(m); } };
 struct MatchContextDeleter { void operator()(pcre2_match_context* m) const { pcre2_match_context_free(m); } };
@@ -39,6 +45,11 @@ class Pcre2Matcher {
   // place, then the start moves one character).  Returns the count, or -1 if
   // PCRE2 stopped on a limit or error before the answer was known.
   long count(const pcre2_code* code, std::string_view data, unsigned cap, bool utf);
+  // Whether `code` (compiled with PCRE2_USE_OFFSET_LIMIT) matches `data`
+  // starting at an offset in [start, limit]: 1, 0, or -1 if PCRE2 stopped on
+  // a limit or error.  Byte-mode rules only (start need not be at a
+  // character boundary).
+  long first_in(const pcre2_code* code, std::string_view data, std::size_t start, std::size_t limit);
 
  private:
   std::unique_ptr<pcre2_match_data, MatchDataDeleter> md_;

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstring>
 
+#include "confirm_window.h"
 #include "hs_runtime.h"
 #include "parallel.h"
 #include "pcre2_util.h"
@@ -30,6 +31,7 @@ struct ThreadState {
   HsScratchPtr scratch;
   detail::Pcre2Matcher matcher;
   std::vector<std::uint8_t> hit;           // per rule: reported by Hyperscan in this scan
+  std::vector<std::uint32_t> end_lo, end_hi;  // per rule with hit set: least and greatest reported end
   std::vector<std::uint32_t> candidates;   // rules with hit set, to reset cheaply
   std::vector<int> re2_matched;            // one RE2::Set's answer
   // Per class: `scratch` has been sized for its databases.  Scratch grows
@@ -37,7 +39,11 @@ struct ThreadState {
   // SpamAssassin's ~65 classes at once took ~3 ms of a daemon's first scan.
   std::vector<std::uint8_t> scratch_fits;
   ThreadState(std::uint64_t u, const CompiledSet& set)
-      : uid(u), matcher(set.pcre2_match_limit, set.pcre2_depth_limit), hit(set.rules.size(), 0),
+      : uid(u),
+        matcher(set.pcre2_match_limit, set.pcre2_depth_limit),
+        hit(set.rules.size(), 0),
+        end_lo(set.rules.size(), 0),
+        end_hi(set.rules.size(), 0),
         scratch_fits(set.classes.size(), 0) {}
 };
 
@@ -54,7 +60,7 @@ struct HsContext {
   unsigned bad_id = UINT_MAX;  // set when the database reports a rule it does not hold
 };
 
-int on_match(unsigned int id, unsigned long long, unsigned long long, unsigned int, void* ctx_ptr) {
+int on_match(unsigned int id, unsigned long long, unsigned long long to, unsigned int, void* ctx_ptr) {
   auto* ctx = static_cast<HsContext*>(ctx_ptr);
   auto* st = ctx->st;
   // A database only reports the rule indices it was compiled with, but one
@@ -65,9 +71,17 @@ int on_match(unsigned int id, unsigned long long, unsigned long long, unsigned i
     ctx->bad_id = id;
     return 1;  // HS_SCAN_TERMINATED
   }
+  // Buffers are under 4 GiB (scan() checks), so an end fits.
+  const auto end = static_cast<std::uint32_t>(to);
   if (!st->hit[id]) {
     st->hit[id] = 1;
     st->candidates.push_back(id);
+    st->end_lo[id] = st->end_hi[id] = end;
+  } else {
+    // Only rules without HS_FLAG_SINGLEMATCH (a windowed confirmation) are
+    // reported more than once, in no promised order.
+    st->end_lo[id] = std::min(st->end_lo[id], end);
+    st->end_hi[id] = std::max(st->end_hi[id], end);
   }
   return 0;
 }
@@ -132,7 +146,8 @@ void Scanner::warm(std::stop_token stop) const {
       (void)part->get(*set_);
     }
   for (std::size_t i = 0; i < set_->rules.size() && !stop.stop_requested(); ++i)
-    if (set_->rules[i].tier != Tier::kNative) (void)set_->pcre2[i].get(set_->rules[i].rule);
+    if (set_->rules[i].tier != Tier::kNative)
+      (void)set_->pcre2[i].get(set_->rules[i].rule, detail::pcre2_extra_options(set_->rules[i]));
 }
 
 void Scanner::warm_up(std::stop_token stop) const {
@@ -160,7 +175,10 @@ void Scanner::prepare_quick(unsigned threads) const {
       for (auto id : part->rules())
         if (id < set_->rules.size()) ids.push_back(id);
   detail::parallel_for(ids.size(), std::max(1u, threads),
-                       [&](std::size_t k) { (void)set_->pcre2[ids[k]].get_quick(set_->rules[ids[k]].rule); });
+                       [&](std::size_t k) {
+                         const CompiledRule& cr = set_->rules[ids[k]];
+                         (void)set_->pcre2[ids[k]].get_quick(cr.rule, detail::pcre2_extra_options(cr));
+                       });
 }
 
 std::vector<std::string> Scanner::classes() const {
@@ -251,18 +269,26 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   ScanResult result;
   // While a warm-up runs, nothing slow is built here (see warm_up()).
   const bool warming = warming_.load(std::memory_order_relaxed) > 0;
-  auto pcre2_count = [&](std::uint32_t id, unsigned cap) -> long {
+  // `window`: confirm a prefilter hit near Hyperscan's reported ends only
+  // (confirm_window.h); a yes/no answer only.
+  auto pcre2_count = [&](std::uint32_t id, unsigned cap, const detail::ConfirmWindow* window) -> long {
     const CompiledRule& cr = set.rules[id];
     const LazyPcre2& p = set.pcre2[id];
+    const std::uint32_t extra = detail::pcre2_extra_options(cr);
+    const pcre2_code* code = warming ? p.get_quick(cr.rule, extra) : p.get(cr.rule, extra);
     const std::uint64_t t0 = now_ns();
-    long n = st->matcher.count(warming ? p.get_quick(cr.rule) : p.get(cr.rule), data, cap, (cr.rule.flags & kUtf8) != 0);
+    long n = window ? st->matcher.first_in(code, data, window->start, window->limit)
+                    : st->matcher.count(code, data, cap, (cr.rule.flags & kUtf8) != 0);
     times.pcre2 += now_ns() - t0;
     return n;
   };
-  auto decide = [&](std::uint32_t id, bool known_match) {
+  auto decide = [&](std::uint32_t id, bool known_match, bool hs_reported = false) {
     const CompiledRule& cr = set.rules[id];
     unsigned cap = cr.rule.max_hits ? cr.rule.max_hits : std::max(1u, options.max_hits);
-    long n = known_match && cap == 1 ? 1 : pcre2_count(id, cap);
+    detail::ConfirmWindow window;
+    const bool windowed = hs_reported && cap == 1 && cr.tier == Tier::kPrefilter && cr.confirm_max != 0;
+    if (windowed) window = detail::confirm_window(st->end_lo[id], st->end_hi[id], {cr.confirm_min, cr.confirm_max});
+    long n = known_match && cap == 1 ? 1 : pcre2_count(id, cap, windowed ? &window : nullptr);
     // When a native match is counted and PCRE2 finds none, PCRE2 (the
     // reference) wins; the differential test exists to catch such rules.
     if (n < 0)
@@ -272,7 +298,7 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   };
   for (auto id : st->candidates) {
     st->hit[id] = 0;
-    decide(id, set.rules[id].tier == Tier::kNative);
+    decide(id, set.rules[id].tier == Tier::kNative, true);
   }
   if (cdb.utf8_db && !utf8_via_hs)
     for (auto id : cdb.utf8_rules) decide(id, false);

@@ -55,8 +55,11 @@ using Pcre2CodePtr = std::unique_ptr<pcre2_real_code_8, Pcre2CodeDeleter>;
 // built whole behind its own once_flag before any caller sees it.
 class LazyPcre2 {
  public:
-  const pcre2_real_code_8* get(const Rule& rule) const;
-  const pcre2_real_code_8* get_quick(const Rule& rule) const;
+  // `extra_options`: PCRE2 compile options beyond the rule's flags
+  // (PCRE2_USE_OFFSET_LIMIT for a windowed confirmation); the first call
+  // decides, so every caller passes the same for a rule (pcre2_extra_options).
+  const pcre2_real_code_8* get(const Rule& rule, std::uint32_t extra_options = 0) const;
+  const pcre2_real_code_8* get_quick(const Rule& rule, std::uint32_t extra_options = 0) const;
 
  private:
   mutable std::once_flag once_, quick_once_;
@@ -78,6 +81,14 @@ struct CompiledRule {
   // when it is not hs_expression_for(rule), i.e. a prefilter's superset
   // rewrite (rewrite.h).  Only the compile reads it; not in cache entries.
   std::string hs_expression{};
+  // Prefilter tier: every match of the rule consumes confirm_min to
+  // confirm_max bytes (its superset's widths, engine/src/confirm_window.h),
+  // so PCRE2 confirms a hit only near Hyperscan's reported ends; the class
+  // database then reports every end of the rule (no HS_FLAG_SINGLEMATCH),
+  // and its PCRE2 program allows an offset limit.  confirm_max 0: no
+  // window, PCRE2 searches the whole buffer.  Kept in cache entries.
+  std::uint32_t confirm_min = 0;
+  std::uint32_t confirm_max = 0;
 };
 
 // One RE2::Set of a class: the RE2 translations (re2_translate.h) of

@@ -1,0 +1,140 @@
+// The windowed confirmation of prefilter hits (engine/src/confirm_window.h):
+// the width bounds Hyperscan gives, the window arithmetic, which rules get
+// none, and the scanner's answers with windows in place, checked against
+// PCRE2 (the reference) over generated subjects that put superset hits and
+// real matches at the buffer's edges, next to each other and far apart.
+#include "confirm_window.h"
+
+#include <gtest/gtest.h>
+#include <hs.h>
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pcre2_reference.h"
+#include "regexd/engine/compiled_set.h"
+#include "regexd/engine/engine.h"
+
+namespace {
+
+using namespace regexd::engine;
+using regexd::testing::Pcre2Reference;
+
+Rule rule(std::string id, std::string pattern, std::string flags = "") {
+  Rule r;
+  r.id = std::move(id);
+  r.cls = "body";
+  r.pattern = std::move(pattern);
+  char bad = 0;
+  r.flags = *parse_flags(flags, &bad);
+  return r;
+}
+
+std::optional<detail::ConfirmWidth> width_of(const Rule& r) {
+  return detail::confirm_width(r, hs_expression_for(r), hs_flags_for(r, Tier::kPrefilter) & ~HS_FLAG_SINGLEMATCH);
+}
+
+TEST(ConfirmWidth, IsTheSupersetsWidthWhenBounded) {
+  auto w = width_of(rule("R", "\\bfoo(?!bar)[a-z]{1,3}\\b"));
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->min, 4u);
+  EXPECT_EQ(w->max, 6u);
+  w = width_of(rule("R", "(?<=x)ab(?!c)"));  // look-arounds consume nothing
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->min, 2u);
+  EXPECT_EQ(w->max, 2u);
+  w = width_of(rule("R", "\\\\G(?!x)ab"));  // an escaped backslash, then "G"
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->max, 4u);
+}
+
+TEST(ConfirmWidth, NoneWhereAWindowWouldNotBeExactOrPay) {
+  EXPECT_FALSE(width_of(rule("R", "foo(?!bar)[a-z]+")));   // unbounded
+  EXPECT_FALSE(width_of(rule("R", "\\Gab(?!c)")));         // \G asserts the start offset
+  EXPECT_FALSE(width_of(rule("R", "ab(?!c)", "u")));       // a start offset could split a character
+  EXPECT_FALSE(width_of(rule("R", "ab(?!c)", "L")));       // leftmost start asked for
+  EXPECT_FALSE(width_of(rule("R", "a(?!b)[^x]{70000}")));  // wider than kMaxConfirmWidth
+  const Rule r = rule("R", "ab(?!c)");
+  EXPECT_FALSE(detail::confirm_width(r, hs_expression_for(r), hs_flags_for(r, Tier::kNative)));  // not a prefilter
+}
+
+TEST(ConfirmWindow, StartsAreBetweenTheEndsMinusTheWidths) {
+  auto w = detail::confirm_window(100, 300, {4, 6});
+  EXPECT_EQ(w.start, 94u);
+  EXPECT_EQ(w.limit, 296u);
+  w = detail::confirm_window(3, 5, {4, 6});  // clamped at the buffer's start
+  EXPECT_EQ(w.start, 0u);
+  EXPECT_EQ(w.limit, 1u);
+  w = detail::confirm_window(2, 2, {4, 6});  // never an empty range
+  EXPECT_EQ(w.start, 0u);
+  EXPECT_EQ(w.limit, 0u);
+}
+
+// Subjects over the letters the rules below are made of, with the hard
+// cases spelled out: a match at offset 0 and at the end, a look-behind that
+// reaches before the window, superset hits far before and after a match.
+std::vector<std::string> subjects() {
+  std::vector<std::string> out = {"xab",
+                                  "yab",
+                                  "xabc",
+                                  "ab",
+                                  "abxab",
+                                  "xabd",
+                                  "fooqa",
+                                  "foobar",
+                                  "foobarfooq",
+                                  "qua qux qab",
+                                  "ab" + std::string(5000, ' ') + "ab",
+                                  "xabc" + std::string(3000, 'f') + "xabd",
+                                  std::string(4000, 'q') + "ab\nabd",
+                                  "fooba foob foobarz fooab",
+                                  "\nab\nabd\nxab",
+                                  "zzfoozz foobar q" + std::string(2000, 'u') + "qx"};
+  std::mt19937 rng(11);
+  const std::string alphabet = "xabcdfoqu rz\n";
+  for (int i = 0; i < 4000; ++i) {
+    std::string s(std::uniform_int_distribution<int>(0, 40)(rng), ' ');
+    for (char& c : s) c = alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+TEST(ConfirmWindow, ScannerAnswersAsPcre2WithWindows) {
+  RuleSet rs;
+  rs.rules = {rule("LOOKBEHIND", "(?<=x)ab(?!c)"), rule("WORD", "\\bfoo(?!bar)[a-z]{1,3}\\b"),
+              rule("ANCHORED", "^ab(?!c)"),        rule("LINES", "^ab(?=d)", "m"),
+              rule("MANY_ENDS", "q(?!u)[a-z]{2}"), rule("CASELESS", "fo(?!o)[a-z]", "i")};
+  // Yes/no rules, as SpamAssassin's without `multiple` are (max_hits 1):
+  // a count needs the whole buffer.  One counted rule stays as a control.
+  for (auto& r : rs.rules) r.max_hits = 1;
+  rs.rules.push_back(rule("COUNTED", "q(?!u)[a-z]{2}"));
+  CompileOptions options;
+  options.cost_check = false;  // tiers by the pattern text alone: these stay prefilters
+  CompileReport report;
+  auto s = Scanner::compile(rs, options, &report);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  for (const auto& cr : (*s)->compiled().rules) {
+    EXPECT_EQ(cr.tier, Tier::kPrefilter) << cr.rule.id;
+    EXPECT_GT(cr.confirm_max, 0u) << cr.rule.id << ": no window, the test would not exercise one";
+  }
+  std::vector<std::unique_ptr<Pcre2Reference>> refs;  // not movable
+  for (const auto& r : rs.rules) refs.push_back(std::make_unique<Pcre2Reference>(r));
+  std::size_t matched = 0;
+  for (const auto& in : subjects()) {
+    auto r = (*s)->scan("body", in);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    for (std::size_t k = 0; k < rs.rules.size(); ++k) {
+      const bool expected = *refs[k]->matches(in);
+      bool got = false;
+      for (const auto& [id, n] : r->hits) got = got || id == rs.rules[k].id;
+      EXPECT_EQ(got, expected) << rs.rules[k].id << " on '" << in << "'";
+      matched += expected;
+    }
+  }
+  EXPECT_GT(matched, 500u);  // the subjects do match, often
+}
+
+}  // namespace
