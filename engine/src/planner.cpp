@@ -23,6 +23,12 @@ namespace {
 // fallbacks: at most 4 rules 243-262, 6 rules 189-223, 8 rules 178-269 (one
 // of its plans thrashed), 12 rules 214-235.
 constexpr std::size_t kMaxSetRules = 6;
+// Rules with short repeats only (re2_short_repeats_only) share sets of up
+// to this many: their DFAs add instead of multiplying.  One set per 64 keeps
+// a set's program and DFA within its memory (kRe2SetMaxMem) for rules the
+// size of SpamAssassin's look-alike alternations (65 of them scanned the
+// corpus in one set without running out).
+constexpr std::size_t kMaxShortSetRules = 64;
 // Rules are offered to a set this many at a time (then one by one when a
 // group does not pay), which keeps the number of trial compiles small.
 constexpr std::size_t kGroup = 4;
@@ -104,7 +110,13 @@ struct Candidate {
 // Greedy packing of one class's candidates (see planner.h), most expensive
 // first.  Returns the sets; *moved_why gets a reason per moved rule.
 std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, const Calibration& cal,
-                                             std::vector<std::string>& why, std::vector<Tier>& tier) {
+                                             std::vector<std::string>& why, std::vector<Tier>& tier,
+                                             bool short_repeats) {
+  // Sets of short-repeat rules cannot blow up (re2_short_repeats_only), so
+  // they are measured with the scanner's DFA memory: a set of dozens of
+  // look-alike alternations does not fit the small memory as a program.
+  const std::size_t max_rules = short_repeats ? kMaxShortSetRules : kMaxSetRules;
+  const long long measure_mem = short_repeats ? kRe2SetMaxMem : kRe2MeasureMaxMem;
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
     return a.here != b.here ? a.here > b.here : a.id < b.id;
   });
@@ -131,24 +143,24 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
       // A new set starts with a rule that pays on its own, measured with the
       // scanner's DFA memory.
       if (cands[i].re2_alone < cands[i].here) {
-        take(cands[i], "starts a set");
-        cur_ns = cands[i].re2_small;
+        take(cands[i], short_repeats ? "starts a set of short-repeat rules" : "starts a set");
+        cur_ns = short_repeats ? cands[i].re2_alone : cands[i].re2_small;
       }
       ++i;
       group = kGroup;
       continue;
     }
-    std::size_t n = std::min({group, cands.size() - i, kMaxSetRules - cur.size()});
+    std::size_t n = std::min({group, cands.size() - i, max_rules - cur.size()});
     while (n > 1 && !(cands[i + n - 1].here > kFloorNs)) --n;
     std::vector<std::string> trial = cur_pat;
     double gain = 0, alone = 0;
     for (std::size_t k = i; k < i + n; ++k) {
       trial.push_back(cands[k].pattern);
       gain += cands[k].here;
-      alone += cands[k].re2_small;
+      alone += short_repeats ? cands[k].re2_alone : cands[k].re2_small;
     }
     Re2Sample s;
-    bool ok = measure_re2(trial, cal, &s, kRe2MeasureMaxMem);
+    bool ok = measure_re2(trial, cal, &s, measure_mem);
     double delta = ok ? s.ns - cur_ns : kInf;
     // Joining must pay (cheaper than where the rules are) and must not blow
     // the set's DFA up: with the small DFA memory, a set may not cost more
@@ -156,11 +168,12 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
     // multiply each other's DFA states: four such rules in one set measured
     // 4x their sum on the corpus).
     if (ok && delta < gain && delta <= alone) {
-      for (std::size_t k = i; k < i + n; ++k) take(cands[k], "joined a set");
+      for (std::size_t k = i; k < i + n; ++k)
+        take(cands[k], short_repeats ? "joined a set of short-repeat rules" : "joined a set");
       cur_ns = s.ns;
       i += n;
       group = kGroup;
-      if (cur.size() >= kMaxSetRules) close();
+      if (cur.size() >= max_rules) close();
     } else if (n > 1) {
       group = n / 2;  // find the rule that does not pay
     } else {
@@ -172,6 +185,67 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
 }
 
 }  // namespace
+
+bool re2_short_repeats_only(std::string_view p) {
+  auto read_number = [&](std::size_t& j, int* value) {
+    const std::size_t from = j;
+    long v = 0;
+    while (j < p.size() && p[j] >= '0' && p[j] <= '9') {
+      v = std::min(v * 10 + (p[j] - '0'), 1L << 20);
+      ++j;
+    }
+    *value = static_cast<int>(v);
+    return j > from;
+  };
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\') {
+      ++i;  // the escaped character; "\x{..}", "\p{..}": the braces hold no repeat
+      if (i + 1 < p.size() && (p[i] == 'x' || p[i] == 'p' || p[i] == 'P') && p[i + 1] == '{') {
+        const std::size_t close = p.find('}', i);
+        if (close == std::string_view::npos) return false;
+        i = close;
+      }
+      continue;
+    }
+    if (c == '[') {  // a class: nothing in it repeats
+      std::size_t j = i + 1;
+      if (j < p.size() && p[j] == '^') ++j;
+      if (j < p.size() && p[j] == ']') ++j;
+      while (j < p.size() && p[j] != ']') {
+        if (p[j] == '\\') {
+          ++j;  // the escaped character
+        } else if (p[j] == '[' && j + 1 < p.size() && p[j + 1] == ':') {
+          const std::size_t close = p.find(":]", j + 2);  // "[:alpha:]"
+          if (close == std::string_view::npos) return false;
+          j = close + 1;
+        }
+        ++j;
+      }
+      if (j >= p.size()) return false;
+      i = j;
+      continue;
+    }
+    if (c == '*' || c == '+') return false;
+    if (c == '{') {
+      std::size_t j = i + 1;
+      int m = 0, n = 0;
+      if (!read_number(j, &m)) continue;  // a literal brace
+      if (j < p.size() && p[j] == '}') {
+        if (m > kShortRepeat) return false;
+        i = j;
+        continue;
+      }
+      if (j >= p.size() || p[j] != ',') continue;
+      ++j;
+      if (!read_number(j, &n)) return false;  // "{m,}": unbounded (or not a repeat: refused either way)
+      if (j >= p.size() || p[j] != '}') continue;
+      if (n > kShortRepeat) return false;
+      i = j;
+    }
+  }
+  return true;
+}
 
 Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::string* why) {
   // The cost check (cost.h): a prefilter far slower than PCRE2 alone.
@@ -277,7 +351,11 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
   for (std::size_t i = 0; i < n; ++i) tier[i] = set.rules[i].tier;
   parallel_for(nclasses, nthreads, [&](std::size_t c) {
     if (per_class[c].empty()) return;
-    plan.re2_sets[c] = pack(per_class[c], cal, plan.why, tier);
+    std::vector<Candidate> short_only, others;
+    for (auto& cd : per_class[c])
+      (re2_short_repeats_only(cd.pattern) ? short_only : others).push_back(std::move(cd));
+    plan.re2_sets[c] = pack(others, cal, plan.why, tier, false);
+    for (auto& s : pack(short_only, cal, plan.why, tier, true)) plan.re2_sets[c].push_back(std::move(s));
   });
   // Only rules that were RE2 candidates: the others stay in Hyperscan as
   // before (on a slow machine, e.g. under emulation, most rules miss the

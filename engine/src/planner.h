@@ -12,13 +12,15 @@
 // kHsInDatabase), stands in for its marginal cost inside a database, which is
 // what would really be wanted and is far too costly to measure for every rule.
 //
-// RE2 candidates of a class are then packed into RE2::Sets (at most 6 rules):
-// one set scans a buffer in one DFA pass for all its rules, but rules with
-// long gaps multiply each other's DFA states.  Packing is greedy and
-// measured, most expensive first: a set starts with a rule that pays alone
-// in RE2; rules join while the set's cost grows by less than they cost where
-// they are and, measured with little DFA memory (cost.h kRe2MeasureMaxMem),
-// by no more than their RE2 costs one by one.
+// RE2 candidates of a class are then packed into RE2::Sets: one set scans a
+// buffer in one DFA pass for all its rules, but rules with long gaps
+// multiply each other's DFA states.  Rules whose RE2 pattern has only short
+// repeats (re2_short_repeats_only) share sets of up to 64; the others sets
+// of at most 6.  Packing is greedy and measured, most expensive first: a set
+// starts with a rule that pays alone in RE2; rules join while the set's cost
+// grows by less than they cost where they are and (the others' sets),
+// measured with little DFA memory (cost.h kRe2MeasureMaxMem), by no more
+// than their RE2 costs one by one.
 //
 // Only speed depends on the plan, never an answer.  The plan is stored with
 // the compiled set (cache entries keep it), so a cache hit never measures.
@@ -26,6 +28,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "probe.h"
@@ -57,5 +60,20 @@ struct PlanSample {
   std::size_t class_hs_rules = SIZE_MAX;
 };
 Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::string* why);
+
+// Whether an RE2 pattern (re2_translate.h syntax) repeats nothing more than
+// kShortRepeat times: no `*`, `+` or `{m,}`, and no `{n}` / `{m,n}` above it,
+// outside character classes and escapes.  Such a pattern only ever looks
+// at a short window of text, so a DFA for many of them stays about the size
+// of the sum of theirs, like a literal matcher's, instead of multiplying
+// (RE2's DFA state is the set of pattern positions alive at a byte; a short
+// window keeps few alive).  Measured on the SpamAssassin corpus (500
+// messages, body, docs/benchmarks.md): the 65 such rules of the planner's
+// RE2 sets in one set cost 4.6 ms per pass, one DFA pass; the same rules in
+// the sets of at most 6 cost ~50 ms; while two rules with long counted gaps
+// (`[-a-z\s]{4,40}`, `[a-z]{1,15}`) in one set already cost up to 30x one.
+// A conservative text test: a pattern it refuses may still be fine.
+inline constexpr int kShortRepeat = 3;
+bool re2_short_repeats_only(std::string_view re2_pattern);
 
 }  // namespace regexd::engine::detail

@@ -7,6 +7,7 @@
 #include <hs.h>
 
 #include <atomic>
+#include <cctype>
 #include <future>
 #include <stop_token>
 #include <thread>
@@ -350,6 +351,47 @@ TEST(Planner, ARuleWithAnAtomicGroupTooSlowToCompileBecomesALoosenedPrefilter) {
   const std::vector<std::string> inputs = {"qzAxjBwv",      "   -qzAxjBwv",     "    qzAxjBwv",
                                            "     qzAxjBwv", "\t\t\t\t\tqzxjwv", " -qz>xjBwv"};
   EXPECT_EQ(expect_loosened_prefilter("SLOW_ATOMIC", "^(?>\\s{0,3})\\W?qz[^>]{1,10000}xj[^>]{1,10000}wv", inputs), 3u);
+}
+
+// Rules with short repeats only share big RE2 sets (planner.h): the text
+// test behind it, on what RE2 patterns look like.
+TEST(Planner, ShortRepeatsOnlyIsATextTestOfTheRe2Pattern) {
+  for (const char* p : {"foo[a-z]bar", "(?i)v[i1!|l][a@4]gra", "a{2}b{0,3}c?", "x\\{5,9}", "[*+]{1,3}",
+                        "\\x{41}{3}", "\\p{L}{2}", "a{,5}", "[[:alpha:]*]x", "(?s:.)[\\]+]"})
+    EXPECT_TRUE(detail::re2_short_repeats_only(p)) << p;
+  for (const char* p : {"a*", "a+b", "a{4}", "a{1,4}", "a{2,}", "(?:ab){1,10}", "[a-z]{1,15}", "x.*?y", "[ab]+",
+                        "\\x{41}+", "a{1,3}b{1,1000}", "[unclosed"})
+    EXPECT_FALSE(detail::re2_short_repeats_only(p)) << p;
+}
+
+// A set of many short-repeat rules (as SpamAssassin's look-alike rules end
+// up) answers as PCRE2 does, within the scanner's DFA memory.
+TEST(Re2Tier, ABigSetOfShortRepeatRulesAnswersAsPcre2) {
+  std::vector<Rule> rules;
+  std::vector<std::pair<Rule, Tier>> tiers;
+  std::vector<std::uint32_t> all;
+  const char* words[] = {"viagra", "cialis", "pharmacy", "casino", "lottery", "winner", "bitcoin", "wallet"};
+  for (std::uint32_t i = 0; i < 48; ++i) {
+    std::string w = words[i % 8], p;
+    for (std::size_t k = 0; k < w.size(); ++k)  // look-alike classes, a short gap after the (i/8)th letter
+      p += std::string("[") + w[k] + static_cast<char>(std::toupper(w[k])) + (w[k] == 'a' ? "@4" : w[k] == 'i' ? "1!" : "") +
+           "]" + (k == i / 8 ? "[_\\W]{0,3}" : "");
+    rules.push_back(make_rule("S" + std::to_string(i), p));
+    EXPECT_TRUE(detail::re2_short_repeats_only(p)) << p;
+    tiers.push_back({rules.back(), Tier::kRe2});
+    all.push_back(i);
+  }
+  auto scanner = hand_built(tiers, {all});
+  for (std::string in : {"cheap V1agra and c-i-a-l-i-s here", "pharm__acy casino w1nner", "B1TCO1N walle t",
+                         "nothing to see", "l0ttery lottery", "wa--llet vi...agra"}) {
+    auto r = scanner->scan("body", in);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->re2_fallbacks, 0u);
+    for (const auto& rule : rules) {
+      regexd::testing::Pcre2Reference ref(rule);
+      EXPECT_EQ(hits_of(*r, rule.id) > 0, *ref.matches(in)) << rule.id << " /" << rule.pattern << "/ on '" << in << "'";
+    }
+  }
 }
 
 TEST(Planner, TheProbeMeasuresEachRuleAloneInItsTier) {
