@@ -276,7 +276,7 @@ void floor_of_class(benchmark::State& state, const std::string& cls) {
     ++n;
     double hs_ms = -1;
     const auto tier = cr.tier == engine::Tier::kPrefilter ? engine::Tier::kPrefilter : engine::Tier::kNative;
-    const std::string expr = cr.hs_expression.empty() ? engine::hs_expression_for(cr.rule) : cr.hs_expression;
+    const std::string expr = engine::hs_expression_of(cr);
     HsDb d;
     hs_compile_error_t* err = nullptr;
     if (hs_compile(expr.c_str(), engine::hs_flags_for(cr.rule, tier), HS_MODE_BLOCK, nullptr, &d.db, &err) ==

@@ -107,9 +107,7 @@ HsDatabasePtr compile_db(CompiledSet& set, std::vector<std::uint32_t>& ids, cons
     flags.clear();
     for (auto id : ids) {
       const CompiledRule& cr = set.rules[id];
-      exprs.push_back(loosened[id]                  ? *loosened[id]
-                      : !cr.hs_expression.empty()   ? cr.hs_expression
-                                                    : hs_expression_for(cr.rule));
+      exprs.push_back(loosened[id] ? *loosened[id] : hs_expression_of(cr));
       unsigned f = hs_flags_for(cr.rule, cr.tier);
       if (no_som[id]) f = (f & ~HS_FLAG_SOM_LEFTMOST) | HS_FLAG_SINGLEMATCH;
       // A windowed confirmation needs every end the prefilter reports.
@@ -376,8 +374,8 @@ Result<std::shared_ptr<const Scanner>> Scanner::compile(const RuleSet& rules, co
   detail::parallel_for(set->rules.size(), nthreads, [&](std::size_t i) {
     CompiledRule& cr = set->rules[i];
     if (cr.tier != Tier::kPrefilter) return;
-    const std::string expr = cr.hs_expression.empty() ? hs_expression_for(cr.rule) : cr.hs_expression;
-    if (auto w = detail::confirm_width(cr.rule, expr, hs_flags_for(cr.rule, Tier::kPrefilter) & ~HS_FLAG_SINGLEMATCH)) {
+    if (auto w = detail::confirm_width(cr.rule, hs_expression_of(cr),
+                                       hs_flags_for(cr.rule, Tier::kPrefilter) & ~HS_FLAG_SINGLEMATCH)) {
       cr.confirm_min = w->min;
       cr.confirm_max = w->max;
     }

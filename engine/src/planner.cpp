@@ -113,9 +113,10 @@ struct Candidate {
 std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, const Calibration& cal,
                                              std::vector<std::string>& why, std::vector<Tier>& tier,
                                              bool short_repeats) {
-  // Sets of short-repeat rules cannot blow up (re2_short_repeats_only), so
-  // they are measured with the scanner's DFA memory: a set of dozens of
-  // look-alike alternations does not fit the small memory as a program.
+  // Sets of up to kMaxShortSetRules short-repeat rules do not blow up
+  // (re2_short_repeats_only), so they are measured with the scanner's DFA
+  // memory: a set of dozens of look-alike alternations does not fit the
+  // small memory as a program.
   const std::size_t max_rules = short_repeats ? kMaxShortSetRules : kMaxSetRules;
   const long long measure_mem = short_repeats ? kRe2SetMaxMem : kRe2MeasureMaxMem;
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {

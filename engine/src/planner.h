@@ -67,12 +67,13 @@ Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::stri
 // at a short window of text, so a DFA for many of them stays about the size
 // of the sum of theirs, like a literal matcher's, instead of multiplying
 // (RE2's DFA state is the set of pattern positions alive at a byte; a short
-// window keeps few alive) -- for a few dozen rules: 128 of them thrashed in
-// one compile (planner.cpp kMaxShortSetRules).  Measured on the SpamAssassin corpus (500
-// messages, body, docs/benchmarks.md): the 65 such rules of the planner's
-// RE2 sets in one set cost 4.6 ms per pass, one DFA pass; the same rules in
-// the sets of at most 6 cost ~50 ms; while two rules with long counted gaps
-// (`[-a-z\s]{4,40}`, `[a-z]{1,15}`) in one set already cost up to 30x one.
+// window keeps few alive), for a few dozen rules at least: 128 of them
+// thrashed in one compile (planner.cpp kMaxShortSetRules).  Measured on the
+// SpamAssassin corpus (500 messages, body, docs/benchmarks.md): the 65 such
+// rules of the planner's RE2 sets in one set cost 4.6 ms per pass, one DFA
+// pass; the same rules in the sets of at most 6 cost ~50 ms; while two rules
+// with long counted gaps (`[-a-z\s]{4,40}`, `[a-z]{1,15}`) in one set
+// already cost up to 30x one.
 // A conservative text test: a pattern it refuses may still be fine.
 inline constexpr int kShortRepeat = 3;
 bool re2_short_repeats_only(std::string_view re2_pattern);

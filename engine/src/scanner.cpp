@@ -86,6 +86,15 @@ int on_match(unsigned int id, unsigned long long, unsigned long long to, unsigne
   return 0;
 }
 
+// Rule `id`'s scan-time PCRE2 program: JIT-compiled, or (`quick`) the
+// interpreter's while a warm-up runs (LazyPcre2).  The one place that
+// chooses its compile options, so every caller builds the same program.
+const pcre2_code* pcre2_program(const CompiledSet& set, std::uint32_t id, bool quick) {
+  const CompiledRule& cr = set.rules[id];
+  const std::uint32_t extra = detail::pcre2_extra_options(cr);
+  return quick ? set.pcre2[id].get_quick(cr.rule, extra) : set.pcre2[id].get(cr.rule, extra);
+}
+
 // jemalloc answers mallctl("version"); glibc's malloc has no such symbol.
 // Looked up, not linked: the engine library works with either.
 std::string allocator_name() {
@@ -146,8 +155,7 @@ void Scanner::warm(std::stop_token stop) const {
       (void)part->get(*set_);
     }
   for (std::size_t i = 0; i < set_->rules.size() && !stop.stop_requested(); ++i)
-    if (set_->rules[i].tier != Tier::kNative)
-      (void)set_->pcre2[i].get(set_->rules[i].rule, detail::pcre2_extra_options(set_->rules[i]));
+    if (set_->rules[i].tier != Tier::kNative) (void)pcre2_program(*set_, static_cast<std::uint32_t>(i), false);
 }
 
 void Scanner::warm_up(std::stop_token stop) const {
@@ -175,10 +183,7 @@ void Scanner::prepare_quick(unsigned threads) const {
       for (auto id : part->rules())
         if (id < set_->rules.size()) ids.push_back(id);
   detail::parallel_for(ids.size(), std::max(1u, threads),
-                       [&](std::size_t k) {
-                         const CompiledRule& cr = set_->rules[ids[k]];
-                         (void)set_->pcre2[ids[k]].get_quick(cr.rule, detail::pcre2_extra_options(cr));
-                       });
+                       [&](std::size_t k) { (void)pcre2_program(*set_, ids[k], true); });
 }
 
 std::vector<std::string> Scanner::classes() const {
@@ -273,10 +278,8 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   // (confirm_window.h); a yes/no answer only.
   auto pcre2_count = [&](std::uint32_t id, unsigned cap, const detail::ConfirmWindow* window) -> long {
     const CompiledRule& cr = set.rules[id];
-    const LazyPcre2& p = set.pcre2[id];
-    const std::uint32_t extra = detail::pcre2_extra_options(cr);
-    const pcre2_code* code = warming ? p.get_quick(cr.rule, extra) : p.get(cr.rule, extra);
-    const std::uint64_t t0 = now_ns();
+    const std::uint64_t t0 = now_ns();  // a first call's compile counts as PCRE2's time
+    const pcre2_code* code = pcre2_program(set, id, warming);
     long n = window ? st->matcher.first_in(code, data, window->start, window->limit)
                     : st->matcher.count(code, data, cap, (cr.rule.flags & kUtf8) != 0);
     times.pcre2 += now_ns() - t0;

@@ -9,11 +9,11 @@
 #include <hs.h>
 
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "pcre2_reference.h"
+#include "random_subjects.h"
 #include "regexd/engine/compiled_set.h"
 #include "regexd/engine/engine.h"
 
@@ -92,13 +92,7 @@ std::vector<std::string> subjects() {
                                   "fooba foob foobarz fooab",
                                   "\nab\nabd\nxab",
                                   "zzfoozz foobar q" + std::string(2000, 'u') + "qx"};
-  std::mt19937 rng(11);
-  const std::string alphabet = "xabcdfoqu rz\n";
-  for (int i = 0; i < 4000; ++i) {
-    std::string s(std::uniform_int_distribution<int>(0, 40)(rng), ' ');
-    for (char& c : s) c = alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
-    out.push_back(std::move(s));
-  }
+  regexd::testing::add_random_subjects(out, "xabcdfoqu rz\n", 4000, 40, 11);
   return out;
 }
 

@@ -373,9 +373,12 @@ TEST(Re2Tier, ABigSetOfShortRepeatRulesAnswersAsPcre2) {
   const char* words[] = {"viagra", "cialis", "pharmacy", "casino", "lottery", "winner", "bitcoin", "wallet"};
   for (std::uint32_t i = 0; i < 48; ++i) {
     std::string w = words[i % 8], p;
-    for (std::size_t k = 0; k < w.size(); ++k)  // look-alike classes, a short gap after the (i/8)th letter
-      p += std::string("[") + w[k] + static_cast<char>(std::toupper(w[k])) + (w[k] == 'a' ? "@4" : w[k] == 'i' ? "1!" : "") +
-           "]" + (k == i / 8 ? "[_\\W]{0,3}" : "");
+    // Look-alike classes, a short gap after the (i/8)th letter.
+    for (std::size_t k = 0; k < w.size(); ++k) {
+      const std::string extra = w[k] == 'a' ? "@4" : w[k] == 'i' ? "1!" : "";
+      p += "[" + std::string(1, w[k]) + static_cast<char>(std::toupper(w[k])) + extra + "]";
+      if (k == i / 8) p += "[_\\W]{0,3}";
+    }
     rules.push_back(make_rule("S" + std::to_string(i), p));
     EXPECT_TRUE(detail::re2_short_repeats_only(p)) << p;
     tiers.push_back({rules.back(), Tier::kRe2});

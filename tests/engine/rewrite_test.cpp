@@ -5,11 +5,11 @@
 // answers exactly as PCRE2 with the rewritten prefilter in place.
 #include <gtest/gtest.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
 #include "pcre2_reference.h"
+#include "random_subjects.h"
 #include "regexd/engine/engine.h"
 #include "rewrite.h"
 
@@ -83,15 +83,9 @@ TEST(LoosenForPrefilter, BoundsBecomeOpen) {
 // Subjects over a small alphabet, so the patterns below match some and not
 // others; deterministic.
 std::vector<std::string> subjects() {
-  std::mt19937 rng(7);
-  const std::string alphabet = "aab c\xc3\x9d\xbd.\n";
   // Long runs that random draws rarely produce.
   std::vector<std::string> out = {"aaaab", "abbbabbb", " abbbc", "aaa.aaa.", "aaab", "b b b ccc", "    b", "\n   .b"};
-  for (int i = 0; i < 3000; ++i) {
-    std::string s(std::uniform_int_distribution<int>(0, 12)(rng), ' ');
-    for (char& c : s) c = alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
-    out.push_back(std::move(s));
-  }
+  regexd::testing::add_random_subjects(out, "aab c\xc3\x9d\xbd.\n", 3000, 12, 7);
   return out;
 }
 

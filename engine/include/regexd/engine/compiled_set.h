@@ -57,7 +57,8 @@ class LazyPcre2 {
  public:
   // `extra_options`: PCRE2 compile options beyond the rule's flags
   // (PCRE2_USE_OFFSET_LIMIT for a windowed confirmation); the first call
-  // decides, so every caller passes the same for a rule (pcre2_extra_options).
+  // decides, so every caller passes the same for a rule (the scanner's
+  // pcre2_program() is the one that does).
   const pcre2_real_code_8* get(const Rule& rule, std::uint32_t extra_options = 0) const;
   const pcre2_real_code_8* get_quick(const Rule& rule, std::uint32_t extra_options = 0) const;
 
@@ -171,5 +172,10 @@ struct CompiledSet {
 // no hs flag, so it becomes a (?x) prefix).  Exposed for the cache key.
 unsigned hs_flags_for(const Rule& rule, Tier tier);
 std::string hs_expression_for(const Rule& rule);
+// The expression a compiled rule's class database is built from: its
+// prefilter rewrite (CompiledRule::hs_expression) if it has one.
+inline std::string hs_expression_of(const CompiledRule& rule) {
+  return rule.hs_expression.empty() ? hs_expression_for(rule.rule) : rule.hs_expression;
+}
 
 }  // namespace regexd::engine
