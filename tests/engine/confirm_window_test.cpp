@@ -16,20 +16,16 @@
 #include "random_subjects.h"
 #include "regexd/engine/compiled_set.h"
 #include "regexd/engine/engine.h"
+#include "test_rule.h"
 
 namespace {
 
 using namespace regexd::engine;
 using regexd::testing::Pcre2Reference;
 
+using regexd::testing::test_rule;
 Rule rule(std::string id, std::string pattern, std::string flags = "") {
-  Rule r;
-  r.id = std::move(id);
-  r.cls = "body";
-  r.pattern = std::move(pattern);
-  char bad = 0;
-  r.flags = *parse_flags(flags, &bad);
-  return r;
+  return test_rule(std::move(id), std::move(pattern), std::move(flags));
 }
 
 std::optional<detail::ConfirmWidth> width_of(const Rule& r) {

@@ -12,6 +12,7 @@
 #include "random_subjects.h"
 #include "regexd/engine/engine.h"
 #include "rewrite.h"
+#include "test_rule.h"
 
 namespace {
 
@@ -19,13 +20,7 @@ using namespace regexd::engine;
 using regexd::testing::Pcre2Reference;
 
 Rule rule(std::string pattern, std::string flags = "") {
-  Rule r;
-  r.id = "R";
-  r.cls = "body";
-  r.pattern = std::move(pattern);
-  char bad = 0;
-  r.flags = *parse_flags(flags, &bad);
-  return r;
+  return regexd::testing::test_rule("R", std::move(pattern), std::move(flags));
 }
 
 TEST(CompactEscapedBytes, HighBytesBecomeRawOthersStay) {

@@ -7,20 +7,15 @@
 
 #include "pcre2_reference.h"
 #include "regexd/engine/engine.h"
+#include "test_rule.h"
 
 namespace {
 
 using namespace regexd::engine;
 
+using regexd::testing::test_rule;
 Rule make_rule(std::string id, std::string pattern, std::string flags = "", std::string cls = "body") {
-  Rule r;
-  r.id = std::move(id);
-  r.cls = std::move(cls);
-  r.pattern = std::move(pattern);
-  char bad = 0;
-  r.flags = *parse_flags(flags, &bad);
-  r.source = "test";
-  return r;
+  return test_rule(std::move(id), std::move(pattern), std::move(flags), std::move(cls));
 }
 
 std::shared_ptr<const Scanner> compile_or_die(const RuleSet& set, CompileReport* report = nullptr,
