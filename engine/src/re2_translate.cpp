@@ -1300,6 +1300,91 @@ std::optional<Re2Translation> re2_translate(const Rule& rule, std::string* why) 
   return translate(rule, true, why);
 }
 
+namespace {
+
+// Expands n into its alternatives in PCRE2's order of trial.  For fixed-length
+// pieces without assertions or atomic groups, PCRE2's backtracking tries the
+// choices of a sequence depth first, earlier parts' choices outermost: the
+// first of these expansions that matches at a start is the one PCRE2 returns
+// there.  (a|ab)(c|bcd) -> ac, abcd, abc, abbcd.
+void expand(const Node& n, std::size_t max_alternatives, std::size_t max_length, std::vector<FixedSequence>* out) {
+  auto check = [&](const std::vector<FixedSequence>& v) {
+    if (v.size() > max_alternatives) refuse("more than " + std::to_string(max_alternatives) + " alternatives", n.offset);
+    for (const auto& s : v)
+      if (s.size() > max_length) refuse("longer than " + std::to_string(max_length) + " bytes", n.offset);
+  };
+  auto product = [&](const std::vector<FixedSequence>& a, const std::vector<FixedSequence>& b) {
+    std::vector<FixedSequence> r;
+    for (const auto& x : a)
+      for (const auto& y : b) {
+        FixedSequence s = x;
+        s.insert(s.end(), y.begin(), y.end());
+        r.push_back(std::move(s));
+        check(r);
+      }
+    return r;
+  };
+  switch (n.kind) {
+    case Node::kSet: *out = {FixedSequence{n.set}}; return;
+    case Node::kSeq: {
+      std::vector<FixedSequence> acc{FixedSequence{}};
+      for (const auto& k : n.kids) {
+        std::vector<FixedSequence> e;
+        expand(k, max_alternatives, max_length, &e);
+        acc = product(acc, e);
+      }
+      *out = std::move(acc);
+      return;
+    }
+    case Node::kAlt: {
+      out->clear();
+      for (const auto& k : n.kids) {
+        std::vector<FixedSequence> e;
+        expand(k, max_alternatives, max_length, &e);
+        out->insert(out->end(), e.begin(), e.end());
+        check(*out);
+      }
+      return;
+    }
+    case Node::kRepeat: {
+      // Only X{n}: any other count makes the length vary with the text, and
+      // a possessive X{n}+ may refuse what backtracking into X would find.
+      if (n.min != n.max || n.possessive) refuse("a repeat other than {n}", n.offset);
+      std::vector<FixedSequence> e;
+      expand(n.kids[0], max_alternatives, max_length, &e);
+      std::vector<FixedSequence> acc{FixedSequence{}};
+      for (int i = 0; i < n.min; ++i) acc = product(acc, e);
+      *out = std::move(acc);
+      return;
+    }
+    default: refuse(n.what.empty() ? "not a fixed alternation" : n.what, n.offset);
+  }
+}
+
+}  // namespace
+
+std::optional<std::vector<FixedSequence>> fixed_alternatives(const Rule& rule, std::size_t max_alternatives,
+                                                             std::size_t max_length, std::string* why) {
+  try {
+    // \K reads as nothing (it changes no yes/no answer) but changes a count:
+    // after /ab\K/ matches, the reported match is empty, and the //g loop
+    // then skips a match that starts where it ended.  Found as text (inside
+    // \Q..\E it would be a literal: refusing that too only costs speed).
+    for (std::size_t i = 0; i + 1 < rule.pattern.size(); ++i)
+      if (rule.pattern[i] == '\\' && rule.pattern[++i] == 'K') refuse("\\K", i - 1);
+    std::string doubt;  // about auto-possessification, which needs a variable repeat: refused below
+    const Node tree = parse_rule(rule, &doubt);
+    std::vector<FixedSequence> out;
+    expand(tree, max_alternatives, max_length, &out);
+    for (const auto& s : out)
+      if (s.empty()) refuse("an alternative that matches the empty string", 0);
+    return out;
+  } catch (const Refusal& r) {
+    if (why) *why = r.why;
+    return std::nullopt;
+  }
+}
+
 re2::RE2::Options re2_options(long long max_mem) {
   re2::RE2::Options o;
   o.set_encoding(re2::RE2::Options::EncodingLatin1);

@@ -23,8 +23,10 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <bitset>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "regexd/engine/rule.h"
 
@@ -46,6 +48,17 @@ std::optional<Re2Translation> re2_exact(const Rule& rule, std::string* why);
 // Exact translation when there is one, else a superset translation, else
 // nullopt with *why set.
 std::optional<Re2Translation> re2_translate(const Rule& rule, std::string* why);
+
+// The translator's reader, for fixed_counter.h: the rule's matches as
+// alternatives of fixed byte-set sequences, in the order PCRE2 tries them,
+// when the rule is only that (classes, literals, groups, alternations and
+// `{n}` repeats; no other repeat, assertion, look-around, back-reference,
+// atomic group or possessive quantifier, no alternative that can match the
+// empty string), with at most `max_alternatives` alternatives of at most
+// `max_length` bytes after expansion.  Else nullopt with *why set.
+using FixedSequence = std::vector<std::bitset<256>>;
+std::optional<std::vector<FixedSequence>> fixed_alternatives(const Rule& rule, std::size_t max_alternatives,
+                                                             std::size_t max_length, std::string* why);
 
 // The RE2 options every translated pattern assumes: Latin-1 encoding (one
 // byte = one character, as PCRE2 without `u`), no logging, `max_mem` bytes for

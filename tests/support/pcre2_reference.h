@@ -6,6 +6,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +57,33 @@ class Pcre2Reference {
     if (rc >= 0) return true;
     if (rc == PCRE2_ERROR_NOMATCH) return false;
     return std::nullopt;
+  }
+
+  // Perl's //g loop over `data`, up to `cap` matches: the next search starts
+  // where a match ended; after an empty match, a non-empty one is tried at
+  // the same place, then the search moves one byte on (byte-mode rules; a
+  // UTF-8 rule would move one character).  nullopt if PCRE2 could not decide.
+  std::optional<unsigned> count(std::string_view data, unsigned cap) const {
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(data.data());
+    std::size_t start = 0;
+    std::uint32_t options = 0;
+    unsigned n = 0;
+    while (n < cap && start <= data.size()) {
+      int rc = pcre2_match(code_, subject, data.size(), start, options, md_, nullptr);
+      if (rc == PCRE2_ERROR_NOMATCH) {
+        if (options == 0) break;
+        options = 0;
+        ++start;
+        continue;
+      }
+      if (rc < 0) return std::nullopt;
+      ++n;
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md_);
+      const std::size_t end = std::max<std::size_t>(ov[1], start);
+      options = ov[1] <= ov[0] ? PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED : 0;
+      start = end;
+    }
+    return n;
   }
 
  private:

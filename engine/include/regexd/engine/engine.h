@@ -37,6 +37,10 @@
 
 namespace regexd::engine {
 
+namespace detail {
+class FixedCounter;  // engine/src/fixed_counter.h
+}  // namespace detail
+
 // How a rule is answered (docs/rules.md, "Tiers" and "Planner"):
 //  kNative       Hyperscan's report is the answer (PCRE2 only counts hits);
 //  kPrefilter    Hyperscan runs an approximation, PCRE2 confirms;
@@ -310,6 +314,9 @@ class Scanner {
   explicit Scanner(std::unique_ptr<CompiledSet> set);
   std::unique_ptr<CompiledSet> set_;
   std::uint64_t uid_;  // identifies this scanner's thread-local scratch
+  // Per rule: counts its hits without PCRE2 where that is exact
+  // (fixed_counter.h); null for most rules.  Built for counted rules only.
+  std::vector<std::unique_ptr<const detail::FixedCounter>> counters_;
   void warm(std::stop_token stop) const;   // warm_up()'s work; the caller counts it in warming_
   mutable std::atomic<int> warming_{0};  // warm-ups started and not ended
 };
