@@ -37,6 +37,11 @@ std::unique_ptr<const FixedCounter> FixedCounter::make(const Rule& rule) {
   return c;
 }
 
+const FixedCounter* LazyFixedCounter::get(const Rule& rule) const {
+  std::call_once(once_, [&] { counter_ = FixedCounter::make(rule); });
+  return counter_.get();
+}
+
 unsigned FixedCounter::count(std::string_view data, unsigned cap) const {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   const std::size_t size = data.size();

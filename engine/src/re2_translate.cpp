@@ -180,6 +180,10 @@ class Parser {
   // random-pattern test).  With such an escape and a variable repeat in one
   // pattern the translation is only a superset: a possessive repeat matches
   // a subset of what the plain one does.
+  // Where the first \K is (npos: none).  It reads as nothing, which no
+  // yes/no answer minds, but a hit count does (fixed_alternatives()).
+  std::size_t match_start_reset_at() const { return match_start_reset_at_; }
+
   std::string auto_possess_doubt() const {
     if (unicode_type_at_ == std::string::npos || !variable_repeat_) return {};
     return "\\R, \\v or \\h with a repeat (PCRE2 auto-possessification assumes Unicode) at offset " +
@@ -486,6 +490,7 @@ class Parser {
       case 'K':
         // \K only moves the reported start of the match; whether there is a
         // match does not change.  Exact as nothing.
+        match_start_reset_at_ = std::min(match_start_reset_at_, start);
         ++i_;
         return kBarrier;
       case 'E':  // \E without \Q is ignored
@@ -822,6 +827,7 @@ class Parser {
   Options opt_;
   std::size_t unicode_type_at_ = std::string::npos;  // first \R \v \V \h \H outside a class
   bool variable_repeat_ = false;                     // a quantifier PCRE2 may auto-possessify
+  std::size_t match_start_reset_at_ = std::string::npos;  // first \K
 };
 
 // ---------------------------------------------------------------------------
@@ -1243,8 +1249,9 @@ struct Outcome {
 };
 
 // Parses; throws Refusal.  *doubt: why the translation cannot be exact
-// whatever the emitter finds (empty: no such reason).
-Node parse_rule(const Rule& rule, std::string* doubt) {
+// whatever the emitter finds (empty: no such reason).  *reset_at, if given:
+// Parser::match_start_reset_at().
+Node parse_rule(const Rule& rule, std::string* doubt, std::size_t* reset_at = nullptr) {
   if (rule.flags & kUtf8) throw Refusal{"UTF-8 rule (flag u)"};
   if (rule.flags & kExtended) throw Refusal{"extended-syntax rule (flag x)"};
   // The translator reads only patterns PCRE2 itself accepts: its parser
@@ -1258,6 +1265,7 @@ Node parse_rule(const Rule& rule, std::string* doubt) {
   Parser parser(rule.pattern, o);
   Node tree = parser.parse();
   *doubt = parser.auto_possess_doubt();
+  if (reset_at) *reset_at = parser.match_start_reset_at();
   fuse_one_byte_lookarounds(tree);
   return tree;
 }
@@ -1308,10 +1316,11 @@ namespace {
 // first of these expansions that matches at a start is the one PCRE2 returns
 // there.  (a|ab)(c|bcd) -> ac, abcd, abc, abbcd.
 void expand(const Node& n, std::size_t max_alternatives, std::size_t max_length, std::vector<FixedSequence>* out) {
-  auto check = [&](const std::vector<FixedSequence>& v) {
-    if (v.size() > max_alternatives) refuse("more than " + std::to_string(max_alternatives) + " alternatives", n.offset);
-    for (const auto& s : v)
-      if (s.size() > max_length) refuse("longer than " + std::to_string(max_length) + " bytes", n.offset);
+  // Appends one alternative, within the limits.
+  auto add = [&](std::vector<FixedSequence>& v, FixedSequence s) {
+    if (v.size() == max_alternatives) refuse("more than " + std::to_string(max_alternatives) + " alternatives", n.offset);
+    if (s.size() > max_length) refuse("longer than " + std::to_string(max_length) + " bytes", n.offset);
+    v.push_back(std::move(s));
   };
   auto product = [&](const std::vector<FixedSequence>& a, const std::vector<FixedSequence>& b) {
     std::vector<FixedSequence> r;
@@ -1319,8 +1328,7 @@ void expand(const Node& n, std::size_t max_alternatives, std::size_t max_length,
       for (const auto& y : b) {
         FixedSequence s = x;
         s.insert(s.end(), y.begin(), y.end());
-        r.push_back(std::move(s));
-        check(r);
+        add(r, std::move(s));
       }
     return r;
   };
@@ -1341,8 +1349,7 @@ void expand(const Node& n, std::size_t max_alternatives, std::size_t max_length,
       for (const auto& k : n.kids) {
         std::vector<FixedSequence> e;
         expand(k, max_alternatives, max_length, &e);
-        out->insert(out->end(), e.begin(), e.end());
-        check(*out);
+        for (auto& s : e) add(*out, std::move(s));
       }
       return;
     }
@@ -1366,14 +1373,13 @@ void expand(const Node& n, std::size_t max_alternatives, std::size_t max_length,
 std::optional<std::vector<FixedSequence>> fixed_alternatives(const Rule& rule, std::size_t max_alternatives,
                                                              std::size_t max_length, std::string* why) {
   try {
+    std::string doubt;  // about auto-possessification, which needs a variable repeat: refused below
+    std::size_t reset_at = std::string::npos;
+    const Node tree = parse_rule(rule, &doubt, &reset_at);
     // \K reads as nothing (it changes no yes/no answer) but changes a count:
     // after /ab\K/ matches, the reported match is empty, and the //g loop
-    // then skips a match that starts where it ended.  Found as text (inside
-    // \Q..\E it would be a literal: refusing that too only costs speed).
-    for (std::size_t i = 0; i + 1 < rule.pattern.size(); ++i)
-      if (rule.pattern[i] == '\\' && rule.pattern[++i] == 'K') refuse("\\K", i - 1);
-    std::string doubt;  // about auto-possessification, which needs a variable repeat: refused below
-    const Node tree = parse_rule(rule, &doubt);
+    // then skips a match that starts where it ended.
+    if (reset_at != std::string::npos) refuse("\\K", reset_at);
     std::vector<FixedSequence> out;
     expand(tree, max_alternatives, max_length, &out);
     for (const auto& s : out)

@@ -53,8 +53,8 @@ std::optional<Re2Translation> re2_translate(const Rule& rule, std::string* why);
 // alternatives of fixed byte-set sequences, in the order PCRE2 tries them,
 // when the rule is only that (classes, literals, groups, alternations and
 // `{n}` repeats; no other repeat, assertion, look-around, back-reference,
-// atomic group or possessive quantifier, no alternative that can match the
-// empty string), with at most `max_alternatives` alternatives of at most
+// atomic group, possessive quantifier or \K, no alternative that can match
+// the empty string), with at most `max_alternatives` alternatives of at most
 // `max_length` bytes after expansion.  Else nullopt with *why set.
 using FixedSequence = std::vector<std::bitset<256>>;
 std::optional<std::vector<FixedSequence>> fixed_alternatives(const Rule& rule, std::size_t max_alternatives,

@@ -136,13 +136,10 @@ const EngineInfo& engine_info() {
   return info;
 }
 
-Scanner::Scanner(std::unique_ptr<CompiledSet> set) : set_(std::move(set)), uid_(next_scanner_uid.fetch_add(1)) {
-  // Only rules that ask for a count (tflags multiple): reading every rule
-  // again would add to every cache load, for nothing.
-  counters_.resize(set_->rules.size());
-  for (std::size_t i = 0; i < set_->rules.size(); ++i)
-    if (set_->rules[i].rule.max_hits > 1) counters_[i] = detail::FixedCounter::make(set_->rules[i].rule);
-}
+Scanner::Scanner(std::unique_ptr<CompiledSet> set)
+    : set_(std::move(set)),
+      uid_(next_scanner_uid.fetch_add(1)),
+      counters_(std::make_unique<detail::LazyFixedCounter[]>(set_->rules.size())) {}
 Scanner::~Scanner() = default;
 
 Result<std::shared_ptr<const Scanner>> Scanner::from_compiled(std::unique_ptr<CompiledSet> set) {
@@ -161,8 +158,10 @@ void Scanner::warm(std::stop_token stop) const {
       if (stop.stop_requested()) break;
       (void)part->get(*set_);
     }
-  for (std::size_t i = 0; i < set_->rules.size() && !stop.stop_requested(); ++i)
+  for (std::size_t i = 0; i < set_->rules.size() && !stop.stop_requested(); ++i) {
     if (set_->rules[i].tier != Tier::kNative) (void)pcre2_program(*set_, static_cast<std::uint32_t>(i), false);
+    if (set_->rules[i].rule.max_hits > 1) (void)counters_[i].get(set_->rules[i].rule);
+  }
 }
 
 void Scanner::warm_up(std::stop_token stop) const {
@@ -284,15 +283,18 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   // `window`: confirm a prefilter hit near Hyperscan's reported ends only
   // (confirm_window.h); a yes/no answer only.
   // `known_match`: another engine's answer is final and only the count is
-  // wanted; then a rule's FixedCounter counts, if it has one (PCRE2 finds a
-  // first match, or none, far faster than a byte loop does: its first-byte
-  // and required-byte searches).
-  auto pcre2_count = [&](std::uint32_t id, unsigned cap, const detail::ConfirmWindow* window,
-                         bool known_match) -> long {
+  // wanted; then a counted rule's FixedCounter counts, if it has one (PCRE2
+  // finds a first match, or none, far faster than a byte loop does: its
+  // first-byte and required-byte searches).  Its time counts as PCRE2's,
+  // whose work it does.
+  auto count_hits = [&](std::uint32_t id, unsigned cap, const detail::ConfirmWindow* window,
+                        bool known_match) -> long {
     const CompiledRule& cr = set.rules[id];
     const std::uint64_t t0 = now_ns();  // a first call's compile counts as PCRE2's time
+    const detail::FixedCounter* counter =
+        known_match && !window && cr.rule.max_hits > 1 ? counters_[id].get(cr.rule) : nullptr;
     long n;
-    if (const detail::FixedCounter* counter = counters_[id].get(); counter && known_match && !window) {
+    if (counter) {
       n = counter->count(data, cap);  // what PCRE2 would count (fixed_counter.h)
     } else {
       const pcre2_code* code = pcre2_program(set, id, warming);
@@ -308,7 +310,7 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     detail::ConfirmWindow window;
     const bool windowed = hs_reported && cap == 1 && cr.tier == Tier::kPrefilter && cr.confirm_max != 0;
     if (windowed) window = detail::confirm_window(st->end_lo[id], st->end_hi[id], {cr.confirm_min, cr.confirm_max});
-    long n = known_match && cap == 1 ? 1 : pcre2_count(id, cap, windowed ? &window : nullptr, known_match);
+    long n = known_match && cap == 1 ? 1 : count_hits(id, cap, windowed ? &window : nullptr, known_match);
     // When a native match is counted and PCRE2 finds none, PCRE2 (the
     // reference) wins; the differential test exists to catch such rules.
     if (n < 0)

@@ -66,7 +66,8 @@ TEST(FixedAlternatives, RefuseWhatIsNotAFixedAlternation) {
   EXPECT_FALSE(detail::fixed_alternatives(rule("(?:a|bc){9}"), 256, 64, &why));  // 512 expansions
   EXPECT_FALSE(detail::fixed_alternatives(rule("a{65}"), 256, 64, &why));        // 65 bytes
   EXPECT_TRUE(detail::fixed_alternatives(rule("(?:a|bc){8}"), 256, 64, &why));
-  EXPECT_TRUE(detail::fixed_alternatives(rule("\\\\K"), 256, 64, &why));  // an escaped backslash, then K
+  EXPECT_TRUE(detail::fixed_alternatives(rule("\\\\K"), 256, 64, &why));      // an escaped backslash, then K
+  EXPECT_TRUE(detail::fixed_alternatives(rule("\\Q\\K\\E"), 256, 64, &why));  // a quoted backslash and K
   EXPECT_FALSE(detail::FixedCounter::make(rule("a+")));
 }
 

@@ -38,7 +38,7 @@
 namespace regexd::engine {
 
 namespace detail {
-class FixedCounter;  // engine/src/fixed_counter.h
+class LazyFixedCounter;  // engine/src/fixed_counter.h
 }  // namespace detail
 
 // How a rule is answered (docs/rules.md, "Tiers" and "Planner"):
@@ -315,8 +315,8 @@ class Scanner {
   std::unique_ptr<CompiledSet> set_;
   std::uint64_t uid_;  // identifies this scanner's thread-local scratch
   // Per rule: counts its hits without PCRE2 where that is exact
-  // (fixed_counter.h); null for most rules.  Built for counted rules only.
-  std::vector<std::unique_ptr<const detail::FixedCounter>> counters_;
+  // (fixed_counter.h); made on first use, for counted rules only.
+  std::unique_ptr<detail::LazyFixedCounter[]> counters_;
   void warm(std::stop_token stop) const;   // warm_up()'s work; the caller counts it in warming_
   mutable std::atomic<int> warming_{0};  // warm-ups started and not ended
 };
