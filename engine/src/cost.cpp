@@ -231,10 +231,14 @@ bool measure_pcre2(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint3
 
 bool measure_re2(const std::vector<std::string>& patterns, const Calibration& cal, Re2Sample* out,
                  long long max_mem) {
+  return measure_re2(patterns, cal.text(), cal, out, max_mem);
+}
+
+bool measure_re2(const std::vector<std::string>& patterns, std::string_view text, const Calibration& cal,
+                 Re2Sample* out, long long max_mem) {
   std::string why;
   auto program = build_re2_program(patterns, &why, max_mem);
   if (!program) return false;
-  const std::string_view text = cal.text();
   std::vector<int> matched;
   bool ok = true;
   // Warm (best of a few passes after one that builds the DFA states this

@@ -122,6 +122,9 @@ struct Re2Sample {
   bool fired = false;
 };
 bool measure_re2(const std::vector<std::string>& patterns, const Calibration& cal, Re2Sample* out, long long max_mem);
+// The same over `text` instead of the calibration text (e.g. trigger_text.h's).
+bool measure_re2(const std::vector<std::string>& patterns, std::string_view text, const Calibration& cal,
+                 Re2Sample* out, long long max_mem);
 
 // For a prefilter that exists only through a superset rewrite (a rule that
 // would otherwise be PCRE2's alone): worth it only when it scans faster than

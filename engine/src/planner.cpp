@@ -10,6 +10,7 @@
 #include "parallel.h"
 #include "re2_partition.h"
 #include "re2_translate.h"
+#include "trigger_text.h"
 
 namespace regexd::engine::detail {
 namespace {
@@ -33,6 +34,13 @@ constexpr std::size_t kMaxShortSetRules = 64;
 // Rules are offered to a set this many at a time (then one by one when a
 // group does not pay), which keeps the number of trial compiles small.
 constexpr std::size_t kGroup = 4;
+// A set of long-gap rules may not cost more than this many times as much
+// on its trigger text (trigger_text.h, with the small DFA memory) as on the
+// calibration text, per byte.  Measured on the built-in text: the body set
+// that thrashed on the corpus (29.8 ms per pass against ~5) cost 2,049 us on
+// its trigger text against 118 us; four sets of the same compiles that scan
+// the corpus in 4.3-5.1 ms cost 1.00-1.05x.
+constexpr double kTriggerSlack = 2.0;
 // Rules cheaper than this (ns per pass over the calibration text) where they
 // are are not worth a trial: a literal-anchored Hyperscan rule costs ~1-5 us.
 constexpr double kFloorNs = 3000;
@@ -169,7 +177,17 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
     // than its rules one by one (rules with long gaps between alternations
     // multiply each other's DFA states: four such rules in one set measured
     // 4x their sum on the corpus).
-    if (ok && delta < gain && delta <= alone) {
+    // Nor may it multiply its states once its rules' gaps open, which the
+    // calibration text rarely does (trigger_text.h).  Short-repeat sets
+    // have no gaps to open.
+    auto multiplies = [&] {
+      if (short_repeats) return false;
+      const std::string text = trigger_text(cal.text(), trial);
+      Re2Sample t;
+      if (!measure_re2(trial, text, cal, &t, kRe2MeasureMaxMem)) return true;
+      return t.ns > kTriggerSlack * s.ns * static_cast<double>(text.size()) / static_cast<double>(cal.size());
+    };
+    if (ok && delta < gain && delta <= alone && !multiplies()) {
       for (std::size_t k = i; k < i + n; ++k)
         take(cands[k], short_repeats ? "joined a set of short-repeat rules" : "joined a set");
       cur_ns = s.ns;
