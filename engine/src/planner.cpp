@@ -109,24 +109,68 @@ std::string us(double ns) {
 
 struct Candidate {
   std::uint32_t id;
-  double here;        // cost where the rule is now (ns per pass), kInf if Hyperscan cannot take it alone in time
-  double re2_alone;   // its RE2 translation alone
-  double re2_small;   // the same with the small DFA memory (cost.h)
+  double here;          // cost where the rule is now (ns per pass), kInf if Hyperscan cannot take it alone in time
+  double re2_alone;     // its RE2 translation alone
+  double re2_small;     // the same with the small DFA memory (cost.h), or with small_mem
+  long long small_mem;  // the least memory (kRe2MeasureMaxMem, doubled) its program runs with
   bool exact;
   std::string pattern;
 };
 
-// Greedy packing of one class's candidates (see planner.h), most expensive
-// first.  Returns the sets; *moved_why gets a reason per moved rule.
+// The groups a class's candidates are packed in, each into sets of its own.
+enum class Group {
+  // re2_short_repeats_only(): sets of up to kMaxShortSetRules do not blow
+  // up, so they are measured with the scanner's DFA memory (a set of dozens
+  // of look-alike alternations does not fit the small memory as a program).
+  kShortRepeats,
+  // The others, measured with the small memory (kRe2MeasureMaxMem)...
+  kLongGaps,
+  // ...except those whose program needs more to run at all (RE2 refuses a
+  // set whose DFA cannot hold a few states of its program): measured with
+  // the least memory, doubling from the small one, that the trial runs with.
+  // A DFA state holds the program positions alive at a byte, so a larger
+  // program's states are larger and the least memory it runs with is as
+  // tight for it as the small memory is for the others.  They share sets
+  // only among themselves: with a small-program rule in the set, that
+  // memory would no longer be tight for the small rule's states (a set that
+  // thrashed on mail measured 2,049 us on its trigger text with 1 MiB and
+  // 123 us with 2 MiB against 116 on the calibration text).  SpamAssassin's
+  // __FILL_THIS_FORM_SHORT1, _SHORT2 and _PARTIAL each sat alone in a set
+  // before: 12.8 ms per pass over the 500 corpus messages as three sets,
+  // 5.6-5.8 ms as one (docs/benchmarks.md).
+  kLargePrograms,
+};
+
+const char* group_name(Group g) {
+  switch (g) {
+    case Group::kShortRepeats:
+      return " of short-repeat rules";
+    case Group::kLargePrograms:
+      return " of large-program rules";
+    case Group::kLongGaps:
+      break;
+  }
+  return "";
+}
+
+// measure_re2() with `mem`, or, for kLargePrograms, with the least of
+// `mem`, 2 * mem, ... up to kRe2SetMaxMem that the set runs with (*used).
+bool measure_group(Group g, const std::vector<std::string>& patterns, const Calibration& cal, long long mem,
+                   Re2Sample* out, long long* used) {
+  for (;; mem *= 2) {
+    *used = mem;
+    if (measure_re2(patterns, cal, out, mem)) return true;
+    if (g != Group::kLargePrograms || mem >= kRe2SetMaxMem) return false;
+  }
+}
+
+// Greedy packing of one group of a class's candidates (see planner.h),
+// most expensive first.  Returns the sets; why[] gets a reason per moved
+// rule.
 std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, const Calibration& cal,
-                                             std::vector<std::string>& why, std::vector<Tier>& tier,
-                                             bool short_repeats) {
-  // Sets of up to kMaxShortSetRules short-repeat rules do not blow up
-  // (re2_short_repeats_only), so they are measured with the scanner's DFA
-  // memory: a set of dozens of look-alike alternations does not fit the
-  // small memory as a program.
+                                             std::vector<std::string>& why, std::vector<Tier>& tier, Group kind) {
+  const bool short_repeats = kind == Group::kShortRepeats;
   const std::size_t max_rules = short_repeats ? kMaxShortSetRules : kMaxSetRules;
-  const long long measure_mem = short_repeats ? kRe2SetMaxMem : kRe2MeasureMaxMem;
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
     return a.here != b.here ? a.here > b.here : a.id < b.id;
   });
@@ -134,6 +178,7 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
   std::vector<std::uint32_t> cur;
   std::vector<std::string> cur_pat;
   double cur_ns = 0;
+  long long cur_mem = 0;  // the least memory the set runs with (kLargePrograms)
   auto close = [&] {
     if (!cur.empty()) sets.push_back(std::move(cur));
     cur.clear();
@@ -153,8 +198,9 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
       // A new set starts with a rule that pays on its own, measured with the
       // scanner's DFA memory.
       if (cands[i].re2_alone < cands[i].here) {
-        take(cands[i], short_repeats ? "starts a set of short-repeat rules" : "starts a set");
+        take(cands[i], (std::string("starts a set") + group_name(kind)).c_str());
         cur_ns = short_repeats ? cands[i].re2_alone : cands[i].re2_small;
+        cur_mem = cands[i].small_mem;
       }
       ++i;
       group = kGroup;
@@ -169,8 +215,13 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
       gain += cands[k].here;
       alone += short_repeats ? cands[k].re2_alone : cands[k].re2_small;
     }
+    // A larger set runs with no less memory than any of its rules.
+    long long least = short_repeats ? kRe2SetMaxMem : kind == Group::kLargePrograms ? cur_mem : kRe2MeasureMaxMem;
+    if (kind == Group::kLargePrograms)
+      for (std::size_t k = i; k < i + n; ++k) least = std::max(least, cands[k].small_mem);
     Re2Sample s;
-    bool ok = measure_re2(trial, cal, &s, measure_mem);
+    long long mem = 0;
+    bool ok = measure_group(kind, trial, cal, least, &s, &mem);
     double delta = ok ? s.ns - cur_ns : kInf;
     // Joining must pay (cheaper than where the rules are) and must not blow
     // the set's DFA up: with the small DFA memory, a set may not cost more
@@ -184,13 +235,14 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
       if (short_repeats) return false;
       const std::string text = trigger_text(cal.text(), trial);
       Re2Sample t;
-      if (!measure_re2(trial, text, cal, &t, kRe2MeasureMaxMem)) return true;
+      if (!measure_re2(trial, text, cal, &t, mem)) return true;
       return t.ns > kTriggerSlack * s.ns * static_cast<double>(text.size()) / static_cast<double>(cal.size());
     };
     if (ok && delta < gain && delta <= alone && !multiplies()) {
       for (std::size_t k = i; k < i + n; ++k)
-        take(cands[k], short_repeats ? "joined a set of short-repeat rules" : "joined a set");
+        take(cands[k], (std::string("joined a set") + group_name(kind)).c_str());
       cur_ns = s.ns;
+      cur_mem = mem;
       i += n;
       group = kGroup;
       if (cur.size() >= max_rules) close();
@@ -348,10 +400,13 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
         // A superset that fires on ordinary mail would have PCRE2 confirm
         // nearly every buffer: only its exact form may join a set then.
         if (measure_re2({t->pattern}, cal, &r, kRe2SetMaxMem) && (t->strength == Re2Strength::kExact || !r.fired)) {
-          // A program too large for the small memory cannot share a set.
-          if (!measure_re2({t->pattern}, cal, &small, kRe2MeasureMaxMem)) small.ns = kInf;
+          // Its cost with the least memory its program runs with: the small
+          // memory, or more for a large program (Group::kLargePrograms).
+          long long small_mem = 0;
+          if (!measure_group(Group::kLargePrograms, {t->pattern}, cal, kRe2MeasureMaxMem, &small, &small_mem))
+            small.ns = kInf;
           s.cost.re2_ns = static_cast<float>(r.ns);
-          cand[i] = Candidate{static_cast<std::uint32_t>(i), here, r.ns, small.ns,
+          cand[i] = Candidate{static_cast<std::uint32_t>(i), here, r.ns, small.ns, small_mem,
                               t->strength == Re2Strength::kExact, std::move(t->pattern)};
         }
       }
@@ -371,11 +426,17 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
   for (std::size_t i = 0; i < n; ++i) tier[i] = set.rules[i].tier;
   parallel_for(nclasses, nthreads, [&](std::size_t c) {
     if (per_class[c].empty()) return;
-    std::vector<Candidate> short_only, others;
-    for (auto& cd : per_class[c])
-      (re2_short_repeats_only(cd.pattern) ? short_only : others).push_back(std::move(cd));
-    plan.re2_sets[c] = pack(others, cal, plan.why, tier, false);
-    for (auto& s : pack(short_only, cal, plan.why, tier, true)) plan.re2_sets[c].push_back(std::move(s));
+    std::vector<Candidate> groups[3];
+    for (auto& cd : per_class[c]) {
+      const Group g = re2_short_repeats_only(cd.pattern) ? Group::kShortRepeats
+                      : cd.small_mem > kRe2MeasureMaxMem ? Group::kLargePrograms
+                                                         : Group::kLongGaps;
+      groups[static_cast<int>(g)].push_back(std::move(cd));
+    }
+    // The order the sets are scanned in: as before, the long-gap sets first.
+    for (Group g : {Group::kLongGaps, Group::kLargePrograms, Group::kShortRepeats})
+      for (auto& s : pack(groups[static_cast<int>(g)], cal, plan.why, tier, g))
+        plan.re2_sets[c].push_back(std::move(s));
   });
   // Only rules that were RE2 candidates: the others stay in Hyperscan as
   // before (on a slow machine, e.g. under emulation, most rules miss the

@@ -16,10 +16,13 @@
 // buffer in one DFA pass for all its rules, but rules with long gaps
 // multiply each other's DFA states.  Rules whose RE2 pattern has only short
 // repeats (re2_short_repeats_only) share sets of up to 64; the others sets
-// of at most 6.  Packing is greedy and measured, most expensive first: a set
+// of at most 6, rules whose RE2 program needs more than the small DFA
+// memory (below) to run at all only with each other (planner.cpp, Group).
+// Packing is greedy and measured, most expensive first: a set
 // starts with a rule that pays alone in RE2; rules join while the set's cost
 // grows by less than they cost where they are and (the others' sets),
-// measured with little DFA memory (cost.h kRe2MeasureMaxMem), by no more
+// measured with little DFA memory (cost.h kRe2MeasureMaxMem, or the least a
+// large program runs with), by no more
 // than their RE2 costs one by one, nor (sets of long-gap rules) cost more
 // than twice as much per byte on a text where their literals appear as
 // they do in mail (trigger_text.h) as on the calibration text.
