@@ -34,9 +34,9 @@ constexpr std::size_t kMaxShortSetRules = 64;
 // Rules are offered to a set this many at a time (then one by one when a
 // group does not pay), which keeps the number of trial compiles small.
 constexpr std::size_t kGroup = 4;
-// A set of long-gap rules may not cost more than this many times as much
-// on its trigger text (trigger_text.h, with the small DFA memory) as on the
-// calibration text, per byte.  Measured on the built-in text: the body set
+// A set of long-gap or large-program rules may not cost more than this many
+// times as much on its trigger text (trigger_text.h, with the DFA memory the
+// trial was measured with) as on the calibration text, per byte.  Measured on the built-in text: the body set
 // that thrashed on the corpus (29.8 ms per pass against ~5) cost 2,049 us on
 // its trigger text against 118 us; four sets of the same compiles that scan
 // the corpus in 4.3-5.1 ms cost 1.00-1.05x.

@@ -22,10 +22,10 @@
 // starts with a rule that pays alone in RE2; rules join while the set's cost
 // grows by less than they cost where they are and (the others' sets),
 // measured with little DFA memory (cost.h kRe2MeasureMaxMem, or the least a
-// large program runs with), by no more
-// than their RE2 costs one by one, nor (sets of long-gap rules) cost more
-// than twice as much per byte on a text where their literals appear as
-// they do in mail (trigger_text.h) as on the calibration text.
+// large program runs with), by no more than their RE2 costs one by one, nor
+// (all but short-repeat sets) cost more than twice as much per byte on a
+// text where their literals appear as they do in mail (trigger_text.h) as
+// on the calibration text.
 //
 // Only speed depends on the plan, never an answer.  The plan is stored with
 // the compiled set (cache entries keep it), so a cache hit never measures.
