@@ -46,6 +46,35 @@ void child_log(cache::LogLevel level, const std::string& msg) {
   (void)write_all(2, line.data(), line.size());
 }
 
+// The build itself, in whichever process runs it: through `store` when
+// there is one (another process may have compiled the entry already), else
+// straight from the rules.
+Result<ChildBuild> build_here(const engine::RuleSet& rules, const engine::CompileOptions& options,
+                              std::string_view name, cache::Store* store) {
+  ChildBuild out;
+  if (!store) {
+    auto got = engine::Scanner::compile(rules, options, nullptr);
+    if (!got) return got.error();
+    out.scanner = std::move(*got);
+    return out;
+  }
+  auto got = store->get_or_compile(rules, options, name);
+  if (!got) return got.error();
+  out.from_cache = got->source != cache::LoadResult::Source::kCompiled;
+  out.save_error = got->save_error;
+  out.scanner = std::move(got->scanner);
+  if (out.from_cache && !pcre2_limits_mismatch(*out.scanner, options).empty()) {
+    // A resealed entry under this key: compile and replace it.
+    auto fresh = engine::Scanner::compile(rules, options, nullptr);
+    if (!fresh) return fresh.error();
+    out.scanner = std::move(*fresh);
+    out.from_cache = false;
+    auto st = store->put(store->key_for(rules, options), *out.scanner, name);
+    out.save_error = st ? "" : st.error().message;
+  }
+  return out;
+}
+
 [[noreturn]] void child_main(int fd, const engine::RuleSet& rules, const engine::CompileOptions& options,
                              std::string_view name, const cache::Store* parent_store) {
   auto send = [&](char status, const std::string& msg, std::string_view entry) {
@@ -58,8 +87,6 @@ void child_log(cache::LogLevel level, const std::string& msg) {
   try {
     const auto& tags = cache::current_tags();
     if (!tags) send(kFailed, tags.error().message, {});
-    std::shared_ptr<const engine::Scanner> scanner;
-    char status = kCompiled;
     std::string note;
     // A Store of its own on the parent's root (the parent's logs through
     // spdlog, see child_log), without shared images: the parent maps those.
@@ -76,29 +103,13 @@ void child_log(cache::LogLevel level, const std::string& msg) {
       if (opened) store = std::move(*opened);
       else note = "cache: " + opened.error().message;
     }
-    if (store) {
-      auto got = store->get_or_compile(rules, options, name);
-      if (!got) send(kFailed, got.error().message, {});
-      if (got->source != cache::LoadResult::Source::kCompiled) status = kHit;
-      note = got->save_error;
-      scanner = std::move(got->scanner);
-      if (status == kHit && !pcre2_limits_mismatch(*scanner, options).empty()) {
-        // A resealed entry under this key: compile and replace it.
-        auto fresh = engine::Scanner::compile(rules, options, nullptr);
-        if (!fresh) send(kFailed, fresh.error().message, {});
-        scanner = std::move(*fresh);
-        status = kCompiled;
-        auto st = store->put(store->key_for(rules, options), *scanner, name);
-        note = st ? "" : st.error().message;
-      }
-    } else {
-      auto got = engine::Scanner::compile(rules, options, nullptr);
-      if (!got) send(kFailed, got.error().message, {});
-      scanner = std::move(*got);
-    }
-    auto bytes = cache::encode_entry(scanner->compiled(), cache::compute_key(rules, options, *tags), *tags, name);
+    auto built = build_here(rules, options, name, store.get());
+    if (!built) send(kFailed, built.error().message, {});
+    if (store) note = built->save_error;
+    auto bytes =
+        cache::encode_entry(built->scanner->compiled(), cache::compute_key(rules, options, *tags), *tags, name);
     if (!bytes) send(kFailed, bytes.error().message, {});
-    send(status, note, *bytes);
+    send(built->from_cache ? kHit : kCompiled, note, *bytes);
   } catch (const std::exception& e) {
     send(kFailed, e.what(), {});
   }
@@ -233,6 +244,15 @@ Result<ChildBuild> compile_in_child(const engine::RuleSet& rules, const engine::
     return make_error(ErrorCode::kCorrupt, "compile child: " + why);
   out.scanner = std::move(*scanner);
   return out;
+}
+
+Result<ChildBuild> compile_in_process(const engine::RuleSet& rules, const engine::CompileOptions& options,
+                                      std::string_view name, cache::Store* store) {
+  try {
+    return build_here(rules, options, name, store);
+  } catch (const std::exception& e) {  // std::bad_alloc: the rules' databases did not fit
+    return make_error(ErrorCode::kCompileFailed, e.what());
+  }
 }
 
 }  // namespace regexd::server

@@ -55,4 +55,11 @@ Result<ChildBuild> compile_in_child(const engine::RuleSet& rules, const engine::
                                     std::chrono::milliseconds timeout, const std::function<void(pid_t)>& on_child,
                                     int nice = 0);
 
+// The same build on the calling thread, for hosts where a child cannot be
+// used (Registry::Options::isolate_compile): no deadline, and a crash of
+// the compiler is the caller's.  `store` as above.  Errors: kCompileFailed,
+// and the store's (cache::Store::get_or_compile).
+Result<ChildBuild> compile_in_process(const engine::RuleSet& rules, const engine::CompileOptions& options,
+                                      std::string_view name, cache::Store* store);
+
 }  // namespace regexd::server

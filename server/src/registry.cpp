@@ -370,7 +370,8 @@ void Registry::run_job(Job& job) {
   std::string source = "compiled";
   {
     // In a child with a deadline: hs_compile_multi cannot be interrupted.
-    auto build = [&] {
+    auto build = [&]() -> Result<ChildBuild> {
+      if (!options_.isolate_compile) return compile_in_process(job.rules, options_.compile, job.name, options_.store);
       return compile_in_child(job.rules, options_.compile, job.name, options_.store, options_.compile_timeout,
                               [this](pid_t pid) {
                                 std::lock_guard lock(mu_);

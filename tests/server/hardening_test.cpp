@@ -658,6 +658,29 @@ TEST_F(HardeningTest, ABackgroundCompileOverItsDeadlineIsKilledAndPcre2KeepsAnsw
   EXPECT_EQ(quick.find("q")->scanner->scan("body", "alpha1 BETA")->hits.size(), 2u);
 }
 
+// isolate_compile = false (the arm64 tests under qemu-user): the build runs
+// on the registry's thread, through the cache like the child's, and a second
+// registry on the same cache finds the entry it wrote.
+TEST_F(HardeningTest, ABuildWithoutAChildStillGoesThroughTheCache) {
+  auto store = quiet_store();
+  ASSERT_TRUE(store);
+  const std::string text = "A body /alpha\\d/\nB body /beta/i\n";
+  for (const char* want : {"compiled", "cache"}) {
+    Registry::Options o = fast_registry(store.get());
+    o.isolate_compile = false;
+    o.compile_timeout = std::chrono::milliseconds(1);  // a child could not make it: none runs
+    Registry reg(o);
+    auto loaded = reg.load("q", engine::parse_native(text, "q"));
+    ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+    reg.wait_idle();
+    auto v = reg.find("q");
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->state, "hyperscan") << want;
+    EXPECT_EQ(v->source, want);
+    EXPECT_EQ(v->scanner->scan("body", "alpha1 BETA")->hits.size(), 2u);
+  }
+}
+
 // The first child process of this process (/proc/self/task/*/children), 0 if none.
 pid_t first_child() {
   for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {

@@ -30,7 +30,14 @@ class SocketServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
-    registry_ = std::make_unique<server::Registry>(server::Registry::Options{});
+    server::Registry::Options options;
+#ifdef REGEXD_TESTS_UNDER_EMULATOR
+    // qemu-user's fork of a threaded process is unreliable (the child trips
+    // an assertion or deadlocks, and the test waits for compile_timeout):
+    // these tests are about the socket, the child has tests of its own.
+    options.isolate_compile = false;
+#endif
+    registry_ = std::make_unique<server::Registry>(options);
     cfg_.socket = dir_ / socket_name;
   }
   void TearDown() override {
