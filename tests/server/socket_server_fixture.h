@@ -24,19 +24,14 @@ class SocketServerTest : public ::testing::Test {
  protected:
   // A new directory (mode 0700) named `prefix`PID_N, holding the socket
   // `socket_name`.  Keep both short: a Unix socket path has at most 107 bytes.
-  void make_dir(const std::string& prefix, const std::string& socket_name) {
+  // `options`: the registry's (registry_ is made here).
+  void make_dir(const std::string& prefix, const std::string& socket_name,
+                server::Registry::Options options = {}) {
     static int n = 0;
     dir_ = std::filesystem::temp_directory_path() / (prefix + std::to_string(::getpid()) + "_" + std::to_string(n++));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
-    server::Registry::Options options;
-#ifdef REGEXD_TESTS_UNDER_EMULATOR
-    // qemu-user's fork of a threaded process is unreliable (the child trips
-    // an assertion or deadlocks, and the test waits for compile_timeout):
-    // these tests are about the socket, the child has tests of its own.
-    options.isolate_compile = false;
-#endif
     registry_ = std::make_unique<server::Registry>(options);
     cfg_.socket = dir_ / socket_name;
   }

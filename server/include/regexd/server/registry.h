@@ -132,8 +132,9 @@ class Registry {
     // should get the CPU first.  server.heavy_nice in the daemon.
     int warm_up_nice = 10;
     // false: the build runs on the registry's own thread instead, with no
-    // compile_timeout (hs_compile_multi cannot be interrupted) and a crash of
-    // the compiler taking the process down.  Only for hosts where fork of a
+    // compile_timeout (hs_compile_multi cannot be interrupted), a crash of
+    // the compiler taking the process down, and the destructor waiting for
+    // a build in progress instead of killing it.  Only for hosts where fork of a
     // threaded process is unreliable: qemu-user (7.2 trips an assertion in the
     // child, or deadlocks it) runs the arm64 tests that way.
     bool isolate_compile = true;
