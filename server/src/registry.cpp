@@ -369,7 +369,8 @@ void Registry::run_job(Job& job) {
   std::shared_ptr<const engine::Scanner> scanner;
   std::string source = "compiled";
   {
-    // In a child with a deadline: hs_compile_multi cannot be interrupted.
+    // In a child with a deadline: hs_compile_multi cannot be interrupted
+    // (on this thread only where the host cannot fork: isolate_compile).
     auto build = [&]() -> Result<ChildBuild> {
       if (!options_.isolate_compile) return compile_in_process(job.rules, options_.compile, job.name, options_.store);
       return compile_in_child(job.rules, options_.compile, job.name, options_.store, options_.compile_timeout,

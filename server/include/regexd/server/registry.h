@@ -140,7 +140,7 @@ class Registry {
     bool isolate_compile = true;
   };
   explicit Registry(Options options);
-  ~Registry();  // drops queued compiles, kills the running one
+  ~Registry();  // drops queued compiles, kills the running one (waits for it without isolate_compile)
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
