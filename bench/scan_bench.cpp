@@ -6,10 +6,16 @@
 //               Hyperscan; also the reference answer for the checks.
 //   re2_set     one RE2::Set per class, on the rules RE2 can run with
 //               PCRE2's answers (see Re2Compat below); the others are counted.
-//   regexd      Scanner::scan(class, message) for every class.
+//   regexd      Scanner::scan(class, message) for every class, matched or
+//               not (ScanOptions::count_hits = false).
+//   regexd_counting  the same scans counting hits as Rspamd's plugin and
+//               SpamAssassin do: a `tflags multiple` rule up to its maxhits
+//               (default ScanOptions).  Extra work no peer does: it shows
+//               what counting costs, it is not the comparison.
 // Every buffer is the raw message text: each class's rules run over the whole
-// message, so all three engines do exactly the same work (every rule once
-// per message) and report "matched or not" (max_hits = 1).
+// message, so the three engines compared do exactly the same work (every rule
+// once per message) and report "matched or not".  Before 2026-12-02 the
+// regexd row counted (regexd_counting's work) while the peers did not.
 //
 // Checking: before timing, each benchmark answers every (rule, message) pair
 // and compares with the PCRE2 loop; a pair PCRE2 cannot decide (match limit)
@@ -202,11 +208,14 @@ class Re2SetMatcher final : public Matcher {
 
 class RegexdMatcher final : public Matcher {
  public:
+  // `count`: count hits up to each rule's own max_hits (SpamAssassin's
+  // `tflags multiple ... maxhits=N`), else matched or not, as the peers.
   RegexdMatcher(std::shared_ptr<const engine::Scanner> s, std::vector<std::string> classes,
-                const std::vector<engine::Rule>& all)
+                const std::vector<engine::Rule>& all, bool count)
       : scanner_(std::move(s)), classes_(std::move(classes)) {
     for (std::uint32_t i = 0; i < all.size(); ++i) index_.emplace(all[i].id, i);
-    opts_.max_hits = 1;
+    opts_.max_hits = 1;  // rules without a cap of their own count once either way
+    opts_.count_hits = count;
   }
   // One more pass with per-engine timing (untimed by the benchmark).
   void add_counters(benchmark::State& state, double) const override {
@@ -407,8 +416,21 @@ void run_scan(benchmark::State& state, const Workload& w, const RuleList& list, 
   m.add_counters(state, bench::heap_mb() - heap_before);
 }
 
-enum class Engine { kRegexd, kPcre2, kRe2 };
-const char* engine_name(Engine e) { return e == Engine::kRegexd ? "regexd" : e == Engine::kPcre2 ? "pcre2_loop" : "re2_set"; }
+enum class Engine { kRegexd, kRegexdCounting, kPcre2, kRe2 };
+const char* engine_name(Engine e) {
+  switch (e) {
+    case Engine::kRegexd:
+      return "regexd";
+    case Engine::kRegexdCounting:
+      return "regexd_counting";
+    case Engine::kPcre2:
+      return "pcre2_loop";
+    case Engine::kRe2:
+      break;
+  }
+  return "re2_set";
+}
+bool is_regexd(Engine e) { return e == Engine::kRegexd || e == Engine::kRegexdCounting; }
 
 std::unique_ptr<Matcher> make_matcher(Engine e, Workload& w, const RuleList& list,
                                       std::shared_ptr<const engine::Scanner> scanner) {
@@ -417,11 +439,13 @@ std::unique_ptr<Matcher> make_matcher(Engine e, Workload& w, const RuleList& lis
       return std::make_unique<Pcre2Loop>(w.rules, list);
     case Engine::kRe2:
       return std::make_unique<Re2SetMatcher>(w.rules, list);
-    case Engine::kRegexd: {
+    case Engine::kRegexd:
+    case Engine::kRegexdCounting: {
       std::set<std::string> classes;
       for (auto i : list) classes.insert(w.rules[i].cls);
-      return std::make_unique<RegexdMatcher>(std::move(scanner), std::vector<std::string>(classes.begin(), classes.end()),
-                                             w.rules);
+      return std::make_unique<RegexdMatcher>(std::move(scanner),
+                                             std::vector<std::string>(classes.begin(), classes.end()), w.rules,
+                                             e == Engine::kRegexdCounting);
     }
   }
   return nullptr;
@@ -452,12 +476,12 @@ void register_per_class(Workload& w) {
   std::vector<std::string> views(classes.begin(), classes.end());
   views.push_back("all");
   for (const auto& view : views) {
-    for (Engine e : {Engine::kRegexd, Engine::kPcre2, Engine::kRe2}) {
+    for (Engine e : {Engine::kRegexd, Engine::kRegexdCounting, Engine::kPcre2, Engine::kRe2}) {
       std::string name = "scan/" + w.name + "/" + view + "/" + engine_name(e);
       benchmark::RegisterBenchmark(name.c_str(), [&w, view, e](benchmark::State& state) {
         RuleList list = view == "all" ? w.all() : w.of_class(view);
         if (e == Engine::kRe2) list = intersect(list, w.re2_ok);
-        if (e == Engine::kRegexd && !w.scanner) w.scanner = compile_regexd(w.rules, w.all());
+        if (is_regexd(e) && !w.scanner) w.scanner = compile_regexd(w.rules, w.all());
         scan_benchmark(state, w, list, e, w.scanner);
       })->Unit(benchmark::kMillisecond);
     }

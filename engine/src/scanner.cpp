@@ -306,7 +306,8 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   };
   auto decide = [&](std::uint32_t id, bool known_match, bool hs_reported = false) {
     const CompiledRule& cr = set.rules[id];
-    unsigned cap = cr.rule.max_hits ? cr.rule.max_hits : std::max(1u, options.max_hits);
+    const unsigned cap =
+        !options.count_hits ? 1u : cr.rule.max_hits ? cr.rule.max_hits : std::max(1u, options.max_hits);
     detail::ConfirmWindow window;
     const bool windowed = hs_reported && cap == 1 && cr.tier == Tier::kPrefilter && cr.confirm_max != 0;
     if (windowed) window = detail::confirm_window(st->end_lo[id], st->end_hi[id], {cr.confirm_min, cr.confirm_max});

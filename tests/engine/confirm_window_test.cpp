@@ -127,4 +127,36 @@ TEST(ConfirmWindow, ScannerAnswersAsPcre2WithWindows) {
   EXPECT_GT(matched, 500u);  // the subjects do match, often
 }
 
+// ScanOptions::count_hits = false makes every rule a yes/no rule, so the
+// counted rule above is confirmed through its window as well.
+TEST(ConfirmWindow, WithoutCountingACountedRuleIsConfirmedInItsWindow) {
+  RuleSet rs;
+  rs.rules = {rule("COUNTED", "q(?!u)[a-z]{2}"), rule("WORD", "\\bfoo(?!bar)[a-z]{1,3}\\b")};
+  rs.rules[0].max_hits = 20;
+  rs.rules[1].max_hits = 5;
+  CompileOptions options;
+  options.cost_check = false;
+  auto s = Scanner::compile(rs, options, nullptr);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  for (const auto& cr : (*s)->compiled().rules) ASSERT_GT(cr.confirm_max, 0u) << cr.rule.id;
+  std::vector<std::unique_ptr<Pcre2Reference>> refs;
+  for (const auto& r : rs.rules) refs.push_back(std::make_unique<Pcre2Reference>(r));
+  ScanOptions yes_no;
+  yes_no.count_hits = false;
+  std::size_t matched = 0;
+  for (const auto& in : subjects()) {
+    auto r = (*s)->scan("body", in, yes_no);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    for (std::size_t k = 0; k < rs.rules.size(); ++k) {
+      const bool expected = *refs[k]->matches(in);
+      unsigned got = 0;
+      for (const auto& [id, n] : r->hits)
+        if (id == rs.rules[k].id) got = n;
+      EXPECT_EQ(got, expected ? 1u : 0u) << rs.rules[k].id << " on '" << in << "'";
+      matched += expected;
+    }
+  }
+  EXPECT_GT(matched, 200u);
+}
+
 }  // namespace

@@ -195,6 +195,29 @@ TEST(ScanHits, CountsNonOverlappingMatchesUpToTheCap) {
   EXPECT_EQ(hits_of(*res, "CAPPED"), 2u);  // the rule's own cap wins
 }
 
+TEST(ScanHits, WithoutCountingEveryRuleThatMatchesCountsOnce) {
+  RuleSet set;
+  set.rules = {make_rule("A", "a"), make_rule("CAPPED", "a"), make_rule("NONE", "z"), make_rule("EMPTY", "b*"),
+               make_rule("BACKREF", "(a)\\1")};
+  set.rules[1].max_hits = 3;
+  set.rules[4].max_hits = 10;  // PCRE2 alone: without counting it stops at its first match
+  auto scanner = compile_or_die(set);
+  ScanOptions yes_no;
+  yes_no.count_hits = false;
+  auto res = scanner->scan("body", "aaaaa", yes_no);
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(hits_of(*res, "A"), 1u);
+  EXPECT_EQ(hits_of(*res, "CAPPED"), 1u);  // its own cap too
+  EXPECT_EQ(hits_of(*res, "EMPTY"), 1u);
+  EXPECT_EQ(hits_of(*res, "BACKREF"), 1u);
+  EXPECT_FALSE(matched(*res, "NONE"));
+  // The same rules counting: what a caller gets by default.
+  res = scanner->scan("body", "aaaaa");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(hits_of(*res, "CAPPED"), 3u);
+  EXPECT_EQ(hits_of(*res, "BACKREF"), 2u);
+}
+
 TEST(ScanTimes, ANativeRuleThatDoesNotMatchCostsHyperscanTimeOnly) {
   RuleSet set;
   set.rules = {make_rule("NATIVE", "foo\\d+bar")};

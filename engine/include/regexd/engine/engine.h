@@ -204,6 +204,14 @@ struct CompileReport {
 struct ScanOptions {
   // Default cap on hit counts (rules with their own max_hits use theirs).
   unsigned max_hits = 100;
+  // False: every hit count is 1, a rule's own max_hits included: only
+  // "matched or not" is wanted.  That is the cheapest scan: a Hyperscan
+  // native match is final, a prefilter's confirmation looks near Hyperscan's
+  // reported ends only, and nothing counts matches past the first (a
+  // SpamAssassin `tflags multiple` rule counted to its maxhits costs a PCRE2
+  // or byte-loop pass of its own).  MessagePlan::scan always counts (metas
+  // read the counts).
+  bool count_hits = true;
   // Fill ScanResult::time: where this scan spent its time, per engine.
   // Costs two clock reads per Hyperscan pass, per RE2 set and per PCRE2 run,
   // so it is off by default; the benchmarks turn it on for one untimed pass.
