@@ -215,6 +215,42 @@ bool measure_hs_expression(const std::string& expression, unsigned hs_flags, con
   return ok;
 }
 
+bool measure_hs_database(const std::vector<std::string>& expressions, const std::vector<unsigned>& flags,
+                         const Calibration& cal, double* ns) {
+  *ns = 0;
+  if (expressions.empty()) return true;
+  std::vector<const char*> exprs;
+  std::vector<unsigned> ids;
+  for (std::size_t i = 0; i < expressions.size(); ++i) {
+    exprs.push_back(expressions[i].c_str());
+    ids.push_back(static_cast<unsigned>(i));
+  }
+  hs_platform_info_t platform{};
+  if (auto p = current_platform()) {
+    platform.tune = p->tune;
+    platform.cpu_features = p->cpu_features;
+  }
+  hs_database_t* raw_db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK,
+                       &platform, &raw_db, &err) != HS_SUCCESS) {
+    hs_free_compile_error(err);
+    return false;
+  }
+  HsDatabasePtr db(raw_db);
+  hs_scratch_t* raw_scratch = nullptr;
+  if (hs_alloc_scratch(db.get(), &raw_scratch) != HS_SUCCESS) return false;
+  HsScratchPtr scratch(raw_scratch);
+  const HsScanFn scan = hs_runtime().scan;
+  const std::string_view text = cal.text();
+  bool ok = true;
+  *ns = best_ns(cal, [&] {
+    ok &= scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
+               nullptr) == HS_SUCCESS;
+  });
+  return ok;
+}
+
 bool measure_pcre2(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
                    const Calibration& cal, double* ns) {
   std::string error;

@@ -99,6 +99,13 @@ struct HsSample {
 bool measure_hs_expression(const std::string& expression, unsigned hs_flags, const Calibration& cal, HsSample* out,
                            const std::function<void()>& compiled = {});
 
+// One byte-mode database of `expressions` (each with its hs flags) over the
+// calibration text, compiled as the class databases are (platform of the
+// chosen scan code).  False when Hyperscan refuses them.  An empty list costs
+// nothing: a class without Hyperscan rules scans no database.
+bool measure_hs_database(const std::vector<std::string>& expressions, const std::vector<unsigned>& flags,
+                         const Calibration& cal, double* ns);
+
 // PCRE2 alone (JIT unless the rule has O) looking for the first match in
 // the calibration text.  False when PCRE2 refuses the rule.
 bool measure_pcre2(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,

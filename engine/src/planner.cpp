@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "cost.h"
+#include "group_move.h"
 #include "parallel.h"
 #include "re2_partition.h"
 #include "re2_translate.h"
@@ -34,13 +35,7 @@ constexpr std::size_t kMaxShortSetRules = 64;
 // Rules are offered to a set this many at a time (then one by one when a
 // group does not pay), which keeps the number of trial compiles small.
 constexpr std::size_t kGroup = 4;
-// A set of long-gap or large-program rules may not cost more than this many
-// times as much on its trigger text (trigger_text.h, with the DFA memory the
-// trial was measured with) as on the calibration text, per byte.  Measured on the built-in text: the body set
-// that thrashed on the corpus (29.8 ms per pass against ~5) cost 2,049 us on
-// its trigger text against 118 us; four sets of the same compiles that scan
-// the corpus in 4.3-5.1 ms cost 1.00-1.05x.
-constexpr double kTriggerSlack = 2.0;
+// kTriggerSlack (trigger_text.h) bounds a set's cost on its trigger text.
 // Rules cheaper than this (ns per pass over the calibration text) where they
 // are are not worth a trial: a literal-anchored Hyperscan rule costs ~1-5 us.
 constexpr double kFloorNs = 3000;
@@ -437,6 +432,39 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
     for (Group g : {Group::kLongGaps, Group::kLargePrograms, Group::kShortRepeats})
       for (auto& s : pack(groups[static_cast<int>(g)], cal, plan.why, tier, g))
         plan.re2_sets[c].push_back(std::move(s));
+  });
+  // Small classes: the dearest Hyperscan rules as one more set, when the
+  // class database without them plus that set measures clearly cheaper
+  // (group_move.h).  Classes in parallel.
+  parallel_for(nclasses, nthreads, [&](std::size_t c) {
+    std::vector<std::uint32_t> database;
+    std::size_t hs_now = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (set.rules[i].class_index != c || !is_hs_tier(tier[i])) continue;
+      ++hs_now;
+      // Rules about to leave Hyperscan (leave_hs, below) are not in it.
+      if (!(set.rules[i].rule.flags & kUtf8) && !leave_hs[i]) database.push_back(i);
+    }
+    if (hs_now <= kFewHsRules || hs_now >= kCrowdedClass) return;
+    std::vector<GroupCandidate> movable;
+    for (auto i : database)
+      // Not a program too large for the small DFA memory (Group::kLargePrograms):
+      // SpamAssassin's __FILL_THIS_FORM_PARTIAL_RAW in such a group passed
+      // every check on the built-in text and scanned the corpus in 60 ms
+      // against ~5 without it.
+      if (cand[i] && !pattern[i].empty() && set.rules[i].cost.hs_ns > kFloorNs &&
+          cand[i]->small_mem <= kRe2MeasureMaxMem)
+        movable.push_back(
+            {i, set.rules[i].cost.hs_ns, cand[i]->exact, pattern[i], cand[i]->re2_alone, cand[i]->re2_small});
+    auto move = choose_group_move(set, database, std::move(movable), cal);
+    if (!move) return;
+    for (auto i : move->rules) {
+      tier[i] = cand[i]->exact ? Tier::kRe2 : Tier::kRe2Prefilter;
+      plan.why[i] = std::string(cand[i]->exact ? "re2" : "re2 superset (pcre2 confirms)") + ": with " +
+                    std::to_string(move->rules.size() - 1) + " other rules out of the class's hyperscan database: " +
+                    us(move->database_ns) + " -> " + us(move->rest_ns) + " + " + us(move->set_ns) + " for their set";
+    }
+    plan.re2_sets[c].push_back(std::move(move->rules));
   });
   // Only rules that were RE2 candidates: the others stay in Hyperscan as
   // before (on a slow machine, e.g. under emulation, most rules miss the

@@ -27,6 +27,10 @@
 // text where their literals appear as they do in mail (trigger_text.h) as
 // on the calibration text.
 //
+// Last, in classes of a few dozen Hyperscan rules, the dearest RE2 candidates
+// may leave the database together, into one more set, when the database
+// without them plus that set measures clearly cheaper (group_move.h).
+//
 // Only speed depends on the plan, never an answer.  The plan is stored with
 // the compiled set (cache entries keep it), so a cache hit never measures.
 #pragma once

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "answers_as_pcre2.h"
 #include "pcre2_reference.h"
 #include "random_subjects.h"
 #include "regexd/engine/compiled_set.h"
@@ -110,21 +111,8 @@ TEST(ConfirmWindow, ScannerAnswersAsPcre2WithWindows) {
     EXPECT_EQ(cr.tier, Tier::kPrefilter) << cr.rule.id;
     EXPECT_GT(cr.confirm_max, 0u) << cr.rule.id << ": no window, the test would not exercise one";
   }
-  std::vector<std::unique_ptr<Pcre2Reference>> refs;  // not movable
-  for (const auto& r : rs.rules) refs.push_back(std::make_unique<Pcre2Reference>(r));
-  std::size_t matched = 0;
-  for (const auto& in : subjects()) {
-    auto r = (*s)->scan("body", in);
-    ASSERT_TRUE(r.ok()) << r.error().message;
-    for (std::size_t k = 0; k < rs.rules.size(); ++k) {
-      const bool expected = *refs[k]->matches(in);
-      bool got = false;
-      for (const auto& [id, n] : r->hits) got = got || id == rs.rules[k].id;
-      EXPECT_EQ(got, expected) << rs.rules[k].id << " on '" << in << "'";
-      matched += expected;
-    }
-  }
-  EXPECT_GT(matched, 500u);  // the subjects do match, often
+  // The subjects do match, often.
+  EXPECT_GT(regexd::testing::expect_answers_as_pcre2(**s, "body", rs.rules, subjects()), 500u);
 }
 
 // ScanOptions::count_hits = false makes every rule a yes/no rule, so the
