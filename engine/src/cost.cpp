@@ -180,18 +180,47 @@ double Calibration::scale() const {
 }
 
 
-bool measure_hs_expression(const std::string& expression, unsigned hs_flags, const Calibration& cal, HsSample* out,
-                           const std::function<void()>& compiled) {
-  hs_database_t* raw_db = nullptr;
-  hs_compile_error_t* err = nullptr;
-  // For the platform the chosen scan code runs (hs_runtime.h), as the
-  // rule set's databases are.
+namespace {
+
+// The platform the chosen scan code runs (hs_runtime.h): the rule set's
+// databases are compiled for it, so every measured database is too.
+hs_platform_info_t scan_platform() {
   hs_platform_info_t platform{};
   if (auto p = current_platform()) {
     platform.tune = p->tune;
     platform.cpu_features = p->cpu_features;
   }
+  return platform;
+}
+
+// `db` (owned from here) over `text` with the chosen scan code: *ns the best
+// of a few scans, *fired whether it matched (when not null).  False when
+// the scratch cannot be allocated or a scan fails.
+bool time_database(hs_database_t* raw_db, std::string_view text, const Calibration& cal, double* ns, bool* fired) {
+  HsDatabasePtr db(raw_db);
+  hs_scratch_t* raw_scratch = nullptr;
+  if (hs_alloc_scratch(db.get(), &raw_scratch) != HS_SUCCESS) return false;
+  HsScratchPtr scratch(raw_scratch);
   const HsScanFn scan = hs_runtime().scan;
+  bool ok = true;
+  *ns = best_ns(cal, [&] {
+    ok &= scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
+               nullptr) == HS_SUCCESS;
+  });
+  if (fired) {
+    *fired = false;
+    scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), note_match, fired);
+  }
+  return ok;
+}
+
+}  // namespace
+
+bool measure_hs_expression(const std::string& expression, unsigned hs_flags, const Calibration& cal, HsSample* out,
+                           const std::function<void()>& compiled) {
+  hs_database_t* raw_db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  const hs_platform_info_t platform = scan_platform();
   const double t0 = thread_cpu_ns();
   const hs_error_t rc = hs_compile(expression.c_str(), hs_flags, HS_MODE_BLOCK, &platform, &raw_db, &err);
   if (compiled) compiled();
@@ -200,19 +229,7 @@ bool measure_hs_expression(const std::string& expression, unsigned hs_flags, con
     return false;
   }
   out->compile_ms = (thread_cpu_ns() - t0) / 1e6;
-  HsDatabasePtr db(raw_db);
-  hs_scratch_t* raw_scratch = nullptr;
-  if (hs_alloc_scratch(db.get(), &raw_scratch) != HS_SUCCESS) return false;
-  HsScratchPtr scratch(raw_scratch);
-  const std::string_view text = cal.text_for(hs_flags);
-  bool ok = true;
-  out->ns = best_ns(cal, [&] {
-    ok &= scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
-                  nullptr) == HS_SUCCESS;
-  });
-  out->fired = false;
-  scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), note_match, &out->fired);
-  return ok;
+  return time_database(raw_db, cal.text_for(hs_flags), cal, &out->ns, &out->fired);
 }
 
 bool measure_hs_database(const std::vector<std::string>& expressions, const std::vector<unsigned>& flags,
@@ -225,11 +242,7 @@ bool measure_hs_database(const std::vector<std::string>& expressions, const std:
     exprs.push_back(expressions[i].c_str());
     ids.push_back(static_cast<unsigned>(i));
   }
-  hs_platform_info_t platform{};
-  if (auto p = current_platform()) {
-    platform.tune = p->tune;
-    platform.cpu_features = p->cpu_features;
-  }
+  const hs_platform_info_t platform = scan_platform();
   hs_database_t* raw_db = nullptr;
   hs_compile_error_t* err = nullptr;
   if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK,
@@ -237,18 +250,7 @@ bool measure_hs_database(const std::vector<std::string>& expressions, const std:
     hs_free_compile_error(err);
     return false;
   }
-  HsDatabasePtr db(raw_db);
-  hs_scratch_t* raw_scratch = nullptr;
-  if (hs_alloc_scratch(db.get(), &raw_scratch) != HS_SUCCESS) return false;
-  HsScratchPtr scratch(raw_scratch);
-  const HsScanFn scan = hs_runtime().scan;
-  const std::string_view text = cal.text();
-  bool ok = true;
-  *ns = best_ns(cal, [&] {
-    ok &= scan(db.get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch.get(), ignore_match,
-               nullptr) == HS_SUCCESS;
-  });
-  return ok;
+  return time_database(raw_db, cal.text(), cal, ns, nullptr);
 }
 
 bool measure_pcre2(const Rule& rule, std::uint32_t pcre2_match_limit, std::uint32_t pcre2_depth_limit,
