@@ -264,7 +264,8 @@ json entry_json(const regexd::cache::EntryInfo& e) {
           {"producer", e.producer}, {"rule_set_name", text(e.rule_set_name)}, {"created_unix", e.created_unix},
           {"pcre2_match_limit", e.pcre2_match_limit}, {"pcre2_depth_limit", e.pcre2_depth_limit},
           {"rules", e.rules}, {"file_size", e.file_size}, {"header_size", e.header_size},
-          {"payload_size", e.payload_size}, {"checksum", e.checksum_hex}, {"classes", classes}};
+          {"payload_size", e.payload_size}, {"pcre2_programs", e.pcre2_programs},
+          {"pcre2_programs_size", e.pcre2_programs_size}, {"checksum", e.checksum_hex}, {"classes", classes}};
 }
 
 }  // namespace

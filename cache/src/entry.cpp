@@ -7,8 +7,10 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <span>
 
 #include "entry_generated.h"
+#include "regexd/engine/pcre2_programs.h"
 #include "regexd/engine/serialize.h"
 
 namespace regexd::cache {
@@ -185,6 +187,10 @@ Status check_layout(const fb::Header* h) {
     const fb::Rule* r = rules->Get(static_cast<flatbuffers::uoffset_t>(i));
     if (!seen[i] || !r->id() || !r->cls() || !r->pattern()) return corrupt("rule " + std::to_string(i) + " is not placed");
   }
+  if (const fb::Blob* b = h->pcre2_programs())
+    if (b->offset() % 8 || b->size() == 0 || b->offset() > h->payload_size() ||
+        b->size() > h->payload_size() - b->offset())
+      return corrupt("PCRE2 programs outside the payload");
   // Classes must be sorted, as the scanner binary-searches them.
   for (flatbuffers::uoffset_t c = 1; c < classes->size(); ++c)
     if (!(classes->Get(c - 1)->cls()->str() < classes->Get(c)->cls()->str())) return corrupt("classes not sorted");
@@ -259,12 +265,28 @@ Result<std::string> encode_entry(const CompiledSet& set, const CacheKey& key, co
     for (const auto& r : *set.rejected) v.push_back(fb::CreateRejection(fbb, r.index, fbb.CreateString(r.message)));
     rejected = fbb.CreateVector(v);
   }
+  // The PCRE2 programs, so that a load decodes instead of compiling them
+  // (pcre2_programs.h; a warm start's first scans need ~190 of them).
+  auto programs = engine::serialize_pcre2_programs(set);
+  if (!programs) return programs.error();
+  flatbuffers::Offset<fb::Blob> programs_blob;
+  flatbuffers::Offset<flatbuffers::Vector<std::uint32_t>> program_rules;
+  std::uint64_t programs_hash = 0;
+  if (!programs->bytes.empty()) {
+    programs_hash = XXH3_64bits(programs->bytes.data(), programs->bytes.size());
+    payload.resize(align_up(payload.size(), 8), '\0');
+    std::uint64_t off = payload.size();
+    payload += programs->bytes;
+    programs_blob = fb::CreateBlob(fbb, off, programs->bytes.size(), fbb.CreateString(tags.pcre2_version));
+    program_rules = fbb.CreateVector(programs->rules);
+  }
   auto hdr = fb::CreateHeader(
       fbb, kKeyScheme, key.hi, key.lo, fbb.CreateString(tags.arch), fbb.CreateString(tags.flavor),
       fbb.CreateString(tags.hs_version), tags.tune, tags.features, fbb.CreateString(tags.pcre2_version),
       fbb.CreateString(std::string("regexd ") + REGEXD_VERSION), static_cast<std::int64_t>(std::time(nullptr)),
       set.pcre2_match_limit, set.pcre2_depth_limit, fbb.CreateVector(rules), fbb.CreateVector(classes),
-      payload.size(), fbb.CreateString(std::string(rule_set_name)), rejected);
+      payload.size(), fbb.CreateString(std::string(rule_set_name)), rejected, programs_blob, program_rules,
+      programs_hash);
   fb::FinishHeaderBuffer(fbb, hdr);
 
   std::string out;
@@ -334,6 +356,10 @@ Result<EntryInfo> inspect_entry(std::string_view bytes) {
   e.header_size = get_u32(bytes.data() + 12);
   e.payload_size = h->payload_size();
   e.checksum_hex = entry_checksum(bytes);
+  if (h->pcre2_programs()) {
+    e.pcre2_programs = h->pcre2_program_rules() ? h->pcre2_program_rules()->size() : 0;
+    e.pcre2_programs_size = h->pcre2_programs()->size();
+  }
   return e;
 }
 
@@ -434,6 +460,15 @@ Result<std::unique_ptr<CompiledSet>> decode_entry(std::string_view bytes, const 
     set->classes.push_back(std::move(cdb));
   }
   set->init_pcre2_slots();
+  if (const fb::Blob* pb = h->pcre2_programs()) {  // check_layout: inside the payload
+    std::span<const std::uint32_t> ids;
+    if (const auto* v = h->pcre2_program_rules()) ids = {v->data(), v->size()};
+    const std::string_view programs = blob_bytes(bytes, h, pb);
+    if (XXH3_64bits(programs.data(), programs.size()) != h->pcre2_programs_hash())
+      return corrupt("PCRE2 programs fail their checksum");
+    if (auto st = engine::adopt_pcre2_programs(*set, programs, ids); !st)
+      return st.error().code == ErrorCode::kMismatch ? mismatch(st.error().message) : corrupt(st.error().message);
+  }
   return set;
 }
 

@@ -11,7 +11,11 @@ void Pcre2CodeDeleter::operator()(pcre2_real_code_8* c) const { pcre2_code_free(
 const pcre2_real_code_8* LazyPcre2::get(const Rule& rule, std::uint32_t extra_options) const {
   std::call_once(once_, [&] {
     std::string error;
-    code_ = detail::pcre2_compile_rule(rule, &error, extra_options);
+    // An adopted program is this pattern compiled with these options
+    // (pcre2_programs.cpp compiles it with the same call); copying it skips
+    // the compile, and the copy is JIT-compiled before anyone sees it.
+    if (adopted_) code_.reset(pcre2_code_copy(adopted_.get()));
+    if (!code_) code_ = detail::pcre2_compile_rule(rule, &error, extra_options);
     // JIT failure (e.g. no executable memory) is not an error: the
     // interpreter gives the same answers, only slower.
     if (code_ && !(rule.flags & kNoOpt)) pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE);
@@ -22,6 +26,7 @@ const pcre2_real_code_8* LazyPcre2::get(const Rule& rule, std::uint32_t extra_op
 
 const pcre2_real_code_8* LazyPcre2::get_quick(const Rule& rule, std::uint32_t extra_options) const {
   if (ready_.load(std::memory_order_acquire)) return code_.get();
+  if (adopted_) return adopted_.get();
   std::call_once(quick_once_, [&] {
     std::string error;
     quick_ = detail::pcre2_compile_rule(rule, &error, extra_options);

@@ -46,6 +46,7 @@ struct EntryInfo {
   std::vector<Class> classes;
   std::size_t rules = 0;
   std::uint64_t file_size = 0, header_size = 0, payload_size = 0;
+  std::uint64_t pcre2_programs = 0, pcre2_programs_size = 0;  // stored PCRE2 programs, their bytes
   std::string checksum_hex;  // XXH3-128 epilogue
 };
 

@@ -62,9 +62,18 @@ class LazyPcre2 {
   const pcre2_real_code_8* get(const Rule& rule, std::uint32_t extra_options = 0) const;
   const pcre2_real_code_8* get_quick(const Rule& rule, std::uint32_t extra_options = 0) const;
 
+  // Gives the slot a program decoded from a cache entry (pcre2_programs.h),
+  // compiled without JIT as get_quick() would: get_quick() returns it, and
+  // get() JIT-compiles a copy instead of compiling the pattern (JIT never
+  // touches a program another thread may be matching with).  Only before
+  // the set is shared; a slot adopts at most once.
+  void adopt(Pcre2CodePtr code) { adopted_ = std::move(code); }
+  bool has_adopted() const { return adopted_ != nullptr; }
+
  private:
   mutable std::once_flag once_, quick_once_;
   mutable Pcre2CodePtr code_, quick_;
+  Pcre2CodePtr adopted_;  // set before the set is shared, then read-only
   mutable std::atomic<bool> ready_{false};  // code_ is built
 };
 

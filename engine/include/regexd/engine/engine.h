@@ -308,7 +308,8 @@ class Scanner {
   // included).  For time to spare before the scanner's first scan: the
   // cache's prefetch (cache::Store::prefetch) calls it, which takes ~7 ms of
   // CPU off a daemon's first SpamAssassin scan.  Thread-safe; programs
-  // already built are not built again.
+  // already built, or adopted from a cache entry (pcre2_programs.h), are not
+  // built again, so on an entry that carries them this costs nothing.
   void prepare_quick(unsigned threads = 1) const;
 
   // Classes with at least one compiled rule, sorted.
