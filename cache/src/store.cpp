@@ -251,7 +251,17 @@ Status Store::put(const CacheKey& key, const engine::Scanner& scanner, std::stri
   if (auto st = write_file_atomic(dir_, entry_file(key), *bytes); !st) return st;
   // An image made from the previous entry no longer matches; drop it now
   // rather than let the next reader find out.
-  (void)dir_.remove(key.hex() + std::string(kImageExt));
+  const std::string img_name = key.hex() + std::string(kImageExt);
+  (void)dir_.remove(img_name);
+  // With shared images, the image of the new entry is made now, while its
+  // bytes are at hand, so that the next start maps it instead of building
+  // and writing it on the way to its first answer.  Best effort: a load
+  // builds a missing image anyway.
+  if (options_.shared_images) {
+    auto image = build_image(*bytes);
+    if (!image || !write_file_atomic(dir_, img_name, *image))
+      log(LogLevel::kDebug, dir_.path_of(img_name).string() + ": image not written now; the next load makes it");
+  }
   note_loaded(key);
   publish_remote(key, *bytes);
   return {};

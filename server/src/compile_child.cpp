@@ -89,11 +89,15 @@ Result<ChildBuild> build_here(const engine::RuleSet& rules, const engine::Compil
     if (!tags) send(kFailed, tags.error().message, {});
     std::string note;
     // A Store of its own on the parent's root (the parent's logs through
-    // spdlog, see child_log), without shared images: the parent maps those.
+    // spdlog, see child_log).  With the parent's shared_images, so that its
+    // put() writes the new entry's image too: the parent's next start maps
+    // it instead of making it (the parent itself scans from the child's
+    // databases until then).
     std::unique_ptr<cache::Store> store;
     if (parent_store) {
       cache::StoreOptions so;
       so.root = parent_store->root();
+      so.shared_images = parent_store->shared_images();
       so.log = child_log;
       // The remote tier too (a connection of its own: the parent's may be
       // mid-request in another thread at the fork), so the child's compile

@@ -490,6 +490,30 @@ TEST_F(CacheTest, SharedImagesAreMappedValidatedAndRebuilt) {
   EXPECT_GT(count_logs(LogLevel::kWarning), 0u);
 }
 
+// With shared images, a put writes the entry's image too, so that the next
+// start maps it instead of building and writing it before its first answer;
+// an entry put without them leaves no image (an old one is removed).
+TEST_F(CacheTest, APutWithSharedImagesWritesTheImage) {
+  auto rules = small_rules();
+  auto compiled = open_store()->get_or_compile(rules, {}, "small");
+  ASSERT_TRUE(compiled.ok());
+  auto store = open_store(/*shared=*/true);
+  const CacheKey key = store->key_for(rules, {});
+  fs::path img = store->platform_dir() / (key.hex() + ".rxdimg");
+  ASSERT_FALSE(fs::exists(img));
+  ASSERT_TRUE(store->put(key, *compiled->scanner, "small").ok());
+  ASSERT_TRUE(fs::exists(img));
+  const std::string written = slurp(img);
+  LoadResult::Source src{};
+  auto back = store->get(key, &src);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(src, LoadResult::Source::kSharedImage);
+  EXPECT_EQ(answers(**back), answers(*compiled->scanner));
+  EXPECT_EQ(slurp(img), written);  // used as written, not rebuilt
+  ASSERT_TRUE(open_store()->put(key, *compiled->scanner, "small").ok());
+  EXPECT_FALSE(fs::exists(img));
+}
+
 // Issue 14 item 8: with shared images on, an entry is validated before an
 // image is built from it.  A resealed entry whose blob lies outside the file
 // made build_image throw std::out_of_range, which killed the daemon's

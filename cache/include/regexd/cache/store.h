@@ -49,7 +49,9 @@ std::filesystem::path default_cache_root();
 struct StoreOptions {
   std::filesystem::path root = default_cache_root();
   // Keep deserialized databases in .rxdimg files that processes map
-  // read-only and share (see docs/cache-format.md).  Default off.
+  // read-only and share (see docs/cache-format.md); put() then writes the
+  // new entry's image too.  Default off here (a library user opts in); the
+  // daemon's cache.shared_images defaults to on.
   bool shared_images = false;
   // How long a process waits for another one compiling the same key.
   std::chrono::milliseconds lock_timeout = std::chrono::minutes(30);
@@ -145,6 +147,7 @@ class Store {
   PruneReport prune(const PruneOptions& options);
 
   const std::filesystem::path& root() const { return options_.root; }
+  bool shared_images() const { return options_.shared_images; }
   const std::filesystem::path& platform_dir() const { return platform_dir_; }
   std::filesystem::path entry_path(const CacheKey& key) const;
   CacheKey key_for(const engine::RuleSet& rules, const engine::CompileOptions& options) const;
