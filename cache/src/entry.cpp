@@ -120,6 +120,12 @@ Status check_tags(const fb::Header* h, const PlatformTags& want) {
 }
 
 // Step 9: every index and blob in range, every rule in exactly one list.
+// A blob is 8-aligned, not empty and wholly inside the payload.
+bool inside_payload(const fb::Header* h, const fb::Blob* b) {
+  return b->offset() % 8 == 0 && b->size() != 0 && b->offset() <= h->payload_size() &&
+         b->size() <= h->payload_size() - b->offset();
+}
+
 Status check_layout(const fb::Header* h) {
   const auto* rules = h->rules();
   const auto* classes = h->classes();
@@ -129,12 +135,9 @@ Status check_layout(const fb::Header* h) {
   for (flatbuffers::uoffset_t c = 0; c < classes->size(); ++c) {
     const fb::ClassEntry* ce = classes->Get(c);
     if (!ce || !ce->cls()) return corrupt("class " + std::to_string(c) + " has no name");
-    for (const fb::Blob* b : class_blobs(ce)) {
-      if (!b) continue;
-      if (b->offset() % 8 || b->size() == 0 || b->offset() > h->payload_size() ||
-          b->size() > h->payload_size() - b->offset())
+    for (const fb::Blob* b : class_blobs(ce))
+      if (b && !inside_payload(h, b))
         return corrupt("class " + ce->cls()->str() + ": database blob outside the payload");
-    }
     auto visit = [&](const flatbuffers::Vector<std::uint32_t>* list, auto want) -> bool {
       if (!list) return true;
       for (auto id : *list) {
@@ -187,10 +190,8 @@ Status check_layout(const fb::Header* h) {
     const fb::Rule* r = rules->Get(static_cast<flatbuffers::uoffset_t>(i));
     if (!seen[i] || !r->id() || !r->cls() || !r->pattern()) return corrupt("rule " + std::to_string(i) + " is not placed");
   }
-  if (const fb::Blob* b = h->pcre2_programs())
-    if (b->offset() % 8 || b->size() == 0 || b->offset() > h->payload_size() ||
-        b->size() > h->payload_size() - b->offset())
-      return corrupt("PCRE2 programs outside the payload");
+  if (const fb::Blob* b = h->pcre2_programs(); b && !inside_payload(h, b))
+    return corrupt("PCRE2 programs outside the payload");
   // Classes must be sorted, as the scanner binary-searches them.
   for (flatbuffers::uoffset_t c = 1; c < classes->size(); ++c)
     if (!(classes->Get(c - 1)->cls()->str() < classes->Get(c)->cls()->str())) return corrupt("classes not sorted");

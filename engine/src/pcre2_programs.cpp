@@ -7,12 +7,6 @@
 namespace regexd::engine {
 namespace {
 
-std::string pcre2_message(int code) {
-  PCRE2_UCHAR buf[256];
-  pcre2_get_error_message(code, buf, sizeof buf);
-  return reinterpret_cast<const char*>(buf);
-}
-
 // What pcre2_serialize_encode() writes before the programs: its header
 // (magic, version, config, count: four 32-bit words) and one copy of the
 // character tables.  The programs follow, each PCRE2_INFO_SIZE bytes.
@@ -50,7 +44,7 @@ Result<Pcre2Programs> serialize_pcre2_programs(const CompiledSet& set) {
   std::uint8_t* bytes = nullptr;
   PCRE2_SIZE size = 0;
   const int32_t n = pcre2_serialize_encode(raw.data(), static_cast<int32_t>(raw.size()), &bytes, &size, nullptr);
-  if (n < 0) return make_error(ErrorCode::kInternal, "pcre2_serialize_encode: " + pcre2_message(n));
+  if (n < 0) return make_error(ErrorCode::kInternal, "pcre2_serialize_encode: " + detail::pcre2_error_text(n));
   out.bytes.assign(reinterpret_cast<const char*>(bytes), size);
   pcre2_serialize_free(bytes);
   return out;
@@ -71,8 +65,8 @@ Status adopt_pcre2_programs(CompiledSet& set, std::string_view bytes, std::span<
   const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
   const int32_t count = pcre2_serialize_get_number_of_codes(data);
   if (count == PCRE2_ERROR_BADMODE)  // another PCRE2 version, code unit or build
-    return make_error(ErrorCode::kMismatch, "PCRE2 programs: " + pcre2_message(count));
-  if (count < 0) return make_error(ErrorCode::kCorrupt, "PCRE2 programs: " + pcre2_message(count));
+    return make_error(ErrorCode::kMismatch, "PCRE2 programs: " + detail::pcre2_error_text(count));
+  if (count < 0) return make_error(ErrorCode::kCorrupt, "PCRE2 programs: " + detail::pcre2_error_text(count));
   if (static_cast<std::size_t>(count) != rules.size())
     return make_error(ErrorCode::kCorrupt, "PCRE2 programs: " + std::to_string(count) + " programs for " +
                                                std::to_string(rules.size()) + " rules");
@@ -80,7 +74,7 @@ Status adopt_pcre2_programs(CompiledSet& set, std::string_view bytes, std::span<
   const int32_t n = pcre2_serialize_decode(raw.data(), count, data, nullptr);
   if (n < 0)
     return make_error(n == PCRE2_ERROR_BADMODE ? ErrorCode::kMismatch : ErrorCode::kCorrupt,
-                      "PCRE2 programs: " + pcre2_message(n));
+                      "PCRE2 programs: " + detail::pcre2_error_text(n));
   std::vector<Pcre2CodePtr> codes;
   codes.reserve(raw.size());
   for (auto* c : raw) codes.emplace_back(c);  // owned from here, freed on every return

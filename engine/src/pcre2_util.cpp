@@ -72,12 +72,14 @@ Pcre2CodePtr pcre2_compile_rule(const Rule& rule, std::string* error, std::uint3
   PCRE2_SIZE offset = 0;
   pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rule.pattern.data()), rule.pattern.size(),
                                  pcre2_options_for(rule.flags) | extra_options, &code, &offset, ctx.get());
-  if (!re) {
-    PCRE2_UCHAR buf[256];
-    pcre2_get_error_message(code, buf, sizeof buf);
-    *error = "pcre2: " + std::string(reinterpret_cast<const char*>(buf)) + " at offset " + std::to_string(offset);
-  }
+  if (!re) *error = "pcre2: " + pcre2_error_text(code) + " at offset " + std::to_string(offset);
   return Pcre2CodePtr(re);
+}
+
+std::string pcre2_error_text(int code) {
+  PCRE2_UCHAR buf[256];
+  pcre2_get_error_message(code, buf, sizeof buf);
+  return reinterpret_cast<const char*>(buf);
 }
 
 Pcre2Matcher::Pcre2Matcher(std::uint32_t match_limit, std::uint32_t depth_limit)

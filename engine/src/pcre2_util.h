@@ -26,6 +26,9 @@ std::uint32_t pcre2_options_for(std::uint32_t flags);
 // returns null and sets *error to PCRE2's message with the offset.
 Pcre2CodePtr pcre2_compile_rule(const Rule& rule, std::string* error, std::uint32_t extra_options = 0);
 
+// PCRE2's text for an error code (pcre2_get_error_message).
+std::string pcre2_error_text(int code);
+
 // The extra options of a rule's scan-time program (LazyPcre2): a windowed
 // confirmation (confirm_window.h) needs PCRE2_USE_OFFSET_LIMIT.
 inline std::uint32_t pcre2_extra_options(const CompiledRule& rule) {

@@ -4,7 +4,8 @@
 //
 // Which programs: every rule the scanner may run through PCRE2, i.e. every
 // tier but Hyperscan-native (prefilter confirmations, PCRE2-only rules, the
-// RE2 tiers' fallbacks and first scans while a scanner warms up), compiled
+// RE2 tiers' fallbacks and first scans while a scanner warms up) and the
+// native rules whose hits are counted (max_hits above 1), compiled
 // without JIT exactly as LazyPcre2 compiles them (the rule's flags, newline
 // LF, pcre2_extra_options()).  JIT code is not portable and is never stored:
 // a decoded program is JIT-compiled, on a copy, when the scanner first needs
@@ -39,7 +40,8 @@ struct Pcre2Programs {
   std::vector<std::uint32_t> rules;  // the rule (index into CompiledSet::rules) of each program, in order
 };
 
-// The programs of every non-native rule of `set`.  A rule PCRE2 fails to
+// The programs of every rule of `set` a scan may run through PCRE2 (every
+// tier but native, and counted native rules).  A rule PCRE2 fails to
 // compile (out of memory) is left out: the scanner compiles it on use, as
 // without programs.  Errors: kInternal if PCRE2 cannot encode them.
 Result<Pcre2Programs> serialize_pcre2_programs(const CompiledSet& set);
@@ -48,7 +50,7 @@ Result<Pcre2Programs> serialize_pcre2_programs(const CompiledSet& set);
 // `set.pcre2` must be allocated (init_pcre2_slots) and no slot used yet.
 // Errors: kCorrupt if PCRE2 does not recognise the bytes, if their number of
 // programs differs from rules.size(), or if a listed rule is out of range,
-// listed twice or Hyperscan-native; kMismatch if the bytes come from another
+// listed twice or one no scan runs through PCRE2; kMismatch if the bytes come from another
 // PCRE2 version or build.  On error no slot was changed.
 Status adopt_pcre2_programs(CompiledSet& set, std::string_view bytes, std::span<const std::uint32_t> rules);
 
