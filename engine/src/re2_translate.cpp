@@ -60,6 +60,17 @@ bool is_lower(int c) { return c >= 'a' && c <= 'z'; }
 bool is_alpha(int c) { return is_upper(c) || is_lower(c); }
 bool is_alnum(int c) { return is_alpha(c) || is_digit(c); }
 
+// One byte in RE2 syntax: letters, digits and '_' as themselves, other
+// printable ASCII backslash-escaped (RE2 takes "\" + any punctuation as
+// that character), everything else as \xHH (RE2 in Latin-1 mode reads
+// \xHH as the byte HH).
+std::string byte_text(int c) {
+  if (is_alnum(c) || c == '_') return std::string(1, static_cast<char>(c));
+  if (c > 0x20 && c < 0x7f) return std::string{'\\', static_cast<char>(c)};
+  static const char* hex = "0123456789abcdef";
+  return std::string{'\\', 'x', hex[c >> 4], hex[c & 15]};
+}
+
 ByteSet range(int lo, int hi) {
   ByteSet s;
   for (int c = lo; c <= hi; ++c) s.set(static_cast<std::size_t>(c));
@@ -1008,7 +1019,7 @@ class Emitter {
 
   std::string emit(const Node& n, const Continuation& c) {
     switch (n.kind) {
-      case Node::kSet: return set_text(n.set);
+      case Node::kSet: return re2_byte_set(n.set);
       case Node::kSeq: return emit_seq(n, c);
       case Node::kAlt: {
         if (n.kids.size() == 1) return emit(n.kids[0], c);
@@ -1141,7 +1152,7 @@ class Emitter {
       // that answer; for a negative one-byte look-ahead, "no byte of S
       // here" is "a byte outside S, or the end".
       if (!negative) return "(?:" + emit(body, c) + ")";
-      if (single) return "(?:" + set_text(~s) + "|\\z)";
+      if (single) return "(?:" + re2_byte_set(~s) + "|\\z)";
     }
     if (!ahead && c.leading) {
       // Nothing precedes the look-behind: PCRE2 matches iff for some
@@ -1154,7 +1165,7 @@ class Emitter {
         inner.leading = true;
         return "(?:" + emit(body, inner) + ")";
       }
-      if (single) return "(?:\\A|" + set_text(~s) + ")";
+      if (single) return "(?:\\A|" + re2_byte_set(~s) + ")";
     }
     // Superset: a look-around only removes matches; without it every PCRE2
     // match remains (its body is dropped whole, never widened, so a
@@ -1192,52 +1203,6 @@ class Emitter {
     return {};
   }
 
-  // One byte in RE2 syntax: letters, digits and '_' as themselves, other
-  // printable ASCII backslash-escaped (RE2 takes "\" + any punctuation as
-  // that character), everything else as \xHH (RE2 in Latin-1 mode reads
-  // \xHH as the byte HH).
-  static std::string byte_text(int c) {
-    if (is_alnum(c) || c == '_') return std::string(1, static_cast<char>(c));
-    if (c > 0x20 && c < 0x7f) return std::string{'\\', static_cast<char>(c)};
-    static const char* hex = "0123456789abcdef";
-    return std::string{'\\', 'x', hex[c >> 4], hex[c & 15]};
-  }
-
-  static std::string set_text(const ByteSet& s) {
-    const std::size_t n = s.count();
-    if (n == 0) return "[^\\x00-\\xff]";  // matches nothing (RE2 accepts an empty class)
-    if (n == 1) {
-      for (int c = 0; c < 256; ++c) {
-        if (!s.test(static_cast<std::size_t>(c))) continue;
-        // RE2 20220601 loses the Latin-1 flag of a literal prefix it
-        // factors out of an alternation ("\xe9a|\xe9" -> \xe9(?:a|)) and
-        // then looks for that prefix as UTF-8 (C3 A9) when it accelerates
-        // an unanchored or \A search: "(?:\xe9a|\xe9)" never matches.  An
-        // empty group before every byte >= 0x80 keeps such bytes out of
-        // every literal string RE2 could factor (it starts no literal and
-        // splits them); it matches the empty string, so it changes nothing.
-        return c >= 0x80 ? "(?:)" + byte_text(c) : byte_text(c);
-      }
-    }
-    if (n == 256) return "[\\x00-\\xff]";
-    // The shorter of [...] and [^...].
-    const bool negate = n > 128;
-    const ByteSet m = negate ? ~s : s;
-    std::string out = negate ? "[^" : "[";
-    for (int c = 0; c < 256;) {
-      if (!m.test(static_cast<std::size_t>(c))) {
-        ++c;
-        continue;
-      }
-      int e = c;
-      while (e + 1 < 256 && m.test(static_cast<std::size_t>(e + 1))) ++e;
-      out += byte_text(c);
-      if (e > c + 1) out += '-';
-      if (e > c) out += byte_text(e);
-      c = e + 1;
-    }
-    return out + "]";
-  }
 
   int loosen_;
   std::string reason_;
@@ -1397,6 +1362,42 @@ re2::RE2::Options re2_options(long long max_mem) {
   o.set_log_errors(false);
   o.set_max_mem(max_mem);
   return o;
+}
+
+std::string re2_byte_set(const std::bitset<256>& s) {
+  const std::size_t n = s.count();
+  if (n == 0) return "[^\\x00-\\xff]";  // matches nothing (RE2 accepts an empty class)
+  if (n == 1) {
+    for (int c = 0; c < 256; ++c) {
+      if (!s.test(static_cast<std::size_t>(c))) continue;
+      // RE2 20220601 loses the Latin-1 flag of a literal prefix it
+      // factors out of an alternation ("\xe9a|\xe9" -> \xe9(?:a|)) and
+      // then looks for that prefix as UTF-8 (C3 A9) when it accelerates
+      // an unanchored or \A search: "(?:\xe9a|\xe9)" never matches.  An
+      // empty group before every byte >= 0x80 keeps such bytes out of
+      // every literal string RE2 could factor (it starts no literal and
+      // splits them); it matches the empty string, so it changes nothing.
+      return c >= 0x80 ? "(?:)" + byte_text(c) : byte_text(c);
+    }
+  }
+  if (n == 256) return "[\\x00-\\xff]";
+  // The shorter of [...] and [^...].
+  const bool negate = n > 128;
+  const ByteSet m = negate ? ~s : s;
+  std::string out = negate ? "[^" : "[";
+  for (int c = 0; c < 256;) {
+    if (!m.test(static_cast<std::size_t>(c))) {
+      ++c;
+      continue;
+    }
+    int e = c;
+    while (e + 1 < 256 && m.test(static_cast<std::size_t>(e + 1))) ++e;
+    out += byte_text(c);
+    if (e > c + 1) out += '-';
+    if (e > c) out += byte_text(e);
+    c = e + 1;
+  }
+  return out + "]";
 }
 
 }  // namespace regexd::engine::detail

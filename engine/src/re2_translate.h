@@ -60,6 +60,12 @@ using FixedSequence = std::vector<std::bitset<256>>;
 std::optional<std::vector<FixedSequence>> fixed_alternatives(const Rule& rule, std::size_t max_alternatives,
                                                              std::size_t max_length, std::string* why);
 
+// How the translator writes a set of bytes in RE2 syntax: a single byte as
+// itself, escaped or \xHH (bytes >= 0x80 behind an empty group, see the
+// definition), else the shorter of [...] and [^...] with ranges; the empty
+// set as [^\x00-\xff].  lockstep_dfa.h reads exactly this syntax.
+std::string re2_byte_set(const std::bitset<256>& s);
+
 // The RE2 options every translated pattern assumes: Latin-1 encoding (one
 // byte = one character, as PCRE2 without `u`), no logging, `max_mem` bytes for
 // the compiled program and its DFA cache.
