@@ -2,6 +2,7 @@
 
 #include <re2/set.h>
 
+#include "lockstep_dfa.h"
 #include "re2_translate.h"
 
 namespace regexd::engine {
@@ -22,7 +23,21 @@ const Re2Program* Re2Partition::get(const CompiledSet& set) const {
   return program_.get();
 }
 
+const detail::DfaProgram* Re2Partition::dfa(const CompiledSet& set) const {
+  std::call_once(dfa_once_, [&] {
+    std::string why;
+    // No program (a pattern the runner does not read): the scanner uses
+    // get() for this set instead.
+    if (auto patterns = detail::re2_patterns_of(set, rules_, &why))
+      dfa_.reset(detail::DfaProgram::build(*patterns, &why).release());
+    dfa_built_.store(true, std::memory_order_release);
+  });
+  return dfa_.get();
+}
+
 namespace detail {
+
+void DfaProgramDeleter::operator()(const DfaProgram* p) const { delete p; }
 
 std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const std::vector<std::string>& patterns,
                                                                 std::string* why, long long max_mem) {
@@ -48,25 +63,32 @@ std::optional<std::string> re2_pattern_of(const CompiledRule& cr, std::string* w
   return std::move(t->pattern);
 }
 
-std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const CompiledSet& set,
-                                                                const std::vector<std::uint32_t>& rules,
-                                                                std::string* why) {
+std::optional<std::vector<std::string>> re2_patterns_of(const CompiledSet& set, const std::vector<std::uint32_t>& rules,
+                                                        std::string* why) {
   std::vector<std::string> patterns;
   patterns.reserve(rules.size());
   for (auto id : rules) {
     if (id >= set.rules.size()) {
       *why = "RE2 set lists rule index " + std::to_string(id) + ", which does not exist";
-      return nullptr;
+      return std::nullopt;
     }
     std::string reason;
     auto pattern = re2_pattern_of(set.rules[id], &reason);
     if (!pattern) {
       *why = "rule " + set.rules[id].rule.id + " has no RE2 translation: " + reason;
-      return nullptr;
+      return std::nullopt;
     }
     patterns.push_back(std::move(*pattern));
   }
-  return build_re2_program(patterns, why);
+  return patterns;
+}
+
+std::unique_ptr<Re2Program, Re2ProgramDeleter> build_re2_program(const CompiledSet& set,
+                                                                const std::vector<std::uint32_t>& rules,
+                                                                std::string* why) {
+  auto patterns = re2_patterns_of(set, rules, why);
+  if (!patterns) return nullptr;
+  return build_re2_program(*patterns, why);
 }
 
 bool re2_match(const Re2Program& program, std::string_view data, std::vector<int>* matched) {

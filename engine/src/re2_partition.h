@@ -23,6 +23,11 @@ inline constexpr long long kRe2SetMaxMem = 8 << 20;
 // for kRe2Prefilter.  nullopt and *why (one line) when it has none.
 std::optional<std::string> re2_pattern_of(const CompiledRule& rule, std::string* why);
 
+// The RE2 patterns of `rules` (indices into set.rules), in order; nullopt and
+// *why (one line) when an index is out of range or a rule has none.
+std::optional<std::vector<std::string>> re2_patterns_of(const CompiledSet& set, const std::vector<std::uint32_t>& rules,
+                                                        std::string* why);
+
 // Builds the RE2::Set of `rules` (indices into set.rules) from their
 // translations: exact for kRe2 rules, exact-or-superset for kRe2Prefilter.
 // nullptr and *why (one line) when a rule has no translation any more or RE2

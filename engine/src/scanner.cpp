@@ -11,6 +11,7 @@
 #include "confirm_window.h"
 #include "fixed_counter.h"
 #include "hs_runtime.h"
+#include "lockstep_dfa.h"
 #include "parallel.h"
 #include "pcre2_util.h"
 #include "re2_partition.h"
@@ -39,13 +40,21 @@ struct ThreadState {
   // class by class, as a thread first scans each: sizing it for all of
   // SpamAssassin's ~65 classes at once took ~3 ms of a daemon's first scan.
   std::vector<std::uint8_t> scratch_fits;
+  // Per class, per RE2 partition: this thread's lazy DFA (lockstep_dfa.h),
+  // made on the class's first scan; each holds at most kRe2SetMaxMem.
+  std::vector<std::vector<std::unique_ptr<detail::DfaCache>>> dfas;
+  detail::Lockstep lockstep;
+  std::vector<detail::DfaCache*> dfa_run;  // this scan's DFAs ...
+  std::vector<std::size_t> dfa_part;       // ... and their partitions
+  std::vector<std::uint8_t> part_done;     // per partition: answered by its DFA
   ThreadState(std::uint64_t u, const CompiledSet& set)
       : uid(u),
         matcher(set.pcre2_match_limit, set.pcre2_depth_limit),
         hit(set.rules.size(), 0),
         end_lo(set.rules.size(), 0),
         end_hi(set.rules.size(), 0),
-        scratch_fits(set.classes.size(), 0) {}
+        scratch_fits(set.classes.size(), 0),
+        dfas(set.classes.size()) {}
 };
 
 // A thread keeps the state of the few scanners it used last.  Old entries
@@ -152,11 +161,13 @@ Result<std::shared_ptr<const Scanner>> Scanner::from_compiled(std::unique_ptr<Co
 }
 
 void Scanner::warm(std::stop_token stop) const {
-  // The RE2::Sets first: a scan meanwhile runs PCRE2 for whole sets.
+  // The RE2 partitions first: a scan meanwhile runs PCRE2 for them.  Their
+  // lockstep programs take microseconds; an RE2::Set only where there is
+  // none (the scanner builds one for a DFA that gives up when it happens).
   for (const auto& c : set_->classes)
     for (const auto& part : c.re2_sets) {
       if (stop.stop_requested()) break;
-      (void)part->get(*set_);
+      if (!part->dfa(*set_)) (void)part->get(*set_);
     }
   for (std::size_t i = 0; i < set_->rules.size() && !stop.stop_requested(); ++i) {
     if (set_->rules[i].tier != Tier::kNative) (void)pcre2_program(*set_, static_cast<std::uint32_t>(i), false);
@@ -325,7 +336,40 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   }
   if (cdb.utf8_db && !utf8_via_hs)
     for (auto id : cdb.utf8_rules) decide(id, false);
-  for (const auto& part : cdb.re2_sets) {
+  // The RE2 partitions: those with a lockstep program all together, in one
+  // pass over the buffer (lockstep_dfa.h); the others, and any whose DFA
+  // gave up on this buffer, through their RE2::Set.
+  const auto class_index = static_cast<std::size_t>(it - set.classes.begin());
+  auto& dfas = st->dfas[class_index];
+  if (dfas.size() < cdb.re2_sets.size()) dfas.resize(cdb.re2_sets.size());
+  st->dfa_run.clear();
+  st->dfa_part.clear();
+  st->part_done.assign(cdb.re2_sets.size(), 0);
+  for (std::size_t k = 0; k < cdb.re2_sets.size(); ++k) {
+    const Re2Partition& part = *cdb.re2_sets[k];
+    if (!part.dfa_built() && warming) continue;
+    const detail::DfaProgram* program = part.dfa(set);
+    if (!program) continue;
+    if (!dfas[k]) dfas[k] = std::make_unique<detail::DfaCache>(*program, detail::kRe2SetMaxMem);
+    st->dfa_run.push_back(dfas[k].get());
+    st->dfa_part.push_back(k);
+  }
+  if (!st->dfa_run.empty()) {
+    const std::uint64_t t0 = now_ns();
+    st->lockstep.run(st->dfa_run, data);
+    times.re2 += now_ns() - t0;
+    for (std::size_t j = 0; j < st->dfa_run.size(); ++j) {
+      if (!st->lockstep.answered(j)) continue;
+      const std::size_t k = st->dfa_part[j];
+      const auto& ids = cdb.re2_sets[k]->rules();
+      st->part_done[k] = 1;
+      for (std::uint32_t m : st->lockstep.matched(j))
+        if (m < ids.size()) decide(ids[m], set.rules[ids[m]].tier == Tier::kRe2);
+    }
+  }
+  for (std::size_t k = 0; k < cdb.re2_sets.size(); ++k) {
+    if (st->part_done[k]) continue;
+    const auto& part = cdb.re2_sets[k];
     const auto& ids = part->rules();
     if (!part->built() && warming) {
       // warm_up() builds it; PCRE2 answers meanwhile rather than wait.
@@ -337,8 +381,8 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
     const bool re2_answered = prog && detail::re2_match(*prog, data, &st->re2_matched);
     times.re2 += now_ns() - t0;
     if (re2_answered) {
-      for (int k : st->re2_matched)
-        if (k >= 0 && static_cast<std::size_t>(k) < ids.size()) decide(ids[k], set.rules[ids[k]].tier == Tier::kRe2);
+      for (int m : st->re2_matched)
+        if (m >= 0 && static_cast<std::size_t>(m) < ids.size()) decide(ids[m], set.rules[ids[m]].tier == Tier::kRe2);
       continue;
     }
     // No program (it could not be built) or RE2 gave up on this buffer:

@@ -147,8 +147,10 @@ TEST(Re2Tier, ASetIsBuiltFromTheStoredPatternWithoutTranslating) {
   EXPECT_EQ(hits_of(*(*s)->scan("body", "foo bar", first_hit), "R"), 0u);
 }
 
-// warm_up() builds every set, and scans running while it does (which answer
-// unbuilt sets with PCRE2 instead of waiting) give PCRE2's answers throughout.
+// warm_up() builds every set's lockstep DFA program (and no RE2::Set: every
+// translation here is one the runner reads), and scans running while it does
+// (which answer unbuilt sets with PCRE2 instead of waiting) give PCRE2's
+// answers throughout.
 TEST(Re2Tier, WarmUpBuildsEverySetAndScansMeanwhileAnswerAsPcre2) {
   std::vector<Rule> rules = {make_rule("E_SPACE", "foo\\s+bar"), make_rule("S_LOOK", "\\bcat(?!dog)\\w+z"),
                              make_rule("E_DOLLAR", "x$"), make_rule("C_COUNT", "ab", 0, 3),
@@ -159,7 +161,7 @@ TEST(Re2Tier, WarmUpBuildsEverySetAndScansMeanwhileAnswerAsPcre2) {
                              {rules[3], Tier::kRe2},
                              {rules[4], Tier::kPcre2}},
                             {{0}, {1}, {2, 3}});
-  for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_FALSE(p->built());
+  for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_FALSE(p->dfa_built());
   std::atomic<bool> done{false};
   std::thread warm([&] {
     scanner->warm_up();
@@ -168,16 +170,20 @@ TEST(Re2Tier, WarmUpBuildsEverySetAndScansMeanwhileAnswerAsPcre2) {
   do expect_same_as_pcre2(*scanner, rules);
   while (!done);
   warm.join();
-  for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_TRUE(p->built());
+  for (const auto& p : scanner->compiled().classes[0].re2_sets) {
+    EXPECT_TRUE(p->dfa_built());
+    EXPECT_NE(p->dfa(scanner->compiled()), nullptr);
+    EXPECT_FALSE(p->built());  // no RE2::Set needed
+  }
   expect_same_as_pcre2(*scanner, rules);
   // A stop requested before it starts leaves the lazy build to the scans.
   auto lazy = hand_built({{rules[0], Tier::kRe2}}, {{0}});
   std::stop_source stop;
   stop.request_stop();
   lazy->warm_up(stop.get_token());
-  EXPECT_FALSE(lazy->compiled().classes[0].re2_sets[0]->built());
+  EXPECT_FALSE(lazy->compiled().classes[0].re2_sets[0]->dfa_built());
   EXPECT_EQ(hits_of(*lazy->scan("body", "foo  bar"), "E_SPACE"), 1u);
-  EXPECT_TRUE(lazy->compiled().classes[0].re2_sets[0]->built());
+  EXPECT_TRUE(lazy->compiled().classes[0].re2_sets[0]->dfa_built());
 }
 
 // A daemon publishes a loaded scanner and warms it up on another thread
@@ -201,13 +207,58 @@ TEST(Re2Tier, AnAsyncWarmUpCountsFromItsCallAndScansMeanwhileBuildNothingSlow) {
       EXPECT_EQ(r->re2_fallbacks, 0u);  // not a fallback: a set not built yet
     }
     expect_same_as_pcre2(*scanner, rules);
-    for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_FALSE(p->built());
+    for (const auto& p : scanner->compiled().classes[0].re2_sets) {
+      EXPECT_FALSE(p->dfa_built());
+      EXPECT_FALSE(p->built());
+    }
     go.set_value();
     warm.join();  // (destroying it would request a stop first)
   }
   EXPECT_TRUE(ended);
-  for (const auto& p : scanner->compiled().classes[0].re2_sets) EXPECT_TRUE(p->built());
+  for (const auto& p : scanner->compiled().classes[0].re2_sets) {
+    EXPECT_TRUE(p->dfa_built());
+    EXPECT_FALSE(p->built());  // the lockstep program answers; no RE2::Set
+  }
   expect_same_as_pcre2(*scanner, rules);
+}
+
+// A set whose stored RE2 pattern uses syntax the lockstep runner does not
+// read (here `.`, which RE2 reads but the translator never writes: a foreign
+// or hand-edited entry) is answered by its RE2::Set; the other sets of the
+// class still run as DFAs, and the answers stay PCRE2's.
+TEST(Re2Tier, ASetTheRunnerCannotReadFallsBackToItsRe2Set) {
+  std::vector<Rule> rules = {make_rule("E_SPACE", "foo\\s+bar"), make_rule("E_DOT", "c.t")};
+  auto set = std::make_unique<CompiledSet>();
+  ClassDatabases cdb;
+  cdb.cls = "body";
+  set->rules.push_back({rules[0], Tier::kRe2, 0, {}});
+  set->rules.push_back({rules[1], Tier::kRe2, 0, {}});
+  set->rules[1].re2_pattern = "c.t";  // RE2's `.` without (?s): every byte but \n, as PCRE2's
+  cdb.re2_sets.push_back(std::make_unique<Re2Partition>(std::vector<std::uint32_t>{0}));
+  cdb.re2_sets.push_back(std::make_unique<Re2Partition>(std::vector<std::uint32_t>{1}));
+  set->classes.push_back(std::move(cdb));
+  auto s = Scanner::from_compiled(std::move(set));
+  ASSERT_TRUE(s.ok());
+  const auto& scanner = *s;
+  expect_same_as_pcre2(*scanner, rules);
+  for (std::string text : {"cat", "c\nt", "foo bar cut", "c\xe9t", "ct"}) {
+    auto r = scanner->scan("body", text);
+    ASSERT_TRUE(r.ok());
+    for (const auto& rule : rules) {
+      regexd::testing::Pcre2Reference ref(rule);
+      EXPECT_EQ(hits_of(*r, rule.id) > 0, ref.matches(text).value()) << rule.id << " on '" << text << "'";
+    }
+  }
+  const auto& parts = scanner->compiled().classes[0].re2_sets;
+  EXPECT_NE(parts[0]->dfa(scanner->compiled()), nullptr);
+  EXPECT_EQ(parts[1]->dfa(scanner->compiled()), nullptr);
+  EXPECT_FALSE(parts[0]->built());  // the DFA answered
+  EXPECT_TRUE(parts[1]->built());   // the RE2::Set did
+  auto r = scanner->scan("body", "foo  bar, a cot");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(hits_of(*r, "E_SPACE"), 1u);
+  EXPECT_EQ(hits_of(*r, "E_DOT"), 1u);
+  EXPECT_EQ(r->re2_fallbacks, 0u);
 }
 
 // LazyPcre2's quick program (no JIT) serves until the JIT program exists,

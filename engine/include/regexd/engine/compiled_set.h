@@ -108,8 +108,17 @@ struct CompiledRule {
 // refuses a translation it accepted at compile time: a damaged entry, or out
 // of memory) leaves the program null and the scanner answers those rules with
 // PCRE2.
+//
+// The scanner runs the partitions of a class through its own lazy DFAs
+// (engine/src/lockstep_dfa.h), all of them together over the buffer, and
+// uses the RE2::Set only for a partition whose DFA gave up on a buffer or
+// could not be built.
 struct Re2Program;  // re2::RE2::Set, defined in re2_partition.cpp
 struct Re2ProgramDeleter { void operator()(Re2Program* p) const; };
+namespace detail {
+class DfaProgram;  // engine/src/lockstep_dfa.h
+struct DfaProgramDeleter { void operator()(const DfaProgram* p) const; };
+}  // namespace detail
 class Re2Partition {
  public:
   explicit Re2Partition(std::vector<std::uint32_t> rules) : rules_(std::move(rules)) {}
@@ -119,12 +128,17 @@ class Re2Partition {
   // Thread-safe, never waits: whether get() has finished building (the
   // program may still be null if the build failed).
   bool built() const { return built_.load(std::memory_order_acquire); }
+  // The same for the lockstep runner's program of the partition (null: the
+  // translations use syntax it does not read; RE2::Set answers instead).
+  const detail::DfaProgram* dfa(const struct CompiledSet& set) const;
+  bool dfa_built() const { return dfa_built_.load(std::memory_order_acquire); }
 
  private:
   std::vector<std::uint32_t> rules_;  // indices into CompiledSet::rules
-  mutable std::once_flag once_;
-  mutable std::atomic<bool> built_{false};
+  mutable std::once_flag once_, dfa_once_;
+  mutable std::atomic<bool> built_{false}, dfa_built_{false};
   mutable std::unique_ptr<Re2Program, Re2ProgramDeleter> program_;
+  mutable std::unique_ptr<const detail::DfaProgram, detail::DfaProgramDeleter> dfa_;
 };
 
 // A further byte-mode database of a split class and the rules compiled
