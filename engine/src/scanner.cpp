@@ -15,6 +15,7 @@
 #include "parallel.h"
 #include "pcre2_util.h"
 #include "re2_partition.h"
+#include "scanner_state.h"
 #include "regexd/engine/compiled_set.h"
 #include "utf8.h"
 
@@ -30,6 +31,7 @@ std::atomic<std::uint64_t> next_scanner_uid{1};
 // Everything one thread needs to scan with one Scanner.
 struct ThreadState {
   std::uint64_t uid = 0;
+  std::weak_ptr<const int> owner;  // the scanner's alive_
   HsScratchPtr scratch;
   detail::Pcre2Matcher matcher;
   std::vector<std::uint8_t> hit;           // per rule: reported by Hyperscan in this scan
@@ -47,8 +49,9 @@ struct ThreadState {
   std::vector<detail::DfaCache*> dfa_run;  // this scan's DFAs ...
   std::vector<std::size_t> dfa_part;       // ... and their partitions
   std::vector<std::uint8_t> part_done;     // per partition: answered by its DFA
-  ThreadState(std::uint64_t u, const CompiledSet& set)
+  ThreadState(std::uint64_t u, std::weak_ptr<const int> o, const CompiledSet& set)
       : uid(u),
+        owner(std::move(o)),
         matcher(set.pcre2_match_limit, set.pcre2_depth_limit),
         hit(set.rules.size(), 0),
         end_lo(set.rules.size(), 0),
@@ -57,9 +60,11 @@ struct ThreadState {
         dfas(set.classes.size()) {}
 };
 
-// A thread keeps the state of the few scanners it used last.  Old entries
-// (e.g. of a scanner replaced by a hot swap) fall out as new ones arrive, so
-// memory stays bounded without any cross-thread bookkeeping.
+// A thread keeps the state of the few scanners it used last.  The state of
+// a scanner that has been destroyed (e.g. replaced by a hot swap) is dropped
+// on the thread's next scan: its DFA states alone are ~15 MB for
+// SpamAssassin's rules.  Old entries of live scanners fall out as new ones
+// arrive, so memory stays bounded without any cross-thread bookkeeping.
 constexpr std::size_t kThreadCacheSize = 4;
 thread_local std::vector<std::unique_ptr<ThreadState>> tls_states;
 
@@ -228,11 +233,12 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
 
   // Find (or make) this thread's state for this scanner.
   ThreadState* st = nullptr;
+  std::erase_if(tls_states, [](const auto& s) { return s->owner.expired(); });
   for (auto& s : tls_states)
     if (s->uid == uid_) st = s.get();
   if (!st) {
     if (tls_states.size() >= kThreadCacheSize) tls_states.erase(tls_states.begin());
-    tls_states.push_back(std::make_unique<ThreadState>(uid_, set));
+    tls_states.push_back(std::make_unique<ThreadState>(uid_, alive_, set));
     st = tls_states.back().get();
   }
   if (const auto ci = static_cast<std::size_t>(it - set.classes.begin()); !st->scratch_fits[ci]) {
@@ -396,5 +402,7 @@ Result<ScanResult> Scanner::scan(std::string_view cls, std::string_view data, co
   result.time = times;
   return result;
 }
+
+std::size_t detail::thread_scanner_states() { return tls_states.size(); }
 
 }  // namespace regexd::engine

@@ -16,6 +16,7 @@
 #include "pcre2_reference.h"
 #include "planner.h"
 #include "probe.h"
+#include "scanner_state.h"
 #include "regexd/engine/compiled_set.h"
 #include "regexd/engine/engine.h"
 
@@ -259,6 +260,34 @@ TEST(Re2Tier, ASetTheRunnerCannotReadFallsBackToItsRe2Set) {
   EXPECT_EQ(hits_of(*r, "E_SPACE"), 1u);
   EXPECT_EQ(hits_of(*r, "E_DOT"), 1u);
   EXPECT_EQ(r->re2_fallbacks, 0u);
+}
+
+// A thread drops its state for a scanner that has been destroyed (a hot
+// swap) on its next scan, DFA states included, rather than keeping it until
+// newer scanners push it out.
+TEST(Re2Tier, AThreadDropsItsStateForADestroyedScanner) {
+  auto make = [] {
+    auto set = std::make_unique<CompiledSet>();
+    ClassDatabases cdb;
+    cdb.cls = "body";
+    set->rules.push_back({make_rule("E_SPACE", "foo\\s+bar"), Tier::kRe2, 0, {}});
+    cdb.re2_sets.push_back(std::make_unique<Re2Partition>(std::vector<std::uint32_t>{0}));
+    set->classes.push_back(std::move(cdb));
+    return Scanner::from_compiled(std::move(set));
+  };
+  // A thread of its own: the test thread holds states of earlier tests.
+  std::thread([&] {
+    auto a = make(), b = make();
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_TRUE((*a)->scan("body", "foo  bar").ok());
+    ASSERT_TRUE((*b)->scan("body", "foo  bar").ok());
+    EXPECT_EQ(regexd::engine::detail::thread_scanner_states(), 2u);
+    a = make();  // the first scanner is destroyed
+    auto r = (*b)->scan("body", "foo  bar");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(hits_of(*r, "E_SPACE"), 1u);
+    EXPECT_EQ(regexd::engine::detail::thread_scanner_states(), 1u);
+  }).join();
 }
 
 // LazyPcre2's quick program (no JIT) serves until the JIT program exists,

@@ -323,6 +323,9 @@ class Scanner {
   explicit Scanner(std::unique_ptr<CompiledSet> set);
   std::unique_ptr<CompiledSet> set_;
   std::uint64_t uid_;  // identifies this scanner's thread-local scratch
+  // Expires with the scanner: each thread drops its state for a scanner
+  // that is gone on its next scan (scanner.cpp, ThreadState).
+  std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);
   // Per rule: counts its hits without PCRE2 where that is exact
   // (fixed_counter.h); made on first use, for counted rules only.
   std::unique_ptr<detail::LazyFixedCounter[]> counters_;
