@@ -52,6 +52,7 @@ struct Node {
 class SyntaxReader {
  public:
   explicit SyntaxReader(std::string_view p) : p_(p) {}
+  static constexpr int kMaxDepth = 1000;
 
   Node read() {
     Node n = alternation();
@@ -99,8 +100,14 @@ class SyntaxReader {
       if (take("(?m:^)")) return assertion(DfaProgram::kLineStart);
       if (take("(?m:$)")) return assertion(DfaProgram::kLineEnd);
       if (!take("(?:")) fail("group other than (?:...)");
+      // The reader and the builder recurse once per level: a bound keeps a
+      // crafted entry's pattern from exhausting the stack.  Translations
+      // nest no deeper than their rules, which PCRE2 holds to 250 levels
+      // (its default parenthesis limit), plus a few groups of their own.
+      if (++depth_ > kMaxDepth) fail("groups nested deeper than " + std::to_string(kMaxDepth));
       Node inner = alternation();
       if (!take(")")) fail("unclosed group");
+      --depth_;
       return inner;
     }
     if (c == '[') return byte_class();
@@ -214,6 +221,7 @@ class SyntaxReader {
 
   std::string_view p_;
   std::size_t i_ = 0;
+  int depth_ = 0;  // groups open at i_
 };
 
 }  // namespace

@@ -436,6 +436,34 @@ TEST(LockstepDfaRefusalTest, SyntaxTheTranslatorNeverWrites) {
   }
 }
 
+// Nesting is bounded (the reader and the builder recurse per level): a
+// crafted entry's pattern of a million groups is refused, not a crash, and
+// the deepest a translation of a PCRE2 rule can be (250 levels) is read.
+TEST(LockstepDfaRefusalTest, NestingDeeperThanTheBoundIsRefused) {
+  auto nested = [](std::size_t levels) {
+    std::string p;
+    for (std::size_t k = 0; k < levels; ++k) p += "(?:";
+    p += "a";
+    for (std::size_t k = 0; k < levels; ++k) p += ")";
+    return p;
+  };
+  std::string why;
+  EXPECT_EQ(DfaProgram::build({nested(1000000)}, &why), nullptr);
+  EXPECT_NE(why.find("nested deeper than 1000"), std::string::npos) << why;
+  why.clear();
+  EXPECT_EQ(DfaProgram::build({nested(1001)}, &why), nullptr);
+  EXPECT_NE(DfaProgram::build({nested(1000)}, &why), nullptr) << why;
+  const std::string deep = nested(250);
+  auto program = DfaProgram::build({deep}, &why);
+  ASSERT_NE(program, nullptr) << why;
+  DfaCache cache(*program, 1 << 20);
+  Lockstep ls;
+  DfaCache* const one[] = {&cache};
+  ls.run(one, "xxaxx");
+  ASSERT_TRUE(ls.answered(0));
+  EXPECT_EQ(ls.matched(0), std::vector<std::uint32_t>{0});
+}
+
 // ---------------------------------------------------------------------------
 // Random translator-style patterns.
 
