@@ -74,6 +74,16 @@ double thread_cpu_ns();
 // clock, probe.cpp).
 double clock_ns(clockid_t clock);
 
+// How many passes one measurement times: the best of `timed()` (which runs
+// the measured work once and returns its time, ns) over a warm-up and then
+// at least kRuns passes, more while together they took less than
+// kMinTimedNs, at most kMaxRuns; on a long text (an operator's sample at
+// least twice the built-in text, `long_text`) the warm-up and one pass.
+inline constexpr int kRuns = 3;
+inline constexpr int kMaxRuns = 15;
+inline constexpr double kMinTimedNs = 1e6;
+double best_time(bool long_text, const std::function<double()>& timed);
+
 struct CostSample {
   double hs_ns = 0;     // best of a few scans of the calibration text
   double pcre2_ns = 0;  // likewise, PCRE2 (JIT) looking for the first match

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <limits>
@@ -166,8 +167,11 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
                                              std::vector<std::string>& why, std::vector<Tier>& tier, Group kind) {
   const bool short_repeats = kind == Group::kShortRepeats;
   const std::size_t max_rules = short_repeats ? kMaxShortSetRules : kMaxSetRules;
+  // Dearest first; rules whose costs fall in one cost_step keep rule order
+  // (planner.h says why).
   std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
-    return a.here != b.here ? a.here > b.here : a.id < b.id;
+    const long ba = cost_step(a.here), bb = cost_step(b.here);
+    return ba != bb ? ba > bb : a.id < b.id;
   });
   std::vector<std::vector<std::uint32_t>> sets;
   std::vector<std::uint32_t> cur;
@@ -252,6 +256,11 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
 }
 
 }  // namespace
+
+long cost_step(double ns) {
+  if (!(ns < kInf)) return std::numeric_limits<long>::max();
+  return ns <= 1 ? 0 : static_cast<long>(std::floor(std::log(ns) / std::log(kSameCost)));
+}
 
 bool re2_short_repeats_only(std::string_view p) {
   auto read_number = [&](std::size_t& j, int* value) {

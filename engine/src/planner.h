@@ -70,6 +70,16 @@ struct PlanSample {
 };
 Tier choose_tier(Tier current, const PlanSample& s, std::size_t bytes, std::string* why);
 
+// Costs (ns) the planner orders by: the step of ratio kSameCost a cost falls
+// in (floor of its logarithm to that base; 0 for costs up to 1 ns, the
+// highest step for infinity).  Packing (planner.cpp) offers the dearest
+// candidates first but keeps rule order among those in one step: hundreds
+// of literal-anchored rules cost about the same alone, and ordering them by
+// the last digits of a timing reshuffled which of them were tried in a set
+// together from compile to compile.
+inline constexpr double kSameCost = 1.25;
+long cost_step(double ns);
+
 // Whether an RE2 pattern (re2_translate.h syntax) repeats nothing more than
 // kShortRepeat times: no `*`, `+` or `{m,}`, and no `{n}` / `{m,n}` above it,
 // outside character classes and escapes.  Such a pattern only ever looks

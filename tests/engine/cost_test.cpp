@@ -80,3 +80,40 @@ TEST(CostCheck, MeasuresWhatBothEnginesAccept) {
   // Hyperscan refuses it even as a prefilter: no measurement, no decision.
   EXPECT_FALSE(detail::measure_prefilter(make_rule("EMB", "a$b"), 1'000'000, 10'000, cal, &s));
 }
+
+namespace {
+
+// A clock for best_time(): the first call (the warm-up) returns `warm_up`,
+// every later one `pass`.
+struct FakePasses {
+  double warm_up, pass;
+  int calls = 0;
+  double operator()() { return calls++ == 0 ? warm_up : pass; }
+};
+
+}  // namespace
+
+TEST(CostCheck, ShortPassesAreTimedUntilAMillisecondHasGoneBy) {
+  // 4 us per pass: 250 passes would fill the millisecond, the cap stops at 15.
+  FakePasses fast{1e9, 4e3};
+  EXPECT_EQ(detail::best_time(false, std::ref(fast)), 4e3);
+  EXPECT_EQ(fast.calls, 1 + detail::kMaxRuns);
+  // 300 us per pass: four passes fill it.
+  FakePasses medium{1e9, 3e5};
+  EXPECT_EQ(detail::best_time(false, std::ref(medium)), 3e5);
+  EXPECT_EQ(medium.calls, 1 + 4);
+  // 2 ms per pass: the minimum of three.
+  FakePasses slow{1e9, 2e6};
+  EXPECT_EQ(detail::best_time(false, std::ref(slow)), 2e6);
+  EXPECT_EQ(slow.calls, 1 + detail::kRuns);
+}
+
+TEST(CostCheck, WarmUpCountsOnlyOnALongText) {
+  // On the built-in text the warm-up is left out, whatever it measured.
+  FakePasses short_text{1.0, 5e3};
+  EXPECT_EQ(detail::best_time(false, std::ref(short_text)), 5e3);
+  // On an operator's long sample: the warm-up and one pass, the better of them.
+  FakePasses long_text{1.0, 5e3};
+  EXPECT_EQ(detail::best_time(true, std::ref(long_text)), 1.0);
+  EXPECT_EQ(long_text.calls, 2);
+}

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cctype>
 #include <future>
+#include <limits>
 #include <stop_token>
 #include <thread>
 
@@ -442,6 +443,25 @@ TEST(Planner, ShortRepeatsOnlyIsATextTestOfTheRe2Pattern) {
   for (const char* p : {"a*", "a+b", "a{4}", "a{1,4}", "a{2,}", "(?:ab){1,10}", "[a-z]{1,15}", "x.*?y", "[ab]+",
                         "\\x{41}+", "a{1,3}b{1,1000}", "[unclosed"})
     EXPECT_FALSE(detail::re2_short_repeats_only(p)) << p;
+}
+
+// Packing orders candidates by cost step (planner.h): costs closer than
+// kSameCost may share a step, costs kSameCost or more apart never do, and
+// the order of steps is the order of costs.
+TEST(Planner, CostStepsGroupCloseCostsAndKeepTheOrderOfFarOnes) {
+  EXPECT_EQ(detail::cost_step(0), 0);
+  EXPECT_EQ(detail::cost_step(-5), 0);
+  EXPECT_EQ(detail::cost_step(1), 0);
+  EXPECT_EQ(detail::cost_step(std::numeric_limits<double>::infinity()), std::numeric_limits<long>::max());
+  long same = 0;
+  for (double ns = 2; ns < 1e9; ns *= 1.07) {
+    EXPECT_LE(detail::cost_step(ns), detail::cost_step(ns * 1.07)) << ns;
+    EXPECT_LT(detail::cost_step(ns), detail::cost_step(ns * detail::kSameCost)) << ns;
+    EXPECT_LE(detail::cost_step(ns * detail::kSameCost), detail::cost_step(ns) + 1) << ns;
+    same += detail::cost_step(ns) == detail::cost_step(ns * 1.07);
+  }
+  // Most costs 7% apart share a step (steps are 25% wide).
+  EXPECT_GT(same, 150);
 }
 
 // A set of many short-repeat rules (as SpamAssassin's look-alike rules end
