@@ -391,6 +391,8 @@ void DfaCache::reset() {
   states_.clear();
   table_.clear();
   index_.clear();
+  start_parts_.clear();
+  start_parts_used_ = 0;
   used_ = (seen_.size() + queued_.size()) * sizeof(std::uint32_t);  // the closure's marks count too
   start_ = encode(intern(kTextStart | kLineStart, {}, {}));
 }
@@ -426,10 +428,17 @@ std::int32_t DfaCache::intern(std::uint8_t flags, const std::vector<std::uint32_
   return index;
 }
 
-std::int32_t DfaCache::step(std::int32_t row, int cls, std::vector<std::uint32_t>* matches) {
+std::uint32_t DfaCache::next_stamp() {
+  if (++stamp_ == 0) {  // wrapped: old stamps could collide
+    std::fill(seen_.begin(), seen_.end(), 0);
+    std::fill(queued_.begin(), queued_.end(), 0);
+    stamp_ = 1;
+  }
+  return stamp_;
+}
+
+void DfaCache::closure(std::uint8_t flags, int cls) {
   const DfaProgram& p = program_;
-  const State& from = states_[static_cast<std::size_t>(row / stride_)];
-  const std::uint8_t flags = from.flags;
   const int c = cls >= 0 ? p.class_byte_[static_cast<std::size_t>(cls)] : -1;
   const bool at_end = c < 0;
   const bool prev_word = flags & kPrevWord, next_word = !at_end && is_word(c);
@@ -450,18 +459,6 @@ std::int32_t DfaCache::step(std::int32_t row, int cls, std::vector<std::uint32_t
     }
     return false;
   };
-  if (++stamp_ == 0) {  // wrapped: old stamps could collide
-    std::fill(seen_.begin(), seen_.end(), 0);
-    std::fill(queued_.begin(), queued_.end(), 0);
-    stamp_ = 1;
-  }
-  // The closure of the state's threads and of a new start of every pattern
-  // (the search is unanchored) at the boundary before byte c, then the step
-  // over c.
-  stack_.assign(from.kernel.rbegin(), from.kernel.rend());
-  for (auto s = p.starts_.rbegin(); s != p.starts_.rend(); ++s) stack_.push_back(*s);
-  kernel_.clear();
-  found_.clear();
   while (!stack_.empty()) {
     const std::uint32_t i = stack_.back();
     stack_.pop_back();
@@ -487,14 +484,67 @@ std::int32_t DfaCache::step(std::int32_t row, int cls, std::vector<std::uint32_t
         break;
     }
   }
-  std::sort(found_.begin(), found_.end());
+}
+
+const DfaCache::StartPart& DfaCache::start_part(std::uint8_t flags, int cls) {
+  const std::uint32_t key = static_cast<std::uint32_t>(flags) << 16 | static_cast<std::uint32_t>(cls);
+  if (auto it = start_parts_.find(key); it != start_parts_.end()) return it->second;
+  next_stamp();
+  kernel_.clear();
+  found_.clear();
+  for (auto s = program_.starts_.rbegin(); s != program_.starts_.rend(); ++s) stack_.push_back(*s);
+  closure(flags, cls);
+  // Kept within an eighth of the budget, counted like the states (reset()
+  // drops them too): in a small cache, states matter more.  Past that the
+  // part is recomputed on every step that needs it, as it always was.
+  const std::size_t cost = kStateOverhead + (kernel_.size() + found_.size()) * sizeof(std::uint32_t);
+  StartPart* part = &uncached_part_;
+  if (start_parts_used_ + cost <= budget_ / 8) {
+    start_parts_used_ += cost;
+    used_ += cost;
+    part = &start_parts_[key];
+  }
+  part->kernel = kernel_;
+  part->found = found_;
+  return *part;
+}
+
+std::int32_t DfaCache::step(std::int32_t row, int cls, std::vector<std::uint32_t>* matches) {
+  const DfaProgram& p = program_;
+  const State& from = states_[static_cast<std::size_t>(row / stride_)];
+  const std::uint8_t flags = from.flags;
+  const bool at_end = cls < 0;
+  // The closure of the state's threads and of a new start of every pattern
+  // (the search is unanchored) at the boundary before the byte, then the
+  // step over it.  The closure of a union is the union of the closures, so
+  // the starts' part comes from start_part() and only the state's own
+  // threads are walked here.
   if (at_end) {
+    next_stamp();
+    kernel_.clear();
+    found_.clear();
+    stack_.assign(from.kernel.rbegin(), from.kernel.rend());
+    for (auto s = p.starts_.rbegin(); s != p.starts_.rend(); ++s) stack_.push_back(*s);
+    closure(flags, -1);
+    std::sort(found_.begin(), found_.end());
     *matches = found_;
     return 0;
   }
+  const StartPart& part = start_part(flags, cls);
+  const std::uint32_t stamp = next_stamp();
+  kernel_.assign(part.kernel.begin(), part.kernel.end());
+  for (std::uint32_t k : kernel_) queued_[k] = stamp;
+  found_.assign(part.found.begin(), part.found.end());
+  stack_.assign(from.kernel.rbegin(), from.kernel.rend());
+  closure(flags, cls);
   std::sort(kernel_.begin(), kernel_.end());
+  // A pattern has one match instruction, but the starts' walk and this one
+  // each mark their own: it may be found by both.
+  std::sort(found_.begin(), found_.end());
+  found_.erase(std::unique(found_.begin(), found_.end()), found_.end());
+  const int c = p.class_byte_[static_cast<std::size_t>(cls)];
   // A flag no instruction asks about would only split states.
-  const std::uint8_t next_flags = static_cast<std::uint8_t>(((next_word && p.asks_word_) ? kPrevWord : 0) |
+  const std::uint8_t next_flags = static_cast<std::uint8_t>(((is_word(c) && p.asks_word_) ? kPrevWord : 0) |
                                                             ((c == '\n' && p.asks_line_) ? kLineStart : 0));
   const std::int32_t index = intern(next_flags, kernel_, found_);
   if (index < 0) return kUnknown;
