@@ -16,6 +16,9 @@ fail() { echo "compare_test: $*" >&2; cat "$out" >&2; exit 1; }
 grep -q 'scan/sa/all/regexd .* +7.1% .*ok' "$out" || fail "expected +7.1% for scan/sa/all/regexd"
 grep -q 'bysize/regexd/10 .*missing' "$out" || fail "expected bysize/regexd/10 missing"
 grep -q 'bysize/regexd/50 .*new' "$out" || fail "expected bysize/regexd/50 new"
+# A manual-time row (timed by the thread that ran it) compares by real_time:
+# 310 against 300 ms is +3.3% although the idle main thread's CPU time doubled.
+grep -q 'scan/sa/all/regexd_cold/manual_time .* +3.3% .*ok' "$out" || fail "expected +3.3% for the manual-time row"
 rc=0; "$compare" --threshold 5 "$data/baseline.json" "$data/current_ok.json" >"$out" || rc=$?
 [[ $rc -eq 1 ]] || fail "+7% with threshold 5% must exit 1, got $rc"
 
@@ -23,6 +26,8 @@ rc=0; "$compare" --threshold 5 "$data/baseline.json" "$data/current_ok.json" >"$
 rc=0; "$compare" "$data/baseline.json" "$data/current_slow.json" >"$out" || rc=$?
 [[ $rc -eq 1 ]] || fail "+43% must exit 1, got $rc"
 grep -q 'scan/sa/all/regexd .*SLOWER' "$out" || fail "expected SLOWER row"
+# 450 against 300 ms of manual time: +50%, although its CPU time did not move.
+grep -q 'scan/sa/all/regexd_cold/manual_time .* +50.0% .*SLOWER' "$out" || fail "expected the manual-time row SLOWER"
 "$compare" --threshold 50 "$data/baseline.json" "$data/current_slow.json" >"$out" || fail "+43% within 50% but exit $?"
 
 # A benchmark that failed its answer check fails the gate whatever its time.
