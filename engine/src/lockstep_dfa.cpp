@@ -487,7 +487,7 @@ void DfaCache::closure(std::uint8_t flags, int cls) {
 }
 
 const DfaCache::StartPart& DfaCache::start_part(std::uint8_t flags, int cls) {
-  const std::uint32_t key = static_cast<std::uint32_t>(flags) << 16 | static_cast<std::uint32_t>(cls);
+  const std::uint32_t key = static_cast<std::uint32_t>(flags) << 16 | static_cast<std::uint32_t>(cls + 1);
   if (auto it = start_parts_.find(key); it != start_parts_.end()) return it->second;
   next_stamp();
   kernel_.clear();
@@ -513,23 +513,11 @@ std::int32_t DfaCache::step(std::int32_t row, int cls, std::vector<std::uint32_t
   const DfaProgram& p = program_;
   const State& from = states_[static_cast<std::size_t>(row / stride_)];
   const std::uint8_t flags = from.flags;
-  const bool at_end = cls < 0;
   // The closure of the state's threads and of a new start of every pattern
-  // (the search is unanchored) at the boundary before the byte, then the
-  // step over it.  The closure of a union is the union of the closures, so
-  // the starts' part comes from start_part() and only the state's own
-  // threads are walked here.
-  if (at_end) {
-    next_stamp();
-    kernel_.clear();
-    found_.clear();
-    stack_.assign(from.kernel.rbegin(), from.kernel.rend());
-    for (auto s = p.starts_.rbegin(); s != p.starts_.rend(); ++s) stack_.push_back(*s);
-    closure(flags, -1);
-    std::sort(found_.begin(), found_.end());
-    *matches = found_;
-    return 0;
-  }
+  // (the search is unanchored) at the boundary before the byte (or the end
+  // of the text, cls -1), then the step over it.  The closure of a union is
+  // the union of the closures, so the starts' part comes from start_part()
+  // and only the state's own threads are walked here.
   const StartPart& part = start_part(flags, cls);
   const std::uint32_t stamp = next_stamp();
   kernel_.assign(part.kernel.begin(), part.kernel.end());
@@ -542,6 +530,10 @@ std::int32_t DfaCache::step(std::int32_t row, int cls, std::vector<std::uint32_t
   // each mark their own: it may be found by both.
   std::sort(found_.begin(), found_.end());
   found_.erase(std::unique(found_.begin(), found_.end()), found_.end());
+  if (cls < 0) {
+    *matches = found_;
+    return 0;
+  }
   const int c = p.class_byte_[static_cast<std::size_t>(cls)];
   // A flag no instruction asks about would only split states.
   const std::uint8_t next_flags = static_cast<std::uint8_t>(((is_word(c) && p.asks_word_) ? kPrevWord : 0) |

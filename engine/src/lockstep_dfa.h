@@ -149,7 +149,8 @@ class DfaCache {
   std::int32_t start_ = 0;  // the start state's table entry
   // What a new start of every pattern contributes to a step (the search is
   // unanchored, so every step starts every pattern anew): the threads after
-  // the byte and the patterns found, for one (flags, byte class).  It
+  // the byte and the patterns found, for one (flags, byte class or the end
+  // of the text, -1), keyed by flags << 16 | (class + 1).  It
   // depends on nothing else, so it is computed once per pair instead of on
   // every step: the closure of a set's starts was most of a step's work, and
   // steps are most of the cost of new mail (SpamAssassin's body, 500
@@ -163,7 +164,7 @@ class DfaCache {
   // text) for a state with `flags`, adding to kernel_ and found_.
   void closure(std::uint8_t flags, int cls);
   std::uint32_t next_stamp();
-  std::unordered_map<std::uint32_t, StartPart> start_parts_;  // by flags << 16 | cls
+  std::unordered_map<std::uint32_t, StartPart> start_parts_;
   std::size_t start_parts_used_ = 0;
   StartPart uncached_part_;  // one not kept (start_part())
   // Scratch for step().
