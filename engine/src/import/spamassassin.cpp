@@ -229,7 +229,11 @@ class SpamAssassinImporter {
   void parse_line(unsigned line_no, std::string_view line) {
     if (line.empty() || line.front() == '#') return;
     std::string_view rest = line;
-    const std::string directive = to_lower(pop_token(&rest));
+    const std::string lowered = to_lower(pop_token(&rest));
+    // Compared as a view: each line is tested against up to 25 directive
+    // names, and a view compares lengths before bytes (as std::string ==
+    // const char* does not: it measures the literal first).
+    const std::string_view directive = lowered;
 
     // Conditionals nest; lines under a false one are not read at all, as in
     // SpamAssassin (Conf/Parser.pm handle_conditional).
@@ -241,7 +245,7 @@ class SpamAssassinImporter {
     }
     if (directive == "else" || directive == "endif") {
       if (conditions_.empty()) {
-        reject(line_no, {}, directive + " without if/ifplugin");
+        reject(line_no, {}, lowered + " without if/ifplugin");
       } else if (directive == "else") {
         conditions_.back().value = !conditions_.back().value;
       } else {
@@ -261,7 +265,7 @@ class SpamAssassinImporter {
 
     if (directive == "body" || directive == "rawbody" || directive == "full" ||
         directive == "uri") {
-      parse_body_like(line_no, directive, rest);
+      parse_body_like(line_no, lowered, rest);
     } else if (directive == "header") {
       parse_header(line_no, rest);
     } else if (directive == "meta") {
@@ -271,7 +275,7 @@ class SpamAssassinImporter {
     } else if (directive == "tflags") {
       parse_tflags(line_no, rest);
     } else if (directive.starts_with("replace_")) {
-      parse_replace(line_no, directive, rest);
+      parse_replace(line_no, lowered, rest);
     } else if (const char* kind = skipped_directive_kind(directive)) {
       skip(pop_token(&rest), kind);
     }
@@ -364,14 +368,27 @@ class SpamAssassinImporter {
       }
       out += expr[i++];
     }
-    std::vector<RuleError> errors;
-    MetaProgram program = MetaProgram::compile({MetaRule{"if", out, std::string(source_), line_no}}, &errors);
-    if (!errors.empty()) {
-      reject(line_no, {}, "cannot evaluate conditional '" + expr + "': " + errors.front().message);
+    // `out` is a constant expression now, and SpamAssassin's files repeat a
+    // few of them hundreds of times (926 conditionals, 93 of them one
+    // `can(...)`): each distinct text is compiled and evaluated once.
+    auto [cached, fresh] = conditions_seen_.try_emplace(out);
+    if (fresh) {
+      std::vector<RuleError> errors;
+      MetaProgram program = MetaProgram::compile({MetaRule{"if", out, std::string(source_), line_no}}, &errors);
+      cached->second = errors.empty() ? ConditionValue{!program.evaluate({}).empty(), {}}
+                                      : ConditionValue{false, errors.front().message};
+    }
+    if (!cached->second.error.empty()) {
+      reject(line_no, {}, "cannot evaluate conditional '" + expr + "': " + cached->second.error);
       return false;
     }
-    return !program.evaluate({}).empty();
+    return cached->second.value;
   }
+  struct ConditionValue {
+    bool value = false;
+    std::string error;  // the meta parser's, when the expression is not one
+  };
+  std::unordered_map<std::string, ConditionValue> conditions_seen_;  // condition(): by constant expression
 
   void reject(unsigned line_no, std::string_view id, std::string message) {
     rejected_.push_back(RuleError{std::string(source_), line_no, std::string(id),
@@ -804,9 +821,24 @@ class SpamAssassinImporter {
             part.substr(at + replace_start_.size(), len - replace_start_.size() - replace_end_.size());
         const std::string* replacement = lookup(tags_, name);
         if (!perl_true(replacement)) continue;
-        std::string tag = replace_start_ + name + replace_end_;
-        for (std::size_t p = part.find(tag); p != std::string::npos; p = part.find(tag, p + replacement->size())) {
-          part.replace(p, tag.size(), *replacement);
+        // Perl's s/\Q$tag\E/$replacement/g: every occurrence, left to right,
+        // none found inside a replacement.  Built in one pass (the same
+        // occurrences: a search resumes after each tag, in text the
+        // replacement does not change); replacing in place moved the rest
+        // of the part once per occurrence, and the FUZZY_* tags occur
+        // hundreds of times in patterns of tens of KB.
+        const std::string tag = replace_start_ + name + replace_end_;
+        if (std::size_t p = part.find(tag); p != std::string::npos) {
+          std::string out;
+          out.reserve(part.size() + replacement->size());
+          std::size_t from = 0;
+          for (; p != std::string::npos; p = part.find(tag, from)) {
+            out.append(part, from, p - from);
+            out += *replacement;
+            from = p + tag.size();
+          }
+          out.append(part, from);
+          part = std::move(out);
         }
         // Perl's /<[^>]+>/: another pass expands tags inside tags.
         for (std::size_t lt = replacement->find('<'); lt != std::string::npos && !again;
