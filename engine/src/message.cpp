@@ -30,12 +30,9 @@ std::shared_ptr<const MessagePlan> MessagePlan::build(const RuleSet& rules, std:
     plan->rules_.emplace(rule.id, std::move(info));
   }
   plan->metas_ = MetaProgram::compile(rules.metas, errors);
-  for (auto& [meta, deps] : plan->metas_.rule_dependencies()) {
-    std::vector<std::string> off;
-    for (auto& d : deps)
-      if (rules.unsupported.count(d)) off.push_back(d);
-    if (!off.empty()) plan->metas_with_unsupported_.emplace_back(meta, std::move(off));
-  }
+  if (!rules.unsupported.empty())
+    plan->metas_with_unsupported_ =
+        plan->metas_.rule_dependencies([&](const std::string& d) { return rules.unsupported.count(d) > 0; });
   return plan;
 }
 

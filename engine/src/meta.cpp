@@ -249,11 +249,16 @@ MetaProgram MetaProgram::compile(const std::vector<MetaRule>& metas, std::vector
     const MetaRule* rule;
     std::vector<Instr> code;
     std::vector<std::string> names;  // kLoad slots index this until relinked
+    // names[k] as a meta: its index in `parsed`, or kNotMeta.  Looked up
+    // once: SpamAssassin's ~1,500 metas read ~6,000 names, and each was
+    // hashed again by every pass below (40% of a start's meta build).
+    std::vector<std::size_t> meta_of;
   };
+  constexpr std::size_t kNotMeta = static_cast<std::size_t>(-1);
   std::vector<Parsed> parsed;
   std::unordered_map<std::string, std::size_t> by_name;  // meta id -> index in parsed
   for (const MetaRule& m : metas) {
-    Parsed p{&m, {}, {}};
+    Parsed p{&m, {}, {}, {}};
     std::string error;
     if (!Parser(m.expression).parse(&p.code, &p.names, &error)) {
       report(m, error + ": '" + m.expression + "'");
@@ -266,6 +271,13 @@ MetaProgram MetaProgram::compile(const std::vector<MetaRule>& metas, std::vector
     by_name.emplace(m.id, parsed.size());
     parsed.push_back(std::move(p));
   }
+  for (Parsed& p : parsed) {
+    p.meta_of.reserve(p.names.size());
+    for (const auto& name : p.names) {
+      auto it = by_name.find(name);
+      p.meta_of.push_back(it == by_name.end() ? kNotMeta : it->second);
+    }
+  }
 
   // Order metas so every meta comes after the metas it reads (Kahn's
   // algorithm).  Those left over sit on or behind a cycle: SpamAssassin
@@ -274,10 +286,8 @@ MetaProgram MetaProgram::compile(const std::vector<MetaRule>& metas, std::vector
   std::vector<std::size_t> pending(parsed.size(), 0);
   for (std::size_t i = 0; i < parsed.size(); ++i) {
     std::set<std::size_t> deps;
-    for (const auto& name : parsed[i].names) {
-      auto it = by_name.find(name);
-      if (it != by_name.end()) deps.insert(it->second);
-    }
+    for (std::size_t m : parsed[i].meta_of)
+      if (m != kNotMeta) deps.insert(m);
     pending[i] = deps.size();
     for (std::size_t d : deps) readers[d].push_back(i);
   }
@@ -299,18 +309,16 @@ MetaProgram MetaProgram::compile(const std::vector<MetaRule>& metas, std::vector
   std::vector<bool> blocked(parsed.size(), false);
   for (std::size_t i : order) {
     blocked[i] = parsed[i].rule->disabled;
-    for (const auto& name : parsed[i].names) {
-      auto it = by_name.find(name);
-      if (it != by_name.end() && blocked[it->second]) blocked[i] = true;
-    }
+    for (std::size_t m : parsed[i].meta_of)
+      if (m != kNotMeta && blocked[m]) blocked[i] = true;
   }
   std::erase_if(order, [&](std::size_t i) { return blocked[i]; });
   for (std::size_t i = 0; i < parsed.size(); ++i) {
     if (solved[i]) continue;
     std::string unsolved;
-    for (const auto& name : parsed[i].names) {
-      auto it = by_name.find(name);
-      if (it != by_name.end() && !solved[it->second]) unsolved += (unsolved.empty() ? "" : ", ") + name;
+    for (std::size_t k = 0; k < parsed[i].names.size(); ++k) {
+      std::size_t m = parsed[i].meta_of[k];
+      if (m != kNotMeta && !solved[m]) unsolved += (unsolved.empty() ? "" : ", ") + parsed[i].names[k];
     }
     report(*parsed[i].rule, "excluded: meta dependency loop through " + unsolved);
   }
@@ -318,27 +326,38 @@ MetaProgram MetaProgram::compile(const std::vector<MetaRule>& metas, std::vector
   // Value slots: every name read that is not a solved meta (rules, unknown
   // names, excluded metas: all 0 unless a rule of that name hit), then one
   // per solved meta.
+  // A name's slot is decided here once per (meta, name) and kept beside
+  // it (slot_of_name), so relinking needs no lookup.
   MetaProgram out;
   std::unordered_map<std::string, std::uint32_t> slot_of;
-  for (std::size_t i : order)
-    for (const auto& name : parsed[i].names) {
-      auto it = by_name.find(name);
-      if ((it == by_name.end() || !solved[it->second]) && !slot_of.count(name)) {
-        slot_of.emplace(name, static_cast<std::uint32_t>(out.slot_names_.size()));
-        out.slot_names_.push_back(name);
-      }
-    }
-  out.rule_slots_ = static_cast<std::uint32_t>(out.slot_names_.size());
-  out.rule_slot_ = slot_of;
+  std::vector<std::vector<std::uint32_t>> slot_of_name(parsed.size());
+  constexpr std::uint32_t kMetaSlot = static_cast<std::uint32_t>(-1);  // filled below
   for (std::size_t i : order) {
-    slot_of.emplace(parsed[i].rule->id, static_cast<std::uint32_t>(out.slot_names_.size()));
+    const Parsed& p = parsed[i];
+    slot_of_name[i].resize(p.names.size(), kMetaSlot);
+    for (std::size_t k = 0; k < p.names.size(); ++k) {
+      std::size_t m = p.meta_of[k];
+      if (m != kNotMeta && solved[m]) continue;
+      auto [it, fresh] = slot_of.try_emplace(p.names[k], static_cast<std::uint32_t>(out.slot_names_.size()));
+      if (fresh) out.slot_names_.push_back(p.names[k]);
+      slot_of_name[i][k] = it->second;
+    }
+  }
+  out.rule_slots_ = static_cast<std::uint32_t>(out.slot_names_.size());
+  out.rule_slot_ = std::move(slot_of);
+  // Solved metas take the slots after the rules', in evaluation order.
+  std::vector<std::uint32_t> meta_slot(parsed.size(), kMetaSlot);
+  for (std::size_t i : order) {
+    meta_slot[i] = static_cast<std::uint32_t>(out.slot_names_.size());
     out.slot_names_.push_back(parsed[i].rule->id);
   }
   for (std::size_t i : order) {
     Parsed& p = parsed[i];
+    for (std::size_t k = 0; k < p.names.size(); ++k)
+      if (slot_of_name[i][k] == kMetaSlot) slot_of_name[i][k] = meta_slot[p.meta_of[k]];
     for (Instr& in : p.code)
-      if (in.op == Op::kLoad) in.slot = slot_of.at(p.names[in.slot]);
-    out.metas_.push_back(Meta{p.rule->id, slot_of.at(p.rule->id), std::move(p.code)});
+      if (in.op == Op::kLoad) in.slot = slot_of_name[i][in.slot];
+    out.metas_.push_back(Meta{p.rule->id, meta_slot[i], std::move(p.code)});
   }
   return out;
 }
@@ -364,12 +383,18 @@ std::vector<std::pair<std::string, double>> MetaProgram::evaluate(
   return hits;
 }
 
-std::vector<std::pair<std::string, std::vector<std::string>>> MetaProgram::rule_dependencies() const {
+std::vector<std::pair<std::string, std::vector<std::string>>> MetaProgram::rule_dependencies(
+    const std::function<bool(const std::string&)>& among) const {
+  // The filter once per rule slot, not once per reference.
+  std::vector<char> kept(rule_slots_, 1);
+  if (among)
+    for (std::uint32_t s = 0; s < rule_slots_; ++s) kept[s] = among(slot_names_[s]) ? 1 : 0;
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
   for (const Meta& m : metas_) {
     std::vector<std::string> deps;
     for (const Instr& in : m.code)
-      if (in.op == Op::kLoad && in.slot < rule_slots_) deps.push_back(slot_names_[in.slot]);
+      if (in.op == Op::kLoad && in.slot < rule_slots_ && kept[in.slot]) deps.push_back(slot_names_[in.slot]);
+    if (among && deps.empty()) continue;
     std::sort(deps.begin(), deps.end());
     deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
     out.emplace_back(m.id, std::move(deps));

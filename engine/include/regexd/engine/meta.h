@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,8 +52,11 @@ class MetaProgram {
       std::span<const std::pair<std::string, unsigned>> rule_hits) const;
 
   std::size_t size() const { return metas_.size(); }
-  // The names each meta references that are not metas (for reports).
-  std::vector<std::pair<std::string, std::vector<std::string>>> rule_dependencies() const;
+  // The names each meta references that are not metas (for reports), sorted,
+  // per meta in evaluation order.  With `among`, only the names it accepts,
+  // and only the metas left with at least one.
+  std::vector<std::pair<std::string, std::vector<std::string>>> rule_dependencies(
+      const std::function<bool(const std::string&)>& among = {}) const;
 
   // Internal representation, public for the compiler in meta.cpp.
   enum class Op : std::uint8_t {
