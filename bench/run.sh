@@ -11,7 +11,7 @@ reps=${REPS:-3}
 bin=build/bench/bench
 [[ -x $bin/regexd_scan_bench ]] || { echo "run: build first: cmake --preset bench && cmake --build build/bench" >&2; exit 1; }
 mkdir -p "$out"
-for b in scan cache compile; do
+for b in scan cache compile start; do
   echo "run: regexd_${b}_bench" >&2
   "$bin/regexd_${b}_bench" --benchmark_repetitions="$reps" --benchmark_out="$out/$b.json" \
     --benchmark_out_format=json | tee "$out/$b.txt"

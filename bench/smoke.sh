@@ -26,7 +26,7 @@ else
 fi
 export REGEXD_BENCH_SMOKE=1
 
-for b in compile scan cache re2_sets; do
+for b in compile scan cache start re2_sets; do
   exe=$bin/regexd_${b}_bench
   [[ -x $exe ]] || { echo "bench smoke: $exe not built" >&2; exit 1; }
   if ! "$exe" --benchmark_min_time=0.01 --benchmark_out="$out/$b.json" --benchmark_out_format=json \
