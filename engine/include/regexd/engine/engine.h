@@ -127,9 +127,17 @@ struct CompileOptions {
   // alone, summed (ms, measured with the cost check), is compiled as up to
   // `threads` databases at once, each scanned.  Hyperscan's compile time
   // grows faster than its rule count, so a split saves work as well as wall
-  // time.  Negative: never split.  Only compile and scan speed depend on it,
-  // never an answer, so it is not part of the cache key.
-  double split_min_ms = 2000;
+  // time; but every part is one more pass of Hyperscan over the buffer.
+  // 5000: SpamAssassin's body as the planner leaves it (320-390 Hyperscan
+  // rules, ~2000 ms by this sum, 2.4-3.0 s to compile as one database)
+  // scanned 500 corpus messages in 33-35 ms of Hyperscan unsplit and 36-47
+  // split, in halves that depend on timing noise (docs/benchmarks.md,
+  // 2026-12-03); at 2000 it was split in some compiles and not others.  The
+  // body of before the planner (533 rules, 5,000-7,000 ms, 29 s as one
+  // database) is still split.  Negative: never split.  Only compile and
+  // scan speed depend on it, never an answer, so it is not part of the
+  // cache key.
+  double split_min_ms = 5000;
   // The text every measurement above runs on (docs/rules.md, "Planner"):
   // null or empty = the built-in mail-like text; else an operator's own
   // sample, e.g. from load_calibration_dir() (regexd/engine/calibration.h).
