@@ -33,6 +33,16 @@ constexpr std::size_t kMaxSetRules = 6;
 // one compile's set took 7.7 ms and another's 263 ms (more rules had left
 // Hyperscan for it, and together their states no longer fit 8 MiB).
 constexpr std::size_t kMaxShortSetRules = 64;
+// A short-repeat set may start with a rule that does not pay alone
+// (pack_sets, planner.h) only while its class has fewer short-repeat sets
+// than this.  SpamAssassin's body, 500 corpus messages, CPU 1, one process
+// per plan (docs/benchmarks.md, 2026-12-03): the second set of 64 took
+// rules worth ~18 ms per pass out of Hyperscan (453 -> 390 rules in its
+// database: 51-54 -> 32-35 ms), a third and more bought nothing there
+// (390, 324, 138 rules: 32-35, 32-35, 31.8 ms) and each is one more DFA
+// that mail new to the scanning thread fills (six such sets: 205-209 ms
+// per 500 new messages against 161-192 with two).
+constexpr std::size_t kTentativeUpTo = 2;
 // Rules are offered to a set this many at a time (then one by one when a
 // group does not pay), which keeps the number of trial compiles small.
 constexpr std::size_t kGroup = 4;
@@ -103,47 +113,13 @@ std::string us(double ns) {
   return buf;
 }
 
-struct Candidate {
-  std::uint32_t id;
-  double here;          // cost where the rule is now (ns per pass), kInf if Hyperscan cannot take it alone in time
-  double re2_alone;     // its RE2 translation alone
-  double re2_small;     // the same with the small DFA memory (cost.h), or with small_mem
-  long long small_mem;  // the least memory (kRe2MeasureMaxMem, doubled) its program runs with
-  bool exact;
-  std::string pattern;
-};
-
-// The groups a class's candidates are packed in, each into sets of its own.
-enum class Group {
-  // re2_short_repeats_only(): sets of up to kMaxShortSetRules do not blow
-  // up, so they are measured with the scanner's DFA memory (a set of dozens
-  // of look-alike alternations does not fit the small memory as a program).
-  kShortRepeats,
-  // The others, measured with the small memory (kRe2MeasureMaxMem)...
-  kLongGaps,
-  // ...except those whose program needs more to run at all (RE2 refuses a
-  // set whose DFA cannot hold a few states of its program): measured with
-  // the least memory, doubling from the small one, that the trial runs with.
-  // A DFA state holds the program positions alive at a byte, so a larger
-  // program's states are larger and the least memory it runs with is as
-  // tight for it as the small memory is for the others.  They share sets
-  // only among themselves: with a small-program rule in the set, that
-  // memory would no longer be tight for the small rule's states (a set that
-  // thrashed on mail measured 2,049 us on its trigger text with 1 MiB and
-  // 123 us with 2 MiB against 116 on the calibration text).  SpamAssassin's
-  // __FILL_THIS_FORM_SHORT1, _SHORT2 and _PARTIAL each sat alone in a set
-  // before: 12.8 ms per pass over the 500 corpus messages as three sets,
-  // 5.6-5.8 ms as one (docs/benchmarks.md).
-  kLargePrograms,
-};
-
-const char* group_name(Group g) {
+const char* group_name(SetGroup g) {
   switch (g) {
-    case Group::kShortRepeats:
+    case SetGroup::kShortRepeats:
       return " of short-repeat rules";
-    case Group::kLargePrograms:
+    case SetGroup::kLargePrograms:
       return " of large-program rules";
-    case Group::kLongGaps:
+    case SetGroup::kLongGaps:
       break;
   }
   return "";
@@ -151,25 +127,25 @@ const char* group_name(Group g) {
 
 // measure_re2() with `mem`, or, for kLargePrograms, with the least of
 // `mem`, 2 * mem, ... up to kRe2SetMaxMem that the set runs with (*used).
-bool measure_group(Group g, const std::vector<std::string>& patterns, const Calibration& cal, long long mem,
+bool measure_group(SetGroup g, const std::vector<std::string>& patterns, const Calibration& cal, long long mem,
                    Re2Sample* out, long long* used) {
   for (;; mem *= 2) {
     *used = mem;
     if (measure_re2(patterns, cal, out, mem)) return true;
-    if (g != Group::kLargePrograms || mem >= kRe2SetMaxMem) return false;
+    if (g != SetGroup::kLargePrograms || mem >= kRe2SetMaxMem) return false;
   }
 }
 
-// Greedy packing of one group of a class's candidates (see planner.h),
-// most expensive first.  Returns the sets; why[] gets a reason per moved
-// rule.
-std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, const Calibration& cal,
-                                             std::vector<std::string>& why, std::vector<Tier>& tier, Group kind) {
-  const bool short_repeats = kind == Group::kShortRepeats;
+}  // namespace
+
+std::vector<std::vector<std::uint32_t>> pack_sets(std::vector<SetCandidate>& cands, const SetMeter& meter,
+                                                  std::vector<std::string>& why, std::vector<Tier>& tier,
+                                                  SetGroup kind) {
+  const bool short_repeats = kind == SetGroup::kShortRepeats;
   const std::size_t max_rules = short_repeats ? kMaxShortSetRules : kMaxSetRules;
   // Dearest first; rules whose costs fall in one cost_step keep rule order
   // (planner.h says why).
-  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+  std::sort(cands.begin(), cands.end(), [](const SetCandidate& a, const SetCandidate& b) {
     const long ba = cost_step(a.here), bb = cost_step(b.here);
     return ba != bb ? ba > bb : a.id < b.id;
   });
@@ -178,15 +154,35 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
   std::vector<std::string> cur_pat;
   double cur_ns = 0;
   long long cur_mem = 0;  // the least memory the set runs with (kLargePrograms)
+  // A tentative set (planner.h): what its rules cost where they were, and
+  // their tiers and reasons before they joined, to put back if it does not pay.
+  bool tentative = false, tentative_failed = false;
+  double cur_here = 0;
+  std::vector<std::pair<Tier, std::string>> before;
   auto close = [&] {
-    if (!cur.empty()) sets.push_back(std::move(cur));
+    if (tentative && !(cur_here > cur_ns)) {
+      for (std::size_t k = 0; k < cur.size(); ++k) {
+        tier[cur[k]] = before[k].first;
+        why[cur[k]] = std::move(before[k].second);
+      }
+      tentative_failed = true;
+    } else if (!cur.empty()) {
+      if (tentative)
+        why[cur.front()] += " (" + std::to_string(cur.size()) + " rules: " + us(cur_here) + " where they were, " +
+                            us(cur_ns) + " as a set)";
+      sets.push_back(std::move(cur));
+    }
     cur.clear();
     cur_pat.clear();
-    cur_ns = 0;
+    before.clear();
+    cur_ns = cur_here = 0;
+    tentative = false;
   };
-  auto take = [&](const Candidate& c, const char* how) {
+  auto take = [&](const SetCandidate& c, const std::string& how) {
+    before.emplace_back(tier[c.id], why[c.id]);
     cur.push_back(c.id);
     cur_pat.push_back(c.pattern);
+    cur_here += c.here;
     tier[c.id] = c.exact ? Tier::kRe2 : Tier::kRe2Prefilter;
     why[c.id] = std::string(c.exact ? "re2" : "re2 superset (pcre2 confirms)") + ": " + us(c.here) +
                 " where it was, " + us(c.re2_alone) + " alone in RE2; " + how;
@@ -195,12 +191,19 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
   while (i < cands.size() && cands[i].here > kFloorNs) {
     if (cur.empty()) {
       // A new set starts with a rule that pays on its own, measured with the
-      // scanner's DFA memory.
+      // scanner's DFA memory; a short-repeat set also with one that does
+      // not, tentatively (planner.h).
       if (cands[i].re2_alone < cands[i].here) {
-        take(cands[i], (std::string("starts a set") + group_name(kind)).c_str());
-        cur_ns = short_repeats ? cands[i].re2_alone : cands[i].re2_small;
-        cur_mem = cands[i].small_mem;
+        take(cands[i], std::string("starts a set") + group_name(kind));
+      } else if (short_repeats && sets.size() < kTentativeUpTo && !tentative_failed) {
+        take(cands[i], std::string("starts a set") + group_name(kind) + " that pays with the rules that join it");
+        tentative = true;
+      } else {
+        ++i;
+        continue;
       }
+      cur_ns = short_repeats ? cands[i].re2_alone : cands[i].re2_small;
+      cur_mem = cands[i].small_mem;
       ++i;
       group = kGroup;
       continue;
@@ -215,12 +218,14 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
       alone += short_repeats ? cands[k].re2_alone : cands[k].re2_small;
     }
     // A larger set runs with no less memory than any of its rules.
-    long long least = short_repeats ? kRe2SetMaxMem : kind == Group::kLargePrograms ? cur_mem : kRe2MeasureMaxMem;
-    if (kind == Group::kLargePrograms)
+    long long least = short_repeats                         ? kRe2SetMaxMem
+                      : kind == SetGroup::kLargePrograms ? cur_mem
+                                                         : kRe2MeasureMaxMem;
+    if (kind == SetGroup::kLargePrograms)
       for (std::size_t k = i; k < i + n; ++k) least = std::max(least, cands[k].small_mem);
     Re2Sample s;
     long long mem = 0;
-    bool ok = measure_group(kind, trial, cal, least, &s, &mem);
+    bool ok = meter.measure(kind, trial, least, &s, &mem);
     double delta = ok ? s.ns - cur_ns : kInf;
     // Joining must pay (cheaper than where the rules are) and must not blow
     // the set's DFA up: with the small DFA memory, a set may not cost more
@@ -230,16 +235,8 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
     // Nor may it multiply its states once its rules' gaps open, which the
     // calibration text rarely does (trigger_text.h).  Short-repeat sets
     // have no gaps to open.
-    auto multiplies = [&] {
-      if (short_repeats) return false;
-      const std::string text = trigger_text(cal.text(), trial);
-      Re2Sample t;
-      if (!measure_re2(trial, text, cal, &t, mem)) return true;
-      return t.ns > kTriggerSlack * s.ns * static_cast<double>(text.size()) / static_cast<double>(cal.size());
-    };
-    if (ok && delta < gain && delta <= alone && !multiplies()) {
-      for (std::size_t k = i; k < i + n; ++k)
-        take(cands[k], (std::string("joined a set") + group_name(kind)).c_str());
+    if (ok && delta < gain && delta <= alone && (short_repeats || !meter.multiplies(trial, s, mem))) {
+      for (std::size_t k = i; k < i + n; ++k) take(cands[k], std::string("joined a set") + group_name(kind));
       cur_ns = s.ns;
       cur_mem = mem;
       i += n;
@@ -253,6 +250,22 @@ std::vector<std::vector<std::uint32_t>> pack(std::vector<Candidate>& cands, cons
   }
   close();
   return sets;
+}
+
+namespace {
+
+// The planner's meter: measured on the calibration text.
+SetMeter calibration_meter(const Calibration& cal) {
+  SetMeter m;
+  m.measure = [&cal](SetGroup g, const std::vector<std::string>& patterns, long long mem, Re2Sample* out,
+                     long long* used) { return measure_group(g, patterns, cal, mem, out, used); };
+  m.multiplies = [&cal](const std::vector<std::string>& patterns, const Re2Sample& s, long long mem) {
+    const std::string text = trigger_text(cal.text(), patterns);
+    Re2Sample t;
+    if (!measure_re2(patterns, text, cal, &t, mem)) return true;
+    return t.ns > kTriggerSlack * s.ns * static_cast<double>(text.size()) / static_cast<double>(cal.size());
+  };
+  return m;
 }
 
 }  // namespace
@@ -355,7 +368,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
   plan.re2_sets.resize(nclasses);
   if (!options.cost_check || options.pcre2_only) return plan;
   const std::size_t bytes = cal.size();
-  std::vector<std::optional<Candidate>> cand(n);
+  std::vector<std::optional<SetCandidate>> cand(n);
   // Rules that leave Hyperscan whatever happens (see `here` below), with
   // PCRE2's cost known: PCRE2 answers those RE2 does not take.
   std::vector<std::uint8_t> leave_hs(n, 0);
@@ -405,12 +418,12 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
         // nearly every buffer: only its exact form may join a set then.
         if (measure_re2({t->pattern}, cal, &r, kRe2SetMaxMem) && (t->strength == Re2Strength::kExact || !r.fired)) {
           // Its cost with the least memory its program runs with: the small
-          // memory, or more for a large program (Group::kLargePrograms).
+          // memory, or more for a large program (SetGroup::kLargePrograms).
           long long small_mem = 0;
-          if (!measure_group(Group::kLargePrograms, {t->pattern}, cal, kRe2MeasureMaxMem, &small, &small_mem))
+          if (!measure_group(SetGroup::kLargePrograms, {t->pattern}, cal, kRe2MeasureMaxMem, &small, &small_mem))
             small.ns = kInf;
           s.cost.re2_ns = static_cast<float>(r.ns);
-          cand[i] = Candidate{static_cast<std::uint32_t>(i), here, r.ns, small.ns, small_mem,
+          cand[i] = SetCandidate{static_cast<std::uint32_t>(i), here, r.ns, small.ns, small_mem,
                               t->strength == Re2Strength::kExact, std::move(t->pattern)};
         }
       }
@@ -419,7 +432,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
   });
 
   // Pack each class's candidates, classes in parallel.
-  std::vector<std::vector<Candidate>> per_class(nclasses);
+  std::vector<std::vector<SetCandidate>> per_class(nclasses);
   std::vector<std::string> pattern(n);
   for (std::size_t i = 0; i < n; ++i)
     if (cand[i]) {
@@ -428,18 +441,19 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
     }
   std::vector<Tier> tier(n);
   for (std::size_t i = 0; i < n; ++i) tier[i] = set.rules[i].tier;
+  const SetMeter meter = calibration_meter(cal);
   parallel_for(nclasses, nthreads, [&](std::size_t c) {
     if (per_class[c].empty()) return;
-    std::vector<Candidate> groups[3];
+    std::vector<SetCandidate> groups[3];
     for (auto& cd : per_class[c]) {
-      const Group g = re2_short_repeats_only(cd.pattern) ? Group::kShortRepeats
-                      : cd.small_mem > kRe2MeasureMaxMem ? Group::kLargePrograms
-                                                         : Group::kLongGaps;
+      const SetGroup g = re2_short_repeats_only(cd.pattern) ? SetGroup::kShortRepeats
+                      : cd.small_mem > kRe2MeasureMaxMem ? SetGroup::kLargePrograms
+                                                         : SetGroup::kLongGaps;
       groups[static_cast<int>(g)].push_back(std::move(cd));
     }
     // The order the sets are scanned in: as before, the long-gap sets first.
-    for (Group g : {Group::kLongGaps, Group::kLargePrograms, Group::kShortRepeats})
-      for (auto& s : pack(groups[static_cast<int>(g)], cal, plan.why, tier, g))
+    for (SetGroup g : {SetGroup::kLongGaps, SetGroup::kLargePrograms, SetGroup::kShortRepeats})
+      for (auto& s : pack_sets(groups[static_cast<int>(g)], meter, plan.why, tier, g))
         plan.re2_sets[c].push_back(std::move(s));
   });
   // Small classes: the dearest Hyperscan rules as one more set, when the
@@ -457,7 +471,7 @@ Plan plan_rules(CompiledSet& set, std::size_t nclasses, unsigned nthreads, const
     if (hs_now <= kFewHsRules || hs_now >= kCrowdedClass) return;
     std::vector<GroupCandidate> movable;
     for (auto i : database)
-      // Not a program too large for the small DFA memory (Group::kLargePrograms):
+      // Not a program too large for the small DFA memory (SetGroup::kLargePrograms):
       // SpamAssassin's __FILL_THIS_FORM_PARTIAL_RAW in such a group passed
       // every check on the built-in text and scanned the corpus in 60 ms
       // against ~5 without it.

@@ -19,7 +19,9 @@
 // of at most 6, rules whose RE2 program needs more than the small DFA
 // memory (below) to run at all only with each other (planner.cpp, Group).
 // Packing is greedy and measured, most expensive first: a set
-// starts with a rule that pays alone in RE2; rules join while the set's cost
+// starts with a rule that pays alone in RE2 (a short-repeat set also,
+// tentatively, with one that pays only with the rules that join it:
+// pack_sets below); rules join while the set's cost
 // grows by less than they cost where they are and (the others' sets),
 // measured with little DFA memory (cost.h kRe2MeasureMaxMem, or the least a
 // large program runs with), by no more than their RE2 costs one by one, nor
@@ -36,10 +38,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cost.h"
 #include "probe.h"
 #include "regexd/engine/compiled_set.h"
 
@@ -96,5 +100,79 @@ long cost_step(double ns);
 // A conservative text test: a pattern it refuses may still be fine.
 inline constexpr int kShortRepeat = 3;
 bool re2_short_repeats_only(std::string_view re2_pattern);
+
+// ---- Packing RE2 candidates into sets (planner.cpp) -------------------------
+// Exposed so that its decisions can be tested with made-up costs.
+
+// A rule that may leave its engine for an RE2 set.
+struct SetCandidate {
+  std::uint32_t id;
+  double here;          // cost where the rule is now (ns per pass); infinity if Hyperscan cannot take it alone in time
+  double re2_alone;     // its RE2 translation alone
+  double re2_small;     // the same with the small DFA memory (cost.h), or with small_mem
+  long long small_mem;  // the least memory (kRe2MeasureMaxMem, doubled) its program runs with
+  bool exact;           // the translation is exact (else a superset that PCRE2 confirms)
+  std::string pattern;  // the RE2 translation
+};
+
+// The groups a class's candidates are packed in, each into sets of its own.
+enum class SetGroup {
+  // re2_short_repeats_only(): sets of up to 64 do not blow up, so they are
+  // measured with the scanner's DFA memory (a set of dozens of look-alike
+  // alternations does not fit the small memory as a program).
+  kShortRepeats,
+  // The others, measured with the small memory (kRe2MeasureMaxMem)...
+  kLongGaps,
+  // ...except those whose program needs more to run at all (RE2 refuses a
+  // set whose DFA cannot hold a few states of its program): measured with
+  // the least memory, doubling from the small one, that the trial runs with.
+  // A DFA state holds the program positions alive at a byte, so a larger
+  // program's states are larger and the least memory it runs with is as
+  // tight for it as the small memory is for the others.  They share sets
+  // only among themselves: with a small-program rule in the set, that
+  // memory would no longer be tight for the small rule's states (a set that
+  // thrashed on mail measured 2,049 us on its trigger text with 1 MiB and
+  // 123 us with 2 MiB against 116 on the calibration text).  SpamAssassin's
+  // __FILL_THIS_FORM_SHORT1, _SHORT2 and _PARTIAL each sat alone in a set
+  // before: 12.8 ms per pass over the 500 corpus messages as three sets,
+  // 5.6-5.8 ms as one (docs/benchmarks.md).
+  kLargePrograms,
+};
+
+// How packing measures a trial set.  The planner's meter measures on the
+// calibration text (cost.h); tests give made-up costs.
+struct SetMeter {
+  // The set's cost, run with `mem` (kLargePrograms: the least of mem,
+  // 2 * mem, ... that it runs with, in *used); false if it does not run.
+  std::function<bool(SetGroup, const std::vector<std::string>& patterns, long long mem, Re2Sample* out,
+                     long long* used)>
+      measure;
+  // Whether the set, measured at `s` with `mem`, multiplies its DFA states
+  // once its rules' gaps open (trigger_text.h).  Not asked for short-repeat
+  // sets, which have no gaps to open.
+  std::function<bool(const std::vector<std::string>& patterns, const Re2Sample& s, long long mem)> multiplies;
+};
+
+// Greedy packing of one group of a class's candidates (see the top of this
+// file), most expensive first; `cands` is reordered.  Returns the sets; a
+// rule put in a set gets its RE2 tier in tier[id] and a reason in why[id],
+// every other rule keeps both.
+//
+// A set starts with a rule that pays on its own (its RE2 pass is cheaper
+// than where it is).  Short-repeat sets also start with one that does not,
+// tentatively: after a first full set of 64, the next candidate is often
+// a few percent short of paying alone (its Hyperscan cost against one DFA
+// pass), while the 60-odd that would join it pay many times over together;
+// whether such a set formed then turned on the timing noise of that one
+// rule, and SpamAssassin's body kept 64 rules more or fewer in Hyperscan
+// from compile to compile.  A tentative set is kept only if its rules' costs
+// where they were, summed, exceed the set's measured cost; else its rules go
+// back, and the group starts no more tentative sets.  Only while the class
+// has fewer than two short-repeat sets (planner.cpp, kTentativeUpTo: a
+// third bought nothing measurable, and each set is one more DFA that new
+// mail fills).
+std::vector<std::vector<std::uint32_t>> pack_sets(std::vector<SetCandidate>& cands, const SetMeter& meter,
+                                                  std::vector<std::string>& why, std::vector<Tier>& tier,
+                                                  SetGroup kind);
 
 }  // namespace regexd::engine::detail

@@ -464,6 +464,116 @@ TEST(Planner, CostStepsGroupCloseCostsAndKeepTheOrderOfFarOnes) {
   EXPECT_GT(same, 150);
 }
 
+// ---- pack_sets with made-up costs ------------------------------------------
+
+// `n` short-repeat candidates (ids from `first`), each costing `here` ns
+// where it is and `re2` alone in RE2.
+std::vector<detail::SetCandidate> candidates(std::uint32_t first, std::size_t n, double here, double re2) {
+  std::vector<detail::SetCandidate> c;
+  for (std::uint32_t i = first; i < first + n; ++i)
+    c.push_back({i, here, re2, re2, 0, true, "w" + std::to_string(i) + "[a-z]{0,3}x"});
+  return c;
+}
+
+// A meter whose set of k rules costs `first + step * (k - 1)` ns, counting
+// its calls.
+detail::SetMeter linear_meter(double first, double step, int* calls) {
+  detail::SetMeter m;
+  m.measure = [=](detail::SetGroup, const std::vector<std::string>& p, long long mem, detail::Re2Sample* out,
+                  long long* used) {
+    ++*calls;
+    out->ns = first + step * static_cast<double>(p.size() - 1);
+    *used = mem;
+    return true;
+  };
+  m.multiplies = [](const std::vector<std::string>&, const detail::Re2Sample&, long long) { return false; };
+  return m;
+}
+
+struct Packed {
+  std::vector<std::vector<std::uint32_t>> sets;
+  std::vector<std::string> why;
+  std::vector<Tier> tier;
+};
+
+Packed pack(std::vector<detail::SetCandidate> c, const detail::SetMeter& m, detail::SetGroup g, std::size_t n) {
+  Packed p{{}, std::vector<std::string>(n, "was here"), std::vector<Tier>(n, Tier::kNative)};
+  p.sets = detail::pack_sets(c, m, p.why, p.tier, g);
+  return p;
+}
+
+// After a full set of 64, the next short-repeat candidate is often a little
+// short of paying alone while the dozens after it pay many times over
+// together: the set forms anyway (before, it formed or not with that one
+// rule's timing noise).
+TEST(Planner, AShortRepeatSetStartsWithARuleThatPaysOnlyWithTheRulesThatJoinIt) {
+  int calls = 0;
+  auto m = linear_meter(6000, 100, &calls);
+  auto c = candidates(0, 1, 10000, 6000);                        // pays alone
+  for (auto& x : candidates(1, 69, 5000, 6000)) c.push_back(x);  // each short of paying alone
+  auto p = pack(c, m, detail::SetGroup::kShortRepeats, 70);
+  ASSERT_EQ(p.sets.size(), 2u);
+  EXPECT_EQ(p.sets[0].size(), 64u);
+  EXPECT_EQ(p.sets[1].size(), 6u);
+  for (std::uint32_t i = 0; i < 70; ++i) EXPECT_EQ(p.tier[i], Tier::kRe2) << i;
+  EXPECT_NE(p.why[0].find("starts a set of short-repeat rules"), std::string::npos) << p.why[0];
+  const std::string& starter = p.why[p.sets[1].front()];
+  EXPECT_NE(starter.find("pays with the rules that join it (6 rules: 30.0 us where they were, 6.5 us as a set)"),
+            std::string::npos)
+      << starter;
+
+  // Only while the class has fewer than two short-repeat sets
+  // (kTentativeUpTo): every set is one more DFA whose states new mail
+  // builds.  With 139 candidates short of paying alone, the last 11 stay
+  // where they are.
+  c = candidates(0, 1, 10000, 6000);
+  for (auto& x : candidates(1, 139, 5000, 6000)) c.push_back(x);
+  p = pack(c, m, detail::SetGroup::kShortRepeats, 140);
+  ASSERT_EQ(p.sets.size(), 2u);
+  EXPECT_EQ(p.sets[0].size(), 64u);
+  EXPECT_EQ(p.sets[1].size(), 64u);
+  for (std::uint32_t i = 0; i < 140; ++i) EXPECT_EQ(p.tier[i], i < 128 ? Tier::kRe2 : Tier::kNative) << i;
+}
+
+// A tentative set whose rules together cost less where they were than the
+// set does goes back whole: tiers and reasons as before, no set, and no
+// more tentative starts in the group (the candidates left are cheaper).
+TEST(Planner, ATentativeSetThatDoesNotPayGivesItsRulesBack) {
+  int calls = 0;
+  auto m = linear_meter(20000, 100, &calls);
+  auto p = pack(candidates(0, 4, 3100, 20000), m, detail::SetGroup::kShortRepeats, 4);
+  EXPECT_TRUE(p.sets.empty());
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(p.tier[i], Tier::kNative) << i;
+    EXPECT_EQ(p.why[i], "was here") << i;
+  }
+  // The three joined one trial (4 rules: 12.4 us against 20.3 us as a set):
+  // one measurement, then no other start.
+  EXPECT_EQ(calls, 1);
+
+  // Each join too dear: the first rule alone is given back, and the rest
+  // are not tried as starters.
+  calls = 0;
+  auto dear = linear_meter(6000, 5500, &calls);
+  auto q = pack(candidates(0, 8, 5000, 6000), dear, detail::SetGroup::kShortRepeats, 8);
+  EXPECT_TRUE(q.sets.empty());
+  for (std::uint32_t i = 0; i < 8; ++i) EXPECT_EQ(q.tier[i], Tier::kNative) << i;
+  EXPECT_EQ(calls, 3);  // groups of 4, 2, 1 after the first rule
+}
+
+// Long-gap sets still start only with a rule that pays alone: their states
+// multiply on mail, so the sum of what their rules cost is no bound.
+TEST(Planner, ALongGapSetStartsOnlyWithARuleThatPaysAlone) {
+  int calls = 0;
+  auto m = linear_meter(6000, 100, &calls);
+  auto p = pack(candidates(0, 6, 5000, 6000), m, detail::SetGroup::kLongGaps, 6);
+  EXPECT_TRUE(p.sets.empty());
+  EXPECT_EQ(calls, 0);
+  auto q = pack(candidates(0, 6, 7000, 6000), m, detail::SetGroup::kLongGaps, 6);
+  ASSERT_EQ(q.sets.size(), 1u);
+  EXPECT_EQ(q.sets[0].size(), 6u);
+}
+
 // A set of many short-repeat rules (as SpamAssassin's look-alike rules end
 // up) answers as PCRE2 does, within the scanner's DFA memory.
 TEST(Re2Tier, ABigSetOfShortRepeatRulesAnswersAsPcre2) {
