@@ -17,7 +17,7 @@
 // multiply each other's DFA states.  Rules whose RE2 pattern has only short
 // repeats (re2_short_repeats_only) share sets of up to 64; the others sets
 // of at most 6, rules whose RE2 program needs more than the small DFA
-// memory (below) to run at all only with each other (planner.cpp, Group).
+// memory (below) to run at all only with each other (SetGroup, below).
 // Packing is greedy and measured, most expensive first: a set
 // starts with a rule that pays alone in RE2 (a short-repeat set also,
 // tentatively, with one that pays only with the rules that join it:
